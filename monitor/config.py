@@ -1,0 +1,448 @@
+"""Configuration: a TOML file in, frozen and validated ``MonitorConfig`` out.
+
+Every mistake becomes one ``ConfigError`` whose message names the file, the key
+(``feeds[2].url``) and what was expected. Unknown keys are errors, never silently
+dropped. ``${VAR}`` in a string is read from the environment; a missing variable is
+an error. The config object is passed down explicitly; nothing reads it globally.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULT_USER_AGENT = "ceasefire-monitor/0.1 (+https://github.com/ceasefire-monitor)"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_STORYLINE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Seconds from ``"30s"``, ``"5m"``, ``"2h"``, ``"7d"`` or a bare number of seconds.
+
+    >>> parse_duration("5m")
+    300.0
+    """
+    if isinstance(value, bool):
+        raise ValueError("a duration such as 30s, 5m, 2h or 7d")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        found = _DURATION.match(value)
+        if not found:
+            raise ValueError("a duration such as 30s, 5m, 2h or 7d")
+        seconds = float(found.group(1)) * _UNITS[found.group(2)]
+    if seconds < 0:
+        raise ValueError("a duration that is not negative")
+    return seconds
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    name: str
+    url: str
+    interval: float  # seconds
+
+
+@dataclass(frozen=True)
+class StorylineConfig:
+    id: str
+    name: str
+    description: str = ""
+    all: tuple[tuple[str, ...], ...] = ()
+    any: tuple[str, ...] = ()
+    none: tuple[str, ...] = ()
+    threshold: int = 90
+    # Optional context rules (issue 3): terms that must be near each other, title weight, etc.
+    near: int = 0  # if > 0: the groups of ``all`` must match within this many words of each other
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        return tuple(t for group in self.all for t in group) + self.any
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """One ``[[alerts]]`` entry. ``name`` is unique and stable: outbox rows refer to it."""
+
+    type: str  # webhook | email | apprise | console
+    name: str
+    storylines: tuple[str, ...] | None = None  # None: every storyline
+    # webhook
+    url: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    # email
+    host: str | None = None
+    port: int = 587
+    starttls: bool = True
+    ssl: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    sender: str | None = None
+    to: tuple[str, ...] = ()
+    # apprise
+    urls: tuple[str, ...] = field(default=(), repr=False)
+    # every channel
+    timeout: float = 10.0
+
+    def wants(self, storyline_id: str) -> bool:
+        return self.storylines is None or storyline_id in self.storylines
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never be logged or printed."""
+        found = [s for s in (self.secret, self.password) if s]
+        found.extend(self.urls)  # apprise URLs usually carry tokens
+        return tuple(found)
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    database: str = "monitor.db"
+    poll_interval: float = 300.0
+    alert_max_age: float = 48 * 3600.0
+    user_agent: str = DEFAULT_USER_AGENT
+    max_body_bytes: int = 10 * 1024 * 1024
+    fetch_timeout: float = 30.0  # total wall time per fetch, body included
+    fetch_workers: int = 8
+    dedup_window: float = 72 * 3600.0
+    backoff_max: float = 6 * 3600.0
+    feed_down_after: int = 5  # consecutive failures before one "feed down" alert
+    delivery_max_age: float = 24 * 3600.0  # give an alert up after this long
+    feeds: tuple[FeedConfig, ...] = ()
+    storylines: tuple[StorylineConfig, ...] = ()
+    channels: tuple[ChannelConfig, ...] = ()
+    source: str = "<defaults>"
+
+    def storyline(self, storyline_id: str) -> StorylineConfig:
+        for storyline in self.storylines:
+            if storyline.id == storyline_id:
+                return storyline
+        raise KeyError(storyline_id)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for channel in self.channels for s in channel.secrets)
+
+
+# --------------------------------------------------------------------------- loading
+
+def packaged_default_path() -> Path:
+    return Path(str(resources.files("monitor") / "default_config" / "monitor.toml"))
+
+
+def find_config(cli_path: str | None, environ: Mapping[str, str] | None = None) -> Path:
+    """``--config``, else ``$MONITOR_CONFIG``, else ``./config/monitor.toml``, else the packaged default."""
+    environ = os.environ if environ is None else environ
+    if cli_path:
+        return Path(cli_path)
+    if environ.get("MONITOR_CONFIG"):
+        return Path(environ["MONITOR_CONFIG"])
+    local = Path("config/monitor.toml")
+    if local.is_file():
+        return local
+    return packaged_default_path()
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None,
+                database: str | None = None) -> MonitorConfig:
+    """Read and validate ``path``. ``database`` (from ``--db`` / ``$MONITOR_DB``) overrides the file."""
+    environ = os.environ if environ is None else environ
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the config file: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the config file is not valid UTF-8") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    config = _Reader(str(path), environ).monitor_config(data)
+    database = database or environ.get("MONITOR_DB")
+    if database:
+        config = _replace(config, database=database)
+    return config
+
+
+def _replace(config: MonitorConfig, **changes: Any) -> MonitorConfig:
+    from dataclasses import replace
+
+    return replace(config, **changes)
+
+
+class _Reader:
+    """Walks the parsed TOML, checking each key; errors name the file and the key path."""
+
+    def __init__(self, source: str, environ: Mapping[str, str]) -> None:
+        self.source = source
+        self.environ = environ
+
+    def fail(self, where: str, expected: str, got: Any = None) -> ConfigError:
+        suffix = "" if got is None else f", got {_describe(got)}"
+        return ConfigError(f"{self.source}: {where}: expected {expected}{suffix}")
+
+    def table(self, value: Any, where: str, allowed: set[str]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(where, "a table", value)
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            key = f"{where}.{unknown[0]}" if where else unknown[0]
+            raise ConfigError(
+                f"{self.source}: {key}: unknown key; expected one of: {', '.join(sorted(allowed))}"
+            )
+        return value
+
+    def string(self, value: Any, where: str, *, secret: bool = False) -> str:
+        if not isinstance(value, str):
+            raise self.fail(where, "a string", value)
+        return self.expand(value, where)
+
+    def expand(self, value: str, where: str) -> str:
+        def substitute(found: re.Match[str]) -> str:
+            name = found.group(1)
+            if name not in self.environ:
+                raise ConfigError(
+                    f"{self.source}: {where}: environment variable {name} is not set"
+                )
+            return self.environ[name]
+
+        return _ENV.sub(substitute, value)
+
+    def strings(self, value: Any, where: str) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise self.fail(where, "a list of strings", value)
+        return tuple(self.string(v, f"{where}[{i}]") for i, v in enumerate(value))
+
+    def integer(self, value: Any, where: str, low: int | None = None,
+                high: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(where, "an integer", value)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise self.fail(where, f"an integer from {low} to {high}", value)
+        return value
+
+    def boolean(self, value: Any, where: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(where, "true or false", value)
+        return value
+
+    def duration(self, value: Any, where: str, minimum: float = 0.0) -> float:
+        try:
+            seconds = parse_duration(value)
+        except (ValueError, TypeError) as error:
+            raise self.fail(where, str(error), value) from None
+        if seconds < minimum:
+            raise self.fail(where, f"at least {minimum:g} seconds", value)
+        return seconds
+
+    def http_url(self, value: Any, where: str) -> str:
+        url = self.string(value, where)
+        scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+        if scheme not in ("http", "https") or "//" not in url or len(url.split("//", 1)[1]) == 0:
+            raise self.fail(where, "an http:// or https:// URL", url)
+        return url
+
+    # -- sections
+
+    def monitor_config(self, data: dict[str, Any]) -> MonitorConfig:
+        self.table(data, "", {"monitor", "feeds", "storylines", "alerts"})
+        section = self.table(data.get("monitor", {}), "monitor", {
+            "database", "poll_interval", "alert_max_age", "user_agent", "max_body_size",
+            "fetch_timeout", "fetch_workers", "dedup_window", "backoff_max",
+            "feed_down_after", "delivery_max_age",
+        })
+        defaults = MonitorConfig()
+        settings: dict[str, Any] = {}
+        if "database" in section:
+            settings["database"] = self.string(section["database"], "monitor.database")
+        for key in ("poll_interval", "alert_max_age", "fetch_timeout", "dedup_window",
+                    "backoff_max", "delivery_max_age"):
+            if key in section:
+                minimum = 1.0 if key in ("poll_interval", "fetch_timeout") else 0.0
+                settings[key] = self.duration(section[key], f"monitor.{key}", minimum)
+        if "user_agent" in section:
+            settings["user_agent"] = self.string(section["user_agent"], "monitor.user_agent")
+        if "max_body_size" in section:
+            settings["max_body_bytes"] = self.size(section["max_body_size"], "monitor.max_body_size")
+        if "fetch_workers" in section:
+            settings["fetch_workers"] = self.integer(section["fetch_workers"],
+                                                     "monitor.fetch_workers", 1, 64)
+        if "feed_down_after" in section:
+            settings["feed_down_after"] = self.integer(section["feed_down_after"],
+                                                       "monitor.feed_down_after", 1, 10_000)
+        poll_interval = settings.get("poll_interval", defaults.poll_interval)
+        feeds = self.feeds(data.get("feeds", []), poll_interval)
+        storylines = self.storylines(data.get("storylines", []))
+        channels = self.channels(data.get("alerts", []), {s.id for s in storylines})
+        return MonitorConfig(**settings, feeds=feeds, storylines=storylines, channels=channels,
+                             source=self.source)
+
+    def size(self, value: Any, where: str) -> int:
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        if isinstance(value, str):
+            found = re.match(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$", value, re.I)
+            if found:
+                unit = (found.group(2) or "B").lower()
+                factor = {"b": 1, "kib": 1024, "kb": 1000, "mib": 1024**2, "mb": 1000**2,
+                          "gib": 1024**3, "gb": 1000**3}[unit]
+                return int(found.group(1)) * factor
+        raise self.fail(where, "a size such as 10MiB or a number of bytes", value)
+
+    def list_of_tables(self, value: Any, where: str) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.fail(where, f"a list of tables ([[{where}]])", value)
+        return value
+
+    def feeds(self, value: Any, default_interval: float) -> tuple[FeedConfig, ...]:
+        feeds = []
+        seen: set[str] = set()
+        for i, raw in enumerate(self.list_of_tables(value, "feeds")):
+            where = f"feeds[{i}]"
+            raw = self.table(raw, where, {"name", "url", "interval"})
+            if "url" not in raw:
+                raise self.fail(f"{where}.url", "the feed's URL (a required key)")
+            url = self.http_url(raw["url"], f"{where}.url")
+            if url in seen:
+                raise ConfigError(f"{self.source}: {where}.url: duplicate feed URL {url}")
+            seen.add(url)
+            name = self.string(raw["name"], f"{where}.name") if "name" in raw else url
+            interval = (self.duration(raw["interval"], f"{where}.interval", 1.0)
+                        if "interval" in raw else default_interval)
+            feeds.append(FeedConfig(name=name, url=url, interval=interval))
+        return tuple(feeds)
+
+    def storylines(self, value: Any) -> tuple[StorylineConfig, ...]:
+        storylines = []
+        seen: set[str] = set()
+        for i, raw in enumerate(self.list_of_tables(value, "storylines")):
+            where = f"storylines[{i}]"
+            raw = self.table(raw, where, {"id", "name", "description", "all", "any", "none",
+                                          "threshold", "near"})
+            if "id" not in raw:
+                raise self.fail(f"{where}.id", "a storyline id (a required key)")
+            storyline_id = self.string(raw["id"], f"{where}.id")
+            if not _STORYLINE_ID.match(storyline_id):
+                raise self.fail(f"{where}.id", "lowercase letters, digits, '-' and '_'",
+                                storyline_id)
+            if storyline_id in seen:
+                raise ConfigError(
+                    f"{self.source}: {where}.id: duplicate storyline id {storyline_id!r}"
+                )
+            seen.add(storyline_id)
+            groups_raw = raw.get("all", [])
+            if not isinstance(groups_raw, list):
+                raise self.fail(f"{where}.all", "a list of term groups", groups_raw)
+            groups = tuple(self.terms(g, f"{where}.all[{j}]") for j, g in enumerate(groups_raw))
+            any_terms = self.terms(raw.get("any", []), f"{where}.any", allow_empty=True)
+            if not groups and not any_terms:
+                raise self.fail(f"{where}.all", "at least one term group in 'all' or terms in 'any'")
+            storylines.append(StorylineConfig(
+                id=storyline_id,
+                name=self.string(raw.get("name", storyline_id), f"{where}.name"),
+                description=self.string(raw.get("description", ""), f"{where}.description"),
+                all=groups,
+                any=any_terms,
+                none=self.terms(raw.get("none", []), f"{where}.none", allow_empty=True),
+                threshold=self.integer(raw.get("threshold", 90), f"{where}.threshold", 0, 100),
+                near=self.integer(raw.get("near", 0), f"{where}.near", 0, 1000),
+            ))
+        return tuple(storylines)
+
+    def terms(self, value: Any, where: str, allow_empty: bool = False) -> tuple[str, ...]:
+        terms = self.strings(value, where)
+        if not terms and not allow_empty:
+            raise self.fail(where, "a non-empty list of terms", value)
+        for j, term in enumerate(terms):
+            if not term.strip():
+                raise self.fail(f"{where}[{j}]", "a non-empty term", term)
+        return terms
+
+    def channels(self, value: Any, storyline_ids: set[str]) -> tuple[ChannelConfig, ...]:
+        channels = []
+        names: set[str] = set()
+        common = {"type", "name", "storylines", "timeout"}
+        allowed = {
+            "webhook": common | {"url", "secret"},
+            "email": common | {"host", "port", "starttls", "ssl", "username", "password",
+                               "sender", "to"},
+            "apprise": common | {"urls"},
+            "console": common,
+        }
+        for i, raw in enumerate(self.list_of_tables(value, "alerts")):
+            where = f"alerts[{i}]"
+            if not isinstance(raw, dict):
+                raise self.fail(where, "a table", raw)
+            kind = raw.get("type")
+            if kind not in allowed:
+                raise self.fail(f"{where}.type", "one of webhook, email, apprise, console", kind)
+            raw = self.table(raw, where, allowed[kind])
+            name = self.string(raw["name"], f"{where}.name") if "name" in raw else f"{kind}-{i}"
+            if name in names:
+                raise ConfigError(f"{self.source}: {where}.name: duplicate alert channel {name!r}")
+            names.add(name)
+            storylines = None
+            if "storylines" in raw:
+                storylines = self.strings(raw["storylines"], f"{where}.storylines")
+                for j, sid in enumerate(storylines):
+                    if sid not in storyline_ids:
+                        raise self.fail(f"{where}.storylines[{j}]",
+                                        "the id of a configured storyline", sid)
+            options: dict[str, Any] = {"type": kind, "name": name, "storylines": storylines}
+            if "timeout" in raw:
+                options["timeout"] = self.duration(raw["timeout"], f"{where}.timeout", 0.1)
+            if kind == "webhook":
+                if "url" not in raw:
+                    raise self.fail(f"{where}.url", "the webhook URL (a required key)")
+                options["url"] = self.http_url(raw["url"], f"{where}.url")
+                if "secret" in raw:
+                    secret = self.string(raw["secret"], f"{where}.secret")
+                    if not secret.startswith("whsec_"):
+                        raise ConfigError(f"{self.source}: {where}.secret: expected a "
+                                          "Standard Webhooks secret starting with 'whsec_'")
+                    options["secret"] = secret
+            elif kind == "email":
+                for key in ("host", "sender"):
+                    if key not in raw:
+                        raise self.fail(f"{where}.{key}", f"the {key} (a required key)")
+                options["host"] = self.string(raw["host"], f"{where}.host")
+                options["sender"] = self.string(raw["sender"], f"{where}.sender")
+                options["to"] = self.strings(raw.get("to", []), f"{where}.to")
+                if not options["to"]:
+                    raise self.fail(f"{where}.to", "at least one recipient address")
+                if "port" in raw:
+                    options["port"] = self.integer(raw["port"], f"{where}.port", 1, 65535)
+                for key in ("starttls", "ssl"):
+                    if key in raw:
+                        options[key] = self.boolean(raw[key], f"{where}.{key}")
+                for key in ("username", "password"):
+                    if key in raw:
+                        options[key] = self.string(raw[key], f"{where}.{key}")
+            elif kind == "apprise":
+                options["urls"] = self.strings(raw.get("urls", []), f"{where}.urls")
+                if not options["urls"]:
+                    raise self.fail(f"{where}.urls", "at least one Apprise URL")
+            channels.append(ChannelConfig(**options))
+        return tuple(channels)
+
+
+def _describe(value: Any) -> str:
+    kind = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{kind} {shown}" if not isinstance(value, dict | list) else kind
