@@ -8,7 +8,7 @@ never contain a secret (webhook secrets, SMTP passwords).
     MonitorError
     ├── ConfigError                 config.invalid      bad TOML, unknown key, wrong type, missing env var
     ├── StoreError                  store.error         the database cannot be opened or is not ours
-    ├── FeedError                   feed.error          something went wrong with one feed (stored on the feed)
+    ├── FeedError                   feed.error          one feed failed (stored on the feed)
     │   ├── FetchError              fetch.error
     │   │   ├── FeedTimeout         fetch.timeout       connect/read timeout or the total time cap
     │   │   ├── FeedConnectError    fetch.connect       DNS failure, refused, reset, TLS

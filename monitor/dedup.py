@@ -1,0 +1,90 @@
+"""Near-duplicate detection: the same story syndicated across outlets.
+
+In: an item's plain-text title and summary. Out: a ``Fingerprint`` — a small set of
+word-shingle hashes and the MinHash-LSH band keys derived from it. Pure: no I/O.
+
+The store keeps each story's band keys in an indexed table, so finding candidate
+stories for a new item is a handful of index lookups, whatever the number of stories
+stored (the check must not grow linearly with the database). Candidates are then
+verified by the Jaccard similarity of their shingle sets.
+
+The other two dedup layers (the same entry again: feed + guid; the same canonical URL
+from any feed) are exact lookups done by the store.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import struct
+import zlib
+from dataclasses import dataclass
+
+NUM_BANDS = 16
+ROWS_PER_BAND = 2
+NUM_HASHES = NUM_BANDS * ROWS_PER_BAND
+SUMMARY_WORDS = 60  # syndicated copies differ in how much of the dek they carry
+DUPLICATE_SIMILARITY = 0.5  # Jaccard of shingle sets at or above which two items are one story
+_MERSENNE = (1 << 61) - 1
+_MASK32 = 0xFFFFFFFF
+# Fixed, so that fingerprints agree across processes and releases (Python's hash() is salted).
+_COEFFS = [((i * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % _MERSENNE | 1,
+            (i * 0xC2B2AE3D27D4EB4F + 0x165667B19E3779F9) % _MERSENNE) for i in range(NUM_HASHES)]
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_STOPWORDS = frozenset((
+    "a an the and or of to in on at for by with from as is are was were be been it its this that "
+    "after over into says said will has have had not but"
+).split())
+# Outlet suffixes in titles ("... - Reuters", "... | AP News") are not part of the story.
+_TITLE_SUFFIX = re.compile(r"\s+[-|–—]\s+[^-|–—]{2,40}$")
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    shingles: frozenset[int]
+    band_keys: tuple[int, ...]
+
+    def similarity(self, other_shingles: frozenset[int]) -> float:
+        return jaccard(self.shingles, other_shingles)
+
+
+def words(title: str, summary: str) -> list[str]:
+    title = _TITLE_SUFFIX.sub("", title)
+    title_words = _WORD.findall(title.lower())
+    summary_words = _WORD.findall(summary.lower())[:SUMMARY_WORDS]
+    return [w for w in title_words + summary_words if w not in _STOPWORDS]
+
+
+def shingles_of(tokens: list[str]) -> frozenset[int]:
+    """Word bigrams (unigrams for very short texts), hashed to 32 bits."""
+    grams = tokens if len(tokens) < 3 else [f"{a} {b}" for a, b in itertools.pairwise(tokens)]
+    return frozenset(zlib.crc32(g.encode("utf-8")) for g in grams)
+
+
+def fingerprint(title: str, summary: str) -> Fingerprint:
+    shingles = shingles_of(words(title, summary))
+    if not shingles:
+        return Fingerprint(frozenset(), ())
+    minima = [min(((a * s + b) % _MERSENNE) & _MASK32 for s in shingles) for a, b in _COEFFS]
+    keys = []
+    for band in range(NUM_BANDS):
+        rows = minima[band * ROWS_PER_BAND:(band + 1) * ROWS_PER_BAND]
+        # The band number is mixed in so that equal rows in different bands are different keys;
+        # 63 bits so that the key fits SQLite's signed INTEGER.
+        keys.append(zlib.crc32(struct.pack(f"<I{ROWS_PER_BAND}I", band, *rows))
+                    | (band << 32))
+    return Fingerprint(shingles, tuple(keys))
+
+
+def jaccard(a: frozenset[int], b: frozenset[int]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)
+
+
+def pack_shingles(shingles: frozenset[int]) -> bytes:
+    return struct.pack(f"<{len(shingles)}I", *sorted(shingles))
+
+
+def unpack_shingles(blob: bytes) -> frozenset[int]:
+    return frozenset(struct.unpack(f"<{len(blob) // 4}I", blob))

@@ -1,0 +1,714 @@
+"""The store: every SQL query of the monitor lives here, behind domain operations.
+
+In: feed states, normalised items with their matches and fingerprints, delivery
+outcomes. Out: what is new (items, matches, outbox rows), what is due, and read
+models for the CLI.
+
+SQLite through sqlite-utils, in WAL mode, with one connection guarded by a lock: a
+single writer per process. Writes take the write lock up front (``BEGIN IMMEDIATE``)
+and wait for another process that holds it (busy timeout, then retries).
+The schema is versioned with ``sqlite_utils.migrations.Migrations``.
+
+The interface is deliberately narrow (record a poll, claim due alerts, acknowledge
+one) so that a shared PostgreSQL store could replace this module alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from .config import ChannelConfig, FeedConfig
+from .dedup import DUPLICATE_SIMILARITY, Fingerprint, pack_shingles, unpack_shingles
+from .errors import MonitorError, StoreError
+from .models import Alert, FeedState, Item, Match
+from .payload import FEED_DOWN, FEED_RECOVERED, MATCH, feed_payload, match_payload
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MIGRATION_SET = "ceasefire-monitor"
+SCHEMA_VERSION = 1
+LOCK_WAIT_SECONDS = 60.0  # how long a write waits for another process's write lock in all
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+migrations = Migrations(MIGRATION_SET)
+
+
+@migrations(name="0001_initial")
+def _m0001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript("""
+    CREATE TABLE feeds (
+        url TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        etag TEXT,
+        last_modified TEXT,
+        body_hash TEXT,
+        last_fetch_at TEXT,
+        last_success_at TEXT,
+        last_status INTEGER,
+        last_error TEXT,
+        last_error_code TEXT,
+        consecutive_errors INTEGER NOT NULL DEFAULT 0,
+        next_poll_at TEXT,
+        items_seen INTEGER NOT NULL DEFAULT 0,
+        first_poll_done INTEGER NOT NULL DEFAULT 0,
+        down_alerted INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE stories (
+        id INTEGER PRIMARY KEY,
+        first_item_id INTEGER,
+        published REAL NOT NULL,
+        shingles BLOB NOT NULL
+    );
+    CREATE TABLE story_keys (
+        key INTEGER NOT NULL,
+        published REAL NOT NULL,
+        story_id INTEGER NOT NULL
+    );
+    CREATE INDEX story_keys_lookup ON story_keys (key, published);
+    CREATE TABLE items (
+        id INTEGER PRIMARY KEY,
+        feed_url TEXT NOT NULL,
+        source TEXT NOT NULL,
+        guid TEXT NOT NULL,
+        url TEXT,
+        title TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        published TEXT NOT NULL,
+        published_known INTEGER NOT NULL,
+        first_seen TEXT NOT NULL,
+        story_id INTEGER NOT NULL REFERENCES stories(id)
+    );
+    CREATE INDEX items_url ON items (url);
+    CREATE INDEX items_story ON items (story_id);
+    -- Layer 1 of dedup: every (feed, guid) ever seen, pointing at the item it became.
+    CREATE TABLE entries (
+        feed_url TEXT NOT NULL,
+        guid TEXT NOT NULL,
+        item_id INTEGER NOT NULL REFERENCES items(id),
+        PRIMARY KEY (feed_url, guid)
+    ) WITHOUT ROWID;
+    CREATE INDEX entries_item ON entries (item_id);
+    CREATE TABLE matches (
+        item_id INTEGER NOT NULL REFERENCES items(id),
+        storyline_id TEXT NOT NULL,
+        story_id INTEGER NOT NULL,
+        score REAL NOT NULL,
+        hits TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (item_id, storyline_id)
+    );
+    CREATE INDEX matches_storyline ON matches (storyline_id, created_at);
+    CREATE TABLE channels (
+        name TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        disabled_at TEXT,
+        disabled_reason TEXT,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        last_error TEXT
+    );
+    -- The outbox. dedup_key makes "one alert per (channel, storyline, story)" a constraint.
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        uid TEXT NOT NULL UNIQUE,
+        channel TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        dedup_key TEXT NOT NULL,
+        storyline_id TEXT,
+        story_id INTEGER,
+        item_id INTEGER,
+        feed_url TEXT,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        last_attempt_at TEXT,
+        sent_at TEXT,
+        UNIQUE (channel, dedup_key)
+    );
+    CREATE INDEX alerts_due ON alerts (channel, status, id);
+    """)
+
+
+# --------------------------------------------------------------------------- values in and out
+
+@dataclass(frozen=True)
+class NewEntry:
+    """An entry of this poll that the store has not seen (by feed + guid), ready to record."""
+
+    item: Item
+    fingerprint: Fingerprint
+    matches: tuple[Match, ...]
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """What decides whether a new match becomes outbox rows."""
+
+    channels: tuple[ChannelConfig, ...]
+    storyline_names: dict[str, str]
+    alert_after: datetime  # items published before this are stored and matched, never alerted
+    alert_undated: bool = True  # False on a feed's first poll: undated items would all look new
+    dedup_window: float = 72 * 3600.0
+
+
+@dataclass(frozen=True)
+class PollOutcome:
+    new_items: int = 0
+    known_url: int = 0  # same canonical URL already stored (another feed or a new guid)
+    syndicated: int = 0  # attached to an existing story from another item
+    new_matches: int = 0
+    new_alerts: int = 0
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+# --------------------------------------------------------------------------- the store
+
+class Store:
+    """One SQLite database. Thread-safe: every operation runs under one lock."""
+
+    def __init__(self, path: str | Path, *, lock_wait: float = LOCK_WAIT_SECONDS) -> None:
+        self.path = Path(path)
+        self.lock_wait = lock_wait
+        self._lock = threading.RLock()
+        _check_file(self.path)
+        try:
+            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=5.0,
+                                   isolation_level=None)
+            self.db = sqlite_utils.Database(conn)
+            self._check_ours()
+            self._write(lambda: None)  # waits here if another process holds the write lock
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._retrying(lambda: migrations.apply(self.db))
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{self.path}: cannot use this database: {error}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_ours(self) -> None:
+        tables = set(self.db.table_names())
+        if not tables:
+            return
+        applied = {m.name for m in migrations.applied(self.db)} if (
+            Migrations.migrations_table in tables) else set()
+        if not applied:
+            raise StoreError(
+                f"{self.path}: this SQLite database was not created by ceasefire-monitor "
+                f"(it has tables {', '.join(sorted(tables)[:5])}); refusing to touch it. "
+                "Use --db to choose another file."
+            )
+        known = {m.name for m in migrations._migrations}
+        unknown = applied - known
+        if unknown:
+            raise StoreError(
+                f"{self.path}: written by a newer ceasefire-monitor (schema steps "
+                f"{', '.join(sorted(unknown))}); upgrade the monitor."
+            )
+
+    # -- transactions
+
+    def _retrying(self, operation: Callable[[], T]) -> T:
+        """Run ``operation``, retrying while another process holds the database lock."""
+        deadline = time.monotonic() + self.lock_wait
+        delay = 0.05
+        while True:
+            try:
+                return operation()
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"{self.path}: the database stayed locked by another process for "
+                        f"{self.lock_wait:.0f} s"
+                    ) from None
+                log.info("database locked by another process; waiting", extra={"db": str(self.path)})
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def _write(self, operation: Callable[[], T]) -> T:
+        """Run ``operation`` in one write transaction (taken up front: BEGIN IMMEDIATE)."""
+
+        def attempt() -> T:
+            conn = self.db.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = operation()
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        with self._lock:
+            return self._retrying(attempt)
+
+    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            cursor = self._retrying(lambda: self.db.conn.execute(sql, params))
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def _exec(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        return self.db.conn.execute(sql, params)
+
+    # -- set-up
+
+    def sync_feeds(self, feeds: Iterable[FeedConfig]) -> None:
+        def operation() -> None:
+            for feed in feeds:
+                self._exec(
+                    "INSERT INTO feeds (url, name) VALUES (?, ?) "
+                    "ON CONFLICT (url) DO UPDATE SET name = excluded.name",
+                    (feed.url, feed.name),
+                )
+        self._write(operation)
+
+    def sync_channels(self, channels: Iterable[ChannelConfig]) -> None:
+        def operation() -> None:
+            for channel in channels:
+                self._exec(
+                    "INSERT INTO channels (name, type) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET type = excluded.type",
+                    (channel.name, channel.type),
+                )
+        self._write(operation)
+
+    def schema_steps(self) -> list[str]:
+        with self._lock:
+            return [m.name for m in migrations.applied(self.db)]
+
+    def integrity_check(self) -> str:
+        return self._read("PRAGMA integrity_check")[0]["integrity_check"]
+
+    # -- feeds
+
+    def feed_state(self, url: str) -> FeedState:
+        rows = self._read("SELECT * FROM feeds WHERE url = ?", [url])
+        if not rows:
+            raise KeyError(url)
+        return _feed_state(rows[0])
+
+    def feed_states(self) -> list[FeedState]:
+        return [_feed_state(row) for row in self._read("SELECT * FROM feeds ORDER BY name")]
+
+    def known_guids(self, feed_url: str, guids: Sequence[str]) -> set[str]:
+        """The guids of this feed already stored: their entries need no further work."""
+        known: set[str] = set()
+        for start in range(0, len(guids), 500):
+            chunk = list(guids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = self._read(
+                f"SELECT guid FROM entries WHERE feed_url = ? AND guid IN ({marks})",
+                [feed_url, *chunk],
+            )
+            known.update(row["guid"] for row in rows)
+        return known
+
+    def record_not_modified(self, feed_url: str, *, now: datetime, status: int,
+                            next_poll_at: datetime, etag: str | None = None,
+                            last_modified: str | None = None,
+                            policy: AlertPolicy | None = None) -> int:
+        """A 304, or a 200 whose body did not change: the feed is healthy, nothing to parse.
+
+        Returns the number of "feed recovered" alerts written.
+        """
+        def operation() -> int:
+            self._exec(
+                "UPDATE feeds SET last_fetch_at = :now, last_success_at = :now, "
+                "last_status = :status, last_error = NULL, last_error_code = NULL, "
+                "consecutive_errors = 0, next_poll_at = :next, "
+                "etag = COALESCE(:etag, etag), last_modified = COALESCE(:lm, last_modified) "
+                "WHERE url = :url",
+                {"now": iso(now), "status": status, "next": iso(next_poll_at), "etag": etag,
+                 "lm": last_modified, "url": feed_url},
+            )
+            return self._feed_recovered(feed_url, now, policy)
+        return self._write(operation)
+
+    def record_failure(self, feed_url: str, error: MonitorError, *, now: datetime,
+                       next_poll_at: datetime, status: int | None = None,
+                       down_after: int = 5, policy: AlertPolicy | None = None) -> FeedState:
+        """A failed poll: count it on the feed; after ``down_after`` in a row, one "feed down" alert."""
+        def operation() -> FeedState:
+            self._exec(
+                "UPDATE feeds SET last_fetch_at = ?, last_status = ?, last_error = ?, "
+                "last_error_code = ?, consecutive_errors = consecutive_errors + 1, "
+                "next_poll_at = ? WHERE url = ?",
+                (iso(now), status, str(error)[:500], error.code, iso(next_poll_at), feed_url),
+            )
+            state = _feed_state(self._read("SELECT * FROM feeds WHERE url = ?", [feed_url])[0])
+            if policy and state.consecutive_errors >= down_after and not state.down_alerted:
+                self._exec("UPDATE feeds SET down_alerted = 1 WHERE url = ?", [feed_url])
+                body = feed_payload(kind=FEED_DOWN, timestamp=now, feed_name=state.name,
+                                    feed_url=feed_url, consecutive_errors=state.consecutive_errors,
+                                    last_error=state.last_error)
+                for channel in policy.channels:
+                    self._insert_alert(channel.name, FEED_DOWN, f"{FEED_DOWN}:{feed_url}:{iso(now)}",
+                                       body, now, feed_url=feed_url)
+            return state
+        return self._write(operation)
+
+    def _feed_recovered(self, feed_url: str, now: datetime, policy: AlertPolicy | None) -> int:
+        row = self._read("SELECT name, down_alerted FROM feeds WHERE url = ?", [feed_url])
+        if not row or not row[0]["down_alerted"]:
+            return 0
+        self._exec("UPDATE feeds SET down_alerted = 0 WHERE url = ?", [feed_url])
+        if not policy:
+            return 0
+        body = feed_payload(kind=FEED_RECOVERED, timestamp=now, feed_name=row[0]["name"],
+                            feed_url=feed_url, consecutive_errors=0, last_error=None)
+        written = 0
+        for channel in policy.channels:
+            written += self._insert_alert(channel.name, FEED_RECOVERED,
+                                          f"{FEED_RECOVERED}:{feed_url}:{iso(now)}", body, now,
+                                          feed_url=feed_url)
+        return written
+
+    def record_poll(self, feed_url: str, entries: Sequence[NewEntry], *, now: datetime,
+                    status: int, next_poll_at: datetime, policy: AlertPolicy,
+                    etag: str | None = None, last_modified: str | None = None,
+                    body_hash: str | None = None) -> PollOutcome:
+        """Record one successful poll in one transaction: feed health, new items (through the
+        three dedup layers), every match, and the outbox rows for new (storyline, story) pairs.
+        Returns counts of what was new. Entries already stored are ignored (idempotent)."""
+
+        def operation() -> PollOutcome:
+            counts = {"new_items": 0, "known_url": 0, "syndicated": 0, "new_matches": 0,
+                      "new_alerts": 0}
+            for entry in entries:
+                self._record_entry(entry, now, policy, counts)
+            self._exec(
+                "UPDATE feeds SET last_fetch_at = :now, last_success_at = :now, "
+                "last_status = :status, last_error = NULL, last_error_code = NULL, "
+                "consecutive_errors = 0, next_poll_at = :next, etag = :etag, "
+                "last_modified = :lm, body_hash = COALESCE(:hash, body_hash), "
+                "items_seen = items_seen + :seen, first_poll_done = 1 WHERE url = :url",
+                {"now": iso(now), "status": status, "next": iso(next_poll_at), "etag": etag,
+                 "lm": last_modified, "hash": body_hash, "url": feed_url,
+                 "seen": counts["new_items"] + counts["known_url"]},
+            )
+            counts["new_alerts"] += self._feed_recovered(feed_url, now, policy)
+            return PollOutcome(**counts)
+
+        return self._write(operation)
+
+    def _record_entry(self, entry: NewEntry, now: datetime, policy: AlertPolicy,
+                      counts: dict[str, int]) -> None:
+        item = entry.item
+        if self._exec("SELECT 1 FROM entries WHERE feed_url = ? AND guid = ?",
+                      (item.feed_url, item.guid)).fetchone():
+            return  # layer 1: this entry again (another poll got there first)
+        if item.url:
+            row = self._exec("SELECT id FROM items WHERE url = ? LIMIT 1", [item.url]).fetchone()
+            if row:  # layer 2: the same canonical URL, from this or another feed
+                self._exec("INSERT INTO entries (feed_url, guid, item_id) VALUES (?, ?, ?)",
+                           (item.feed_url, item.guid, row[0]))
+                counts["known_url"] += 1
+                return
+        published = item.published.timestamp()
+        story_id = self._find_story(entry.fingerprint, published, policy.dedup_window)
+        new_story = story_id is None
+        if new_story:
+            story_id = self._exec(
+                "INSERT INTO stories (published, shingles) VALUES (?, ?)",
+                (published, pack_shingles(entry.fingerprint.shingles)),
+            ).lastrowid
+            self._exec_many(
+                "INSERT INTO story_keys (key, published, story_id) VALUES (?, ?, ?)",
+                [(key, published, story_id) for key in set(entry.fingerprint.band_keys)],
+            )
+        else:
+            counts["syndicated"] += 1
+        item_id = self._exec(
+            "INSERT INTO items (feed_url, source, guid, url, title, summary, published, "
+            "published_known, first_seen, story_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (item.feed_url, item.source, item.guid, item.url, item.title, item.summary,
+             iso(item.published), int(item.published_known), iso(now), story_id),
+        ).lastrowid
+        if new_story:
+            self._exec("UPDATE stories SET first_item_id = ? WHERE id = ?", (item_id, story_id))
+        self._exec("INSERT INTO entries (feed_url, guid, item_id) VALUES (?, ?, ?)",
+                   (item.feed_url, item.guid, item_id))
+        counts["new_items"] += 1
+        alertable = item.published >= policy.alert_after and (
+            item.published_known or policy.alert_undated)
+        for match in entry.matches:
+            hits = [{"term": h.term, "found": h.found, "score": h.score, "field": h.field}
+                    for h in match.hits]
+            self._exec(
+                "INSERT OR IGNORE INTO matches (item_id, storyline_id, story_id, score, hits, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (item_id, match.storyline_id, story_id, match.score, json.dumps(hits), iso(now)),
+            )
+            counts["new_matches"] += 1
+            if not alertable:
+                continue
+            channels = [c for c in policy.channels if c.wants(match.storyline_id)]
+            if not channels:
+                continue
+            dedup_key = f"{MATCH}:{match.storyline_id}:{story_id}"
+            if self._exec("SELECT 1 FROM alerts WHERE dedup_key = ? LIMIT 1",
+                          [dedup_key]).fetchone():
+                continue  # the story already alerted for this storyline: this is one more source
+            body = match_payload(
+                timestamp=now, storyline_id=match.storyline_id,
+                storyline_name=policy.storyline_names.get(match.storyline_id, match.storyline_id),
+                item={"title": item.title, "url": item.url, "summary": item.summary,
+                      "published": iso(item.published), "source": item.source,
+                      "feed_url": item.feed_url},
+                score=match.score, hits=hits, story_id=story_id,
+                sources=self._sources(story_id),
+            )
+            for channel in channels:
+                counts["new_alerts"] += self._insert_alert(
+                    channel.name, MATCH, dedup_key, body, now, storyline_id=match.storyline_id,
+                    story_id=story_id, item_id=item_id)
+
+    def _exec_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        self.db.conn.executemany(sql, rows)
+
+    def _find_story(self, fingerprint: Fingerprint, published: float, window: float) -> int | None:
+        """Layer 3: the story of a near-duplicate item within the window, by LSH band keys."""
+        if not fingerprint.band_keys:
+            return None
+        keys = list(set(fingerprint.band_keys))
+        marks = ",".join("?" * len(keys))
+        candidates = self._exec(
+            f"SELECT story_id, COUNT(*) AS shared FROM story_keys WHERE key IN ({marks}) "
+            "AND published BETWEEN ? AND ? GROUP BY story_id ORDER BY shared DESC LIMIT 20",
+            [*keys, published - window, published + window],
+        ).fetchall()
+        best, best_similarity = None, DUPLICATE_SIMILARITY
+        for story_id, _shared in candidates:
+            blob = self._exec("SELECT shingles FROM stories WHERE id = ?", [story_id]).fetchone()
+            similarity = fingerprint.similarity(unpack_shingles(blob[0]))
+            if similarity >= best_similarity:
+                best, best_similarity = story_id, similarity
+        return best
+
+    def _sources(self, story_id: int) -> list[dict[str, Any]]:
+        rows = self._exec(
+            "SELECT i.source, i.title, i.url, MIN(i.published) AS published FROM items i "
+            "WHERE i.story_id = ? GROUP BY i.feed_url ORDER BY MIN(i.id)",
+            [story_id],
+        ).fetchall()
+        return [{"source": r[0], "title": r[1], "link": r[2], "published": r[3]} for r in rows]
+
+    def _insert_alert(self, channel: str, kind: str, dedup_key: str, body: dict[str, Any],
+                      now: datetime, *, storyline_id: str | None = None,
+                      story_id: int | None = None, item_id: int | None = None,
+                      feed_url: str | None = None) -> int:
+        cursor = self._exec(
+            "INSERT OR IGNORE INTO alerts (uid, channel, kind, dedup_key, storyline_id, story_id, "
+            "item_id, feed_url, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (f"msg_{uuid.uuid4().hex}", channel, kind, dedup_key, storyline_id, story_id,
+             item_id, feed_url, json.dumps(body, ensure_ascii=False), iso(now)),
+        )
+        return cursor.rowcount
+
+    # -- the outbox
+
+    def due_alerts(self, channel: str, *, now: datetime, limit: int = 50) -> list[Alert]:
+        """The channel's pending alerts, oldest first, unless the channel is disabled or backing off.
+
+        Alerts of one channel go out in order of creation: when the head fails, the channel
+        backs off as a whole rather than skipping ahead.
+        """
+        state = self._read("SELECT disabled_at, next_attempt_at FROM channels WHERE name = ?",
+                           [channel])
+        if state and (state[0]["disabled_at"] or (
+                state[0]["next_attempt_at"] and state[0]["next_attempt_at"] > iso(now))):
+            return []
+        rows = self._read(
+            "SELECT * FROM alerts WHERE channel = ? AND status = 'pending' ORDER BY id LIMIT ?",
+            [channel, limit],
+        )
+        return [_alert(row) for row in rows]
+
+    def mark_sent(self, alert_id: int, *, now: datetime) -> None:
+        def operation() -> None:
+            row = self._exec(
+                "UPDATE alerts SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
+                "last_attempt_at = ?, last_error = NULL WHERE id = ? RETURNING channel",
+                (iso(now), iso(now), alert_id),
+            ).fetchone()
+            if row:
+                self._exec("UPDATE channels SET consecutive_failures = 0, next_attempt_at = NULL, "
+                           "last_error = NULL WHERE name = ?", [row[0]])
+        self._write(operation)
+
+    def mark_retry(self, alert_id: int, error: str, *, now: datetime,
+                   channel_next_attempt: datetime) -> None:
+        """A retryable failure: the alert stays pending; its channel waits until the given time."""
+        def operation() -> None:
+            row = self._exec(
+                "UPDATE alerts SET attempts = attempts + 1, last_error = ?, last_attempt_at = ? "
+                "WHERE id = ? RETURNING channel", (error[:500], iso(now), alert_id),
+            ).fetchone()
+            if row:
+                self._exec(
+                    "UPDATE channels SET consecutive_failures = consecutive_failures + 1, "
+                    "next_attempt_at = ?, last_error = ? WHERE name = ?",
+                    (iso(channel_next_attempt), error[:500], row[0]),
+                )
+        self._write(operation)
+
+    def mark_failed(self, alert_id: int, reason: str, *, now: datetime) -> None:
+        """Never deliverable (permanent error, or too old): kept with its reason, never dropped."""
+        self._write(lambda: self._exec(
+            "UPDATE alerts SET status = 'failed', attempts = attempts + 1, last_error = ?, "
+            "last_attempt_at = ? WHERE id = ?", (reason[:500], iso(now), alert_id)))
+
+    def channel_failures(self, channel: str) -> int:
+        rows = self._read("SELECT consecutive_failures FROM channels WHERE name = ?", [channel])
+        return rows[0]["consecutive_failures"] if rows else 0
+
+    def disable_channel(self, channel: str, reason: str, *, now: datetime) -> None:
+        self._write(lambda: self._exec(
+            "UPDATE channels SET disabled_at = ?, disabled_reason = ? WHERE name = ?",
+            (iso(now), reason[:500], channel)))
+
+    def enable_channel(self, channel: str) -> bool:
+        return bool(self._write(lambda: self._exec(
+            "UPDATE channels SET disabled_at = NULL, disabled_reason = NULL, "
+            "consecutive_failures = 0, next_attempt_at = NULL WHERE name = ?", [channel]).rowcount))
+
+    def retry_alerts(self, ids: Sequence[int] = (), *, failed: bool = False) -> int:
+        """Requeue the given alerts, or every failed one. Returns how many were requeued."""
+        def operation() -> int:
+            count = 0
+            if failed:
+                count += self._exec("UPDATE alerts SET status = 'pending' "
+                                    "WHERE status = 'failed'").rowcount
+            for alert_id in ids:
+                count += self._exec("UPDATE alerts SET status = 'pending' WHERE id = ? "
+                                    "AND status != 'pending'", [alert_id]).rowcount
+            return count
+        return self._write(operation)
+
+    # -- read models for the CLI
+
+    def channels(self) -> list[dict[str, Any]]:
+        return self._read("SELECT * FROM channels ORDER BY name")
+
+    def alerts(self, *, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+        rows = self._read(
+            f"SELECT id, uid, channel, kind, storyline_id, story_id, status, attempts, last_error, "
+            f"created_at, last_attempt_at, sent_at, payload FROM alerts {where} "
+            f"ORDER BY id DESC LIMIT ?", [*params, limit])
+        for row in rows:
+            payload = json.loads(row.pop("payload"))
+            data = payload.get("data", {})
+            row["title"] = data.get("item", {}).get("title") or data.get("feed", {}).get("name")
+        return rows
+
+    def matches(self, *, storyline: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        where, params = ("WHERE m.storyline_id = ?", [storyline]) if storyline else ("", [])
+        rows = self._read(
+            f"SELECT m.storyline_id AS storyline, i.title, i.url AS link, i.source, i.published, "
+            f"m.score, m.story_id, m.hits, m.created_at, i.id AS item_id, "
+            f"EXISTS (SELECT 1 FROM alerts a WHERE a.item_id = i.id "
+            f"AND a.storyline_id = m.storyline_id) AS alerted "
+            f"FROM matches m JOIN items i ON i.id = m.item_id {where} "
+            f"ORDER BY i.published DESC, i.id DESC LIMIT ?", [*params, limit])
+        for row in rows:
+            row["alerted"] = bool(row["alerted"])
+            row["matched_terms"] = json.loads(row.pop("hits"))
+        return rows
+
+    def storyline_stats(self, *, now: datetime) -> dict[str, dict[str, Any]]:
+        rows = self._read(
+            "SELECT storyline_id, COUNT(*) AS total, "
+            "SUM(created_at >= ?) AS last_24h, MAX(created_at) AS last_match "
+            "FROM matches GROUP BY storyline_id", [iso(now - timedelta(hours=24))])
+        return {r["storyline_id"]: {"total": r["total"], "last_24h": r["last_24h"] or 0,
+                                    "last_match": r["last_match"]} for r in rows}
+
+    def counts(self) -> dict[str, int]:
+        return {table: self._read(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"]
+                for table in ("items", "stories", "matches", "alerts", "entries")}
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _check_file(path: Path) -> None:
+    """Refuse, before SQLite touches it, a file that is not an SQLite database."""
+    if path.is_dir():
+        raise StoreError(f"{path}: is a directory, expected an SQLite database file")
+    if not path.exists():
+        if not path.parent.exists():
+            raise StoreError(f"{path}: the folder {path.parent} does not exist")
+        return
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as error:
+        raise StoreError(f"{path}: cannot read the database: {error.strerror}") from None
+    if header and header != SQLITE_HEADER:
+        raise StoreError(f"{path}: not an SQLite database (corrupt or another kind of file); "
+                         "refusing to touch it. Use --db to choose another file.")
+
+
+def _feed_state(row: dict[str, Any]) -> FeedState:
+    return FeedState(
+        url=row["url"], name=row["name"], etag=row["etag"], last_modified=row["last_modified"],
+        body_hash=row["body_hash"], last_fetch_at=_parse_time(row["last_fetch_at"]),
+        last_success_at=_parse_time(row["last_success_at"]), last_status=row["last_status"],
+        last_error=row["last_error"], last_error_code=row["last_error_code"],
+        consecutive_errors=row["consecutive_errors"], next_poll_at=_parse_time(row["next_poll_at"]),
+        items_seen=row["items_seen"], first_poll_done=bool(row["first_poll_done"]),
+        down_alerted=bool(row["down_alerted"]),
+    )
+
+
+def _alert(row: dict[str, Any]) -> Alert:
+    return Alert(
+        id=row["id"], uid=row["uid"], channel=row["channel"], kind=row["kind"],
+        storyline_id=row["storyline_id"], story_id=row["story_id"],
+        created_at=datetime.fromisoformat(row["created_at"]), attempts=row["attempts"],
+        status=row["status"], last_error=row["last_error"], payload=json.loads(row["payload"]),
+    )
+
+
+@contextmanager
+def open_store(path: str | Path) -> Iterator[Store]:
+    store = Store(path)
+    try:
+        yield store
+    finally:
+        store.close()
