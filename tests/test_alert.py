@@ -1,0 +1,414 @@
+"""Alert channels against real receivers on 127.0.0.1 (no mocks)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from datetime import UTC, datetime
+
+import pytest
+import standardwebhooks
+from receivers import TEST_SECRET, SMTPReceiver, WebhookReceiver, free_port
+
+from monitor.alert import (
+    AppriseChannel,
+    Channel,
+    ConsoleChannel,
+    EmailChannel,
+    WebhookChannel,
+    console_line,
+    encode_body,
+    make_channel,
+    parse_retry_after,
+    sign,
+)
+from monitor.config import ChannelConfig
+from monitor.errors import ChannelGone, ConfigError, DeliveryPermanent, DeliveryRetryable
+from monitor.models import Alert
+
+UA = "ceasefire-monitor/test"
+SMTP_PASSWORD = "s3cr3t-Pa55word"
+
+
+def match_alert(uid: str = "msg_2f3a9c1b7d", title: str = "Hamas delegation arrives in Cairo for truce talks",
+                link: str = "https://www.aljazeera.com/news/2026/11/26/hamas-cairo") -> Alert:
+    payload = {
+        "type": "storyline.match",
+        "timestamp": "2026-11-26T07:00:00+00:00",
+        "data": {
+            "storyline": {"id": "cairo-talks", "name": "Cairo truce talks"},
+            "item": {"title": title, "link": link,
+                     "summary": "Negotiators met in Cairo on Wednesday — «هدنة» talks resume.",
+                     "published": "2026-11-26T06:58:00+00:00", "source": "Al Jazeera",
+                     "feed_url": "https://www.aljazeera.com/xml/rss/all.xml"},
+            "score": 96.4,
+            "matched_terms": [{"term": "cairo", "found": "Cairo", "score": 100.0},
+                              {"term": "truce", "found": "truce", "score": 92.8}],
+            "story_id": 17,
+            "sources": [{"source": "Al Jazeera", "title": title, "link": link},
+                        {"source": "Reuters", "title": "Hamas team in Cairo for ceasefire talks",
+                         "link": "https://www.reuters.com/world/middle-east/cairo-talks"}],
+        },
+    }
+    return Alert(id=1, uid=uid, channel="test", kind="match", storyline_id="cairo-talks",
+                 story_id=17, created_at=datetime(2026, 11, 26, 7, 0, tzinfo=UTC), payload=payload)
+
+
+def feed_down_alert() -> Alert:
+    payload = {"type": "feed.down", "timestamp": "2026-11-26T07:00:00+00:00",
+               "data": {"feed": {"name": "Al Jazeera", "url": "https://www.aljazeera.com/xml/rss/all.xml"},
+                        "consecutive_errors": 5, "last_error": "fetch.timeout: timed out after 30s"}}
+    return Alert(id=2, uid="msg_feeddown1", channel="test", kind="feed_down", storyline_id=None,
+                 story_id=None, created_at=datetime(2026, 11, 26, 7, 0, tzinfo=UTC), payload=payload)
+
+
+@pytest.fixture
+def hook():
+    with WebhookReceiver(secret=TEST_SECRET) as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def smtp():
+    with SMTPReceiver(credentials=("monitor", SMTP_PASSWORD)) as receiver:
+        yield receiver
+
+
+def webhook(url: str, *, secret: str | None = TEST_SECRET, timeout: float = 5.0) -> WebhookChannel:
+    return WebhookChannel("hook", url, secret=secret, timeout=timeout, user_agent=UA)
+
+
+def email_channel(port: int, **options) -> EmailChannel:
+    settings = {"host": "127.0.0.1", "port": port, "sender": "monitor@example.org",
+                "to": ("desk@example.org",), "starttls": False, "timeout": 5.0, "user_agent": UA}
+    settings.update(options)
+    return EmailChannel("mail", **settings)
+
+
+# --------------------------------------------------------------------------- webhook
+
+def test_webhook_is_signed_per_standard_webhooks(hook):
+    channel = webhook(hook.url)
+    alert = match_alert()
+    channel.deliver(alert)
+    [request] = hook.wait_for(1)
+    assert request["verified"], request["error"]
+    assert request["id"] == alert.uid
+    assert abs(int(request["timestamp"]) - time.time()) < 5
+    assert request["headers"]["content-type"] == "application/json"
+    assert request["headers"]["user-agent"] == UA
+    assert request["json"] == alert.payload
+    assert request["body"] == encode_body(alert.payload)
+    # the reference library computes the same signature
+    reference = standardwebhooks.Webhook(TEST_SECRET).sign(
+        alert.uid, datetime.fromtimestamp(int(request["timestamp"]), tz=UTC), request["body"].decode())
+    assert request["signature"] == reference
+    channel.close()
+
+
+def test_webhook_id_and_body_are_stable_across_retries(hook):
+    channel = webhook(hook.url)
+    alert = match_alert()
+    hook.set_mode("500")
+    with pytest.raises(DeliveryRetryable):
+        channel.deliver(alert)
+    hook.set_mode("ok")
+    channel.deliver(alert)
+    first, second = hook.wait_for(2)
+    assert first["id"] == second["id"] == alert.uid
+    assert first["body"] == second["body"]
+    assert first["verified"] and second["verified"]
+
+
+def test_webhook_signature_rejected_with_wrong_secret(hook):
+    other = "whsec_" + base64.b64encode(b"another secret of 24 byte").decode()
+    webhook(hook.url, secret=other).deliver(match_alert())
+    [request] = hook.wait_for(1)
+    assert not request["verified"]
+
+
+def test_webhook_without_secret_sends_no_signature(hook):
+    webhook(hook.url, secret=None).deliver(match_alert())
+    [request] = hook.wait_for(1)
+    assert request["signature"] is None
+    assert request["id"] == "msg_2f3a9c1b7d"
+
+
+def test_sign_matches_spec_example():
+    # the example of the Standard Webhooks spec
+    key = base64.b64decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    body = b'{"test": 2432232314}'
+    assert sign(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body) == \
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_webhook_500_is_retryable(hook):
+    hook.set_mode("500")
+    with pytest.raises(DeliveryRetryable) as caught:
+        webhook(hook.url).deliver(match_alert())
+    assert "500" in str(caught.value)
+    assert caught.value.retry_after is None
+
+
+def test_webhook_410_is_gone(hook):
+    hook.set_mode("410")
+    with pytest.raises(ChannelGone):
+        webhook(hook.url).deliver(match_alert())
+
+
+def test_webhook_429_retry_after_is_parsed(hook):
+    hook.respond_with(429, retry_after=42)
+    with pytest.raises(DeliveryRetryable) as caught:
+        webhook(hook.url).deliver(match_alert())
+    assert caught.value.retry_after == 42.0
+
+
+def test_webhook_503_retry_after_http_date(hook):
+    hook.respond_with(503, retry_after="Wed, 21 Oct 2099 07:28:00 GMT")
+    with pytest.raises(DeliveryRetryable) as caught:
+        webhook(hook.url).deliver(match_alert())
+    assert caught.value.retry_after > 3600
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 422])
+def test_webhook_other_4xx_is_permanent(hook, status):
+    hook.respond_with(status, body=b'{"error":"bad payload"}')
+    with pytest.raises(DeliveryPermanent) as caught:
+        webhook(hook.url).deliver(match_alert())
+    assert str(status) in str(caught.value)
+    assert "bad payload" in str(caught.value)
+
+
+def test_webhook_408_is_retryable(hook):
+    hook.set_mode("408")
+    with pytest.raises(DeliveryRetryable):
+        webhook(hook.url).deliver(match_alert())
+
+
+def test_webhook_redirect_is_permanent_and_not_followed(hook):
+    hook.set_mode("redirect")
+    with pytest.raises(DeliveryPermanent) as caught:
+        webhook(hook.url).deliver(match_alert())
+    assert "redirect" in str(caught.value)
+    assert len(hook.received) == 1
+
+
+def test_webhook_refused_port_is_retryable():
+    with pytest.raises(DeliveryRetryable) as caught:
+        webhook(f"http://127.0.0.1:{free_port()}/hook").deliver(match_alert())
+    assert "ConnectError" in str(caught.value)
+
+
+def test_webhook_timeout_is_retryable(hook):
+    hook.set_mode("hang")
+    started = time.monotonic()
+    with pytest.raises(DeliveryRetryable) as caught:
+        webhook(hook.url, timeout=0.5).deliver(match_alert())
+    assert time.monotonic() - started < 3
+    assert "timed out" in str(caught.value)
+    hook.release()
+
+
+def test_webhook_errors_hide_secret_and_url_path(hook):
+    url = hook.url + "/T0K3N-in-path?token=abcdef"
+    for mode in ("500", "404", "410", "redirect"):
+        hook.set_mode(mode)
+        with pytest.raises((DeliveryRetryable, DeliveryPermanent, ChannelGone)) as caught:
+            webhook(url).deliver(match_alert())
+        text = str(caught.value) + repr(caught.value)
+        assert TEST_SECRET not in text and TEST_SECRET[6:] not in text
+        assert "T0K3N" not in text and "abcdef" not in text
+
+
+def test_bad_secret_is_config_error_without_secret():
+    with pytest.raises(ConfigError) as caught:
+        WebhookChannel("hook", "http://127.0.0.1:9/", secret="whsec_***not base64***")
+    assert "***not base64***" not in str(caught.value)
+
+
+def test_parse_retry_after():
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT") == 0.0
+
+
+# --------------------------------------------------------------------------- email
+
+def test_email_has_text_and_escaped_html(smtp):
+    channel = email_channel(smtp.port, username="monitor", password=SMTP_PASSWORD)
+    alert = match_alert(title="Truce <script>alert(1)</script> & talks")
+    channel.deliver(alert)
+    [message] = smtp.wait_for(1)
+    assert message["Subject"] == "[Cairo truce talks] Truce <script>alert(1)</script> & talks"
+    assert message["Message-ID"] == "<msg_2f3a9c1b7d@example.org>"
+    assert message["To"] == "desk@example.org"
+    assert smtp.envelopes[0]["login"] == "monitor"
+    text = message.get_body(("plain",)).get_content()
+    page = message.get_body(("html",)).get_content()
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; talks" in page
+    assert '<a href="https://www.aljazeera.com/news/2026/11/26/hamas-cairo">' in page
+    assert "Reuters" in page and 'href="https://www.reuters.com/world/middle-east/cairo-talks"' in page
+    for part in (text, page):
+        assert "2026-11-26 06:58 UTC" in part
+        assert "Al Jazeera" in part
+        assert "cairo" in part and "Cairo" in part and "96" in part
+        assert "هدنة" in part
+    assert "https://www.aljazeera.com/news/2026/11/26/hamas-cairo" in text
+
+
+def test_email_javascript_link_is_not_a_link(smtp):
+    email_channel(smtp.port).deliver(match_alert(link="javascript:alert(document.cookie)"))
+    [message] = smtp.wait_for(1)
+    page = message.get_body(("html",)).get_content()
+    assert "href=\"javascript" not in page.lower()
+    assert "<a href" not in page.split("Reuters")[0]  # the headline is plain text
+    assert "javascript:alert(document.cookie)" in page  # shown as text
+
+
+def test_email_header_injection_is_stripped(smtp):
+    email_channel(smtp.port).deliver(match_alert(title="Talks\r\nBcc: victim@example.org"))
+    [message] = smtp.wait_for(1)
+    assert message["Bcc"] is None
+    assert "\n" not in message["Subject"]
+    assert smtp.envelopes[0]["rcpt_tos"] == ["desk@example.org"]
+
+
+def test_email_resend_has_same_message_id(smtp):
+    channel = email_channel(smtp.port)
+    channel.deliver(match_alert())
+    channel.deliver(match_alert())
+    first, second = smtp.wait_for(2)
+    assert first["Message-ID"] == second["Message-ID"]
+
+
+def test_email_feed_down_subject(smtp):
+    email_channel(smtp.port).deliver(feed_down_alert())
+    [message] = smtp.wait_for(1)
+    assert message["Subject"] == "[feed down] Al Jazeera"
+    assert "fetch.timeout" in message.get_body(("plain",)).get_content()
+
+
+@pytest.mark.parametrize("stage", ["data", "rcpt"])
+def test_smtp_451_is_retryable(smtp, stage):
+    smtp.set_mode("451", stage=stage)
+    with pytest.raises(DeliveryRetryable) as caught:
+        email_channel(smtp.port).deliver(match_alert())
+    assert "451" in str(caught.value)
+
+
+@pytest.mark.parametrize("stage", ["data", "rcpt"])
+def test_smtp_550_is_permanent_with_reason(smtp, stage):
+    smtp.set_mode("550", stage=stage)
+    with pytest.raises(DeliveryPermanent) as caught:
+        email_channel(smtp.port).deliver(match_alert())
+    assert "550" in str(caught.value) and "rejected" in str(caught.value)
+
+
+def test_smtp_down_is_retryable():
+    with pytest.raises(DeliveryRetryable):
+        email_channel(free_port()).deliver(match_alert())
+
+
+def test_smtp_bad_password_is_permanent_without_password(smtp):
+    wrong = "wrong-" + SMTP_PASSWORD
+    with pytest.raises(DeliveryPermanent) as caught:
+        email_channel(smtp.port, username="monitor", password=wrong).deliver(match_alert())
+    assert wrong not in str(caught.value) and SMTP_PASSWORD not in str(caught.value)
+
+
+def test_smtp_starttls_required_but_not_offered_is_permanent(smtp):
+    with pytest.raises(DeliveryPermanent) as caught:
+        email_channel(smtp.port, starttls=True).deliver(match_alert())
+    assert "STARTTLS" in str(caught.value)
+    assert smtp.messages == []
+
+
+# --------------------------------------------------------------------------- console
+
+def test_console_line_format():
+    stream = io.StringIO()
+    ConsoleChannel("console", stream=stream).deliver(match_alert())
+    assert stream.getvalue() == (
+        "ALERT [cairo-talks] Hamas delegation arrives in Cairo for truce talks — Al Jazeera "
+        "2026-11-26 06:58 UTC https://www.aljazeera.com/news/2026/11/26/hamas-cairo "
+        "(score 96: cairo~Cairo, truce~truce)\n")
+
+
+def test_console_line_strips_control_characters():
+    line = console_line(match_alert(title="Talks\x1b[31m red\nnext line"))
+    assert "\x1b" not in line and "\n" not in line
+
+
+def test_console_feed_down():
+    line = console_line(feed_down_alert())
+    assert line.startswith("FEED DOWN [Al Jazeera] https://www.aljazeera.com/xml/rss/all.xml")
+    assert "5 consecutive errors" in line
+
+
+# --------------------------------------------------------------------------- apprise
+
+def test_apprise_json_to_receiver():
+    with WebhookReceiver(secret=None) as hook:
+        url = f"json://127.0.0.1:{hook.port}/"
+        channel = AppriseChannel("chat", [url], timeout=5.0)
+        channel.deliver(match_alert())
+        [request] = hook.wait_for(1)
+        assert request["json"]["title"] == \
+            "[Cairo truce talks] Hamas delegation arrives in Cairo for truce talks"
+        assert "https://www.aljazeera.com/news/2026/11/26/hamas-cairo" in request["json"]["message"]
+
+
+def test_apprise_failure_is_retryable_without_urls():
+    with WebhookReceiver(secret=None) as hook:
+        hook.set_mode("500")
+        url = f"json://127.0.0.1:{hook.port}/?token=S3CRET-TOKEN"
+        channel = AppriseChannel("chat", [url], timeout=5.0)
+        with pytest.raises(DeliveryRetryable) as caught:
+            channel.deliver(match_alert())
+        assert "apprise could not notify" in str(caught.value)
+        assert "S3CRET" not in str(caught.value) and str(hook.port) not in str(caught.value)
+
+
+def test_apprise_retry_skips_urls_that_succeeded():
+    with WebhookReceiver(secret=None) as good, WebhookReceiver(secret=None) as bad:
+        bad.set_mode("500")
+        channel = AppriseChannel("chat", [f"json://127.0.0.1:{good.port}/",
+                                          f"json://127.0.0.1:{bad.port}/"], timeout=5.0)
+        with pytest.raises(DeliveryRetryable):
+            channel.deliver(match_alert())
+        bad.set_mode("ok")
+        channel.deliver(match_alert())
+        assert len(good.received) == 1
+        assert len(bad.received) == 2
+
+
+def test_apprise_bad_url_is_config_error_without_url():
+    with pytest.raises(ConfigError) as caught:
+        AppriseChannel("chat", ["nosuchservice://tok3n@host/"])
+    assert "tok3n" not in str(caught.value)
+
+
+# --------------------------------------------------------------------------- make_channel
+
+def test_make_channel_builds_each_type(hook):
+    configs = [
+        ChannelConfig(type="webhook", name="w", url=hook.url, secret=TEST_SECRET, timeout=2.0),
+        ChannelConfig(type="email", name="e", host="127.0.0.1", port=25, sender="a@example.org",
+                      to=("b@example.org",)),
+        ChannelConfig(type="console", name="c"),
+    ]
+    stream = io.StringIO()
+    channels = [make_channel(c, user_agent=UA, console_stream=stream) for c in configs]
+    assert [type(c) for c in channels] == [WebhookChannel, EmailChannel, ConsoleChannel]
+    for channel in channels:
+        assert isinstance(channel, Channel)
+    channels[0].deliver(match_alert())
+    assert hook.wait_for(1)[0]["verified"]
+    channels[2].deliver(match_alert())
+    assert stream.getvalue().startswith("ALERT [cairo-talks]")
+    for channel in channels:
+        channel.close()
+    assert TEST_SECRET not in repr(channels[0]) and TEST_SECRET not in repr(configs[0])
