@@ -64,6 +64,10 @@ class StorylineConfig:
     threshold: int = 90
     # Optional context rules (issue 3): terms that must be near each other, title weight, etc.
     near: int = 0  # if > 0: the groups of ``all`` must match within this many words of each other
+    not_near: tuple[str, ...] = ()  # context vetoes: a hit with one of these close by does not count
+    not_near_window: int = 3  # "close by": within this many words, in the same sentence
+    title_weight: float = 1.25  # a hit in the title counts this much more than one in the summary
+    min_score: int = 0  # the storyline score (0-100, see monitor.match) a match needs
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -118,6 +122,8 @@ class MonitorConfig:
     backoff_max: float = 6 * 3600.0
     feed_down_after: int = 5  # consecutive failures before one "feed down" alert
     delivery_max_age: float = 24 * 3600.0  # give an alert up after this long
+    delivery_retry_base: float = 2.0  # first retry of a failing channel after about this long
+    delivery_retry_max: float = 600.0  # and never waits longer than this between attempts
     feeds: tuple[FeedConfig, ...] = ()
     storylines: tuple[StorylineConfig, ...] = ()
     channels: tuple[ChannelConfig, ...] = ()
@@ -262,14 +268,15 @@ class _Reader:
         section = self.table(data.get("monitor", {}), "monitor", {
             "database", "poll_interval", "alert_max_age", "user_agent", "max_body_size",
             "fetch_timeout", "fetch_workers", "dedup_window", "backoff_max",
-            "feed_down_after", "delivery_max_age",
+            "feed_down_after", "delivery_max_age", "delivery_retry_base", "delivery_retry_max",
         })
         defaults = MonitorConfig()
         settings: dict[str, Any] = {}
         if "database" in section:
             settings["database"] = self.string(section["database"], "monitor.database")
         for key in ("poll_interval", "alert_max_age", "fetch_timeout", "dedup_window",
-                    "backoff_max", "delivery_max_age"):
+                    "backoff_max", "delivery_max_age", "delivery_retry_base",
+                    "delivery_retry_max"):
             if key in section:
                 minimum = 1.0 if key in ("poll_interval", "fetch_timeout") else 0.0
                 settings[key] = self.duration(section[key], f"monitor.{key}", minimum)
@@ -331,7 +338,8 @@ class _Reader:
         for i, raw in enumerate(self.list_of_tables(value, "storylines")):
             where = f"storylines[{i}]"
             raw = self.table(raw, where, {"id", "name", "description", "all", "any", "none",
-                                          "threshold", "near"})
+                                          "threshold", "near", "not_near", "not_near_window",
+                                          "title_weight", "min_score"})
             if "id" not in raw:
                 raise self.fail(f"{where}.id", "a storyline id (a required key)")
             storyline_id = self.string(raw["id"], f"{where}.id")
@@ -350,6 +358,10 @@ class _Reader:
             any_terms = self.terms(raw.get("any", []), f"{where}.any", allow_empty=True)
             if not groups and not any_terms:
                 raise self.fail(f"{where}.all", "at least one term group in 'all' or terms in 'any'")
+            title_weight = raw.get("title_weight", 1.25)
+            if (isinstance(title_weight, bool) or not isinstance(title_weight, int | float)
+                    or not 1.0 <= title_weight <= 10.0):
+                raise self.fail(f"{where}.title_weight", "a number from 1 to 10", title_weight)
             storylines.append(StorylineConfig(
                 id=storyline_id,
                 name=self.string(raw.get("name", storyline_id), f"{where}.name"),
@@ -359,6 +371,11 @@ class _Reader:
                 none=self.terms(raw.get("none", []), f"{where}.none", allow_empty=True),
                 threshold=self.integer(raw.get("threshold", 90), f"{where}.threshold", 0, 100),
                 near=self.integer(raw.get("near", 0), f"{where}.near", 0, 1000),
+                not_near=self.terms(raw.get("not_near", []), f"{where}.not_near", allow_empty=True),
+                not_near_window=self.integer(raw.get("not_near_window", 3),
+                                             f"{where}.not_near_window", 1, 50),
+                title_weight=float(title_weight),
+                min_score=self.integer(raw.get("min_score", 0), f"{where}.min_score", 0, 100),
             ))
         return tuple(storylines)
 

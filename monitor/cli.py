@@ -1,0 +1,368 @@
+"""The command line: a thin shell over the library. Each command loads the config, opens
+the store and calls one library function; printing is all it adds.
+
+Exit codes: 0 ok, 1 a command-level failure (e.g. nothing to retry), 2 bad config,
+bad database or bad input files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .config import MonitorConfig, find_config, load_config
+from .errors import MonitorError
+
+if TYPE_CHECKING:
+    from .store import Store
+
+log = logging.getLogger("monitor")
+
+
+class RedactSecrets(logging.Filter):
+    """Replace configured secrets in every log record: a belt to the braces of never
+    formatting them into messages in the first place."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s and len(s) >= 4]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+def setup_logging(verbosity: int, default: int = logging.WARNING) -> logging.Handler:
+    level = logging.DEBUG if verbosity >= 1 else default
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s",
+                                           "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbosity < 2 else logging.DEBUG)
+    return handler
+
+
+class Context:
+    def __init__(self, config_path: str | None, db: str | None, verbose: int) -> None:
+        self.config_path = config_path
+        self.db = db
+        self.verbose = verbose
+        self._config: MonitorConfig | None = None
+
+    @property
+    def config(self) -> MonitorConfig:
+        if self._config is None:
+            self._config = load_config(find_config(self.config_path), database=self.db)
+        return self._config
+
+    def store(self) -> Store:
+        # Imported here: start-up time matters for every command, and not all need the store.
+        from .store import Store
+
+        return Store(self.config.database)
+
+
+def fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn our errors into one line on stderr and exit code 2, never a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except MonitorError as error:
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="PATH",
+              help="Config file. Default: $MONITOR_CONFIG, else ./config/monitor.toml, "
+                   "else the built-in default.")
+@click.option("--db", metavar="PATH", help="Database file (overrides the config; also $MONITOR_DB).")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv: also HTTP).")
+@click.version_option(package_name="ceasefire-monitor")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, db: str | None, verbose: int) -> None:
+    """Watch news feeds for storylines of the Gaza ceasefire talks, and alert.
+
+    Example: monitor run --once
+    """
+    ctx.obj = Context(config_path, db, verbose)
+
+
+# --------------------------------------------------------------------------- run
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Poll every feed once, deliver what is due, exit.")
+@pass_context
+@fails_cleanly
+def run(obj: Context, once: bool) -> None:
+    """Run the monitor: poll the feeds on schedule, match, store and alert.
+
+    Example: monitor --config config/monitor.toml run
+    """
+    handler = setup_logging(obj.verbose, default=logging.INFO)
+    config = obj.config
+    handler.addFilter(RedactSecrets(config.secrets))
+    from .pipeline import Monitor
+
+    log.info("config %s; database %s; %d feeds, %d storylines", config.source, config.database,
+             len(config.feeds), len(config.storylines))
+    with obj.store() as store:
+        monitor = Monitor(config, store)
+        try:
+            if once:
+                feeds, deliveries = monitor.run_once()
+                failed = [f for f in feeds if f.outcome == "error"]
+                log.info("polled %d feeds (%d failed); %d new items, %d alerts queued; "
+                         "%d alerts sent", len(feeds), len(failed),
+                         sum(f.stored.new_items for f in feeds),
+                         sum(f.stored.new_alerts for f in feeds),
+                         sum(d.sent for d in deliveries))
+            else:
+                from .daemon import run_forever
+
+                run_forever(monitor)
+        finally:
+            monitor.close()
+
+
+# --------------------------------------------------------------------------- read models
+
+def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool,
+         headers: Sequence[str] | None = None) -> None:
+    if as_json:
+        click.echo(json.dumps(list(rows), indent=2, ensure_ascii=False, default=str))
+        return
+    if not rows:
+        click.echo("(none)")
+        return
+    from tabulate import tabulate
+
+    table = [[_cell(row.get(c)) for c in columns] for row in rows]
+    click.echo(tabulate(table, headers=list(headers or columns), tablefmt="simple"))
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return "-"
+    if isinstance(value, str) and len(value) > 70:
+        return value[:67] + "..."
+    return value
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@fails_cleanly
+def storylines(obj: Context, as_json: bool) -> None:
+    """List the tracked storylines and their matches.
+
+    Example: monitor storylines --json
+    """
+    config = obj.config
+    with obj.store() as store:
+        stats = store.storyline_stats(now=datetime.now(UTC))
+    rows = []
+    for storyline in config.storylines:
+        s = stats.get(storyline.id, {})
+        rows.append({
+            "id": storyline.id, "name": storyline.name,
+            "all": [list(g) for g in storyline.all], "any": list(storyline.any),
+            "none": list(storyline.none), "threshold": storyline.threshold,
+            "terms": " + ".join("|".join(g) for g in storyline.all)
+                     + (f" + any({'|'.join(storyline.any)})" if storyline.any else ""),
+            "matches_24h": s.get("last_24h", 0), "matches_total": s.get("total", 0),
+            "last_match": s.get("last_match"),
+        })
+    emit(rows, ["id", "name", "terms", "matches_24h", "matches_total", "last_match"], as_json,
+         ["id", "name", "terms", "24h", "total", "last match"])
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@fails_cleanly
+def feeds(obj: Context, as_json: bool) -> None:
+    """List the feeds and their health.
+
+    Example: monitor feeds
+    """
+    config = obj.config
+    with obj.store() as store:
+        store.sync_feeds(config.feeds)
+        states = {s.url: s for s in store.feed_states()}
+    rows = []
+    for feed in config.feeds:
+        s = states[feed.url]
+        healthy = s.last_fetch_at is not None and s.consecutive_errors == 0
+        rows.append({
+            "name": feed.name, "url": feed.url, "interval": feed.interval,
+            "health": "ok" if healthy else ("never fetched" if s.last_fetch_at is None else "failing"),
+            "last_fetch": s.last_fetch_at.isoformat() if s.last_fetch_at else None,
+            "last_success": s.last_success_at.isoformat() if s.last_success_at else None,
+            "last_status": s.last_status, "consecutive_errors": s.consecutive_errors,
+            "last_error": s.last_error, "last_error_code": s.last_error_code,
+            "items_seen": s.items_seen,
+            "next_poll": s.next_poll_at.isoformat() if s.next_poll_at else None,
+        })
+    emit(rows, ["name", "health", "last_fetch", "last_status", "consecutive_errors", "last_error",
+                "items_seen"], as_json,
+         ["feed", "health", "last fetch", "status", "errors", "last error", "items"])
+
+
+@cli.command()
+@click.option("--storyline", metavar="ID", help="Only this storyline.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@fails_cleanly
+def matches(obj: Context, storyline: str | None, limit: int, as_json: bool) -> None:
+    """List recent matches, newest first.
+
+    Example: monitor matches --storyline cairo-talks --limit 5
+    """
+    config = obj.config
+    if storyline is not None and storyline not in {s.id for s in config.storylines}:
+        raise click.BadParameter(f"no storyline {storyline!r} in {config.source}",
+                                 param_hint="--storyline")
+    with obj.store() as store:
+        rows = store.matches(storyline=storyline, limit=limit)
+    emit(rows, ["published", "storyline", "score", "alerted", "source", "title"], as_json)
+
+
+@cli.command()
+@click.argument("text")
+@click.option("--summary", default="", help="Summary text, scored as the body of the item.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@fails_cleanly
+def check(obj: Context, text: str, summary: str, as_json: bool) -> None:
+    """Score a text against every storyline and explain the decision.
+
+    TEXT is scored as a headline; it may hold HTML, which is stripped as the pipeline does.
+
+    Example: monitor check "Hamas delegation in Cairo for truce talks"
+    """
+    from .match import Matcher
+    from .normalise import html_to_text
+
+    explanations = Matcher(obj.config.storylines).explain(html_to_text(text), html_to_text(summary))
+    if as_json:
+        click.echo(json.dumps([e.to_dict() for e in explanations], indent=2, ensure_ascii=False))
+    else:
+        click.echo("\n\n".join(e.render() for e in explanations))
+
+
+@cli.command(name="eval")
+@click.argument("labels", type=click.Path(dir_okay=False))
+@click.option("--items", "items_path", required=True, type=click.Path(dir_okay=False),
+              help="JSONL of items (id, title, summary) the labels refer to.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--errors", is_flag=True, help="List false positives and misses with explanations.")
+@pass_context
+@fails_cleanly
+def eval_command(obj: Context, labels: str, items_path: str, as_json: bool, errors: bool) -> None:
+    """Measure the storylines on labelled items: precision, recall, F1 and C_det.
+
+    Example: monitor eval ../shared/data/labels/dev.jsonl --items ../shared/data/news/items.jsonl
+    """
+    from .evaluate import run_eval
+
+    report = run_eval(obj.config.storylines, Path(labels), Path(items_path))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(report.render(errors=errors))
+
+
+# --------------------------------------------------------------------------- the outbox
+
+@cli.group(invoke_without_command=True)
+@click.option("--status", type=click.Choice(["pending", "sent", "failed"]))
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def alerts(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
+    """List the outbox: alerts with their status, attempts and last error.
+
+    Example: monitor alerts --status failed
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    obj: Context = ctx.obj
+
+    @fails_cleanly
+    def show() -> None:
+        with obj.store() as store:
+            rows = store.alerts(status=status, limit=limit)
+            channels = store.channels()
+        emit(rows, ["id", "created_at", "channel", "kind", "storyline_id", "status", "attempts",
+                    "last_error", "title"], as_json)
+        if not as_json:
+            for channel in channels:
+                if channel["disabled_at"]:
+                    click.echo(f"channel {channel['name']} DISABLED since {channel['disabled_at']}: "
+                               f"{channel['disabled_reason']} (monitor alerts enable "
+                               f"{channel['name']})")
+
+    show()
+
+
+@alerts.command(name="retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--failed", is_flag=True, help="Requeue every failed alert.")
+@pass_context
+@fails_cleanly
+def alerts_retry(obj: Context, ids: tuple[int, ...], failed: bool) -> None:
+    """Requeue alerts by id, or every failed one.
+
+    Example: monitor alerts retry --failed
+    """
+    if not ids and not failed:
+        raise click.UsageError("give alert ids or --failed")
+    with obj.store() as store:
+        count = store.retry_alerts(ids, failed=failed)
+    click.echo(f"requeued {count} alert(s)")
+    if not count:
+        sys.exit(1)
+
+
+@alerts.command(name="enable")
+@click.argument("channel")
+@pass_context
+@fails_cleanly
+def alerts_enable(obj: Context, channel: str) -> None:
+    """Re-enable a channel that was disabled (e.g. after a webhook answered 410).
+
+    Example: monitor alerts enable webhook-0
+    """
+    with obj.store() as store:
+        if not store.enable_channel(channel):
+            click.echo(f"no channel {channel!r}", err=True)
+            sys.exit(1)
+    click.echo(f"channel {channel} enabled")
+
+
+def main() -> None:
+    cli(prog_name="monitor")
