@@ -1,0 +1,472 @@
+"""Match: plain-text title + summary in, the storylines they belong to out.
+
+``Matcher`` is built once from the configured storylines and then called for every item.
+Pure: no I/O, no globals, no clock. The rules of a storyline (see ``StorylineConfig``):
+
+* ``all``: a list of groups; every group must match (any term within a group);
+* ``any``: when given, at least one of these must match too;
+* ``none``: any match vetoes the storyline;
+* ``not_near``: a hit of an ``all``/``any`` term is discarded when one of these words is within
+  ``not_near_window`` words of it in the same sentence ("calls for a ceasefire");
+* ``near``: when > 0, every group must have a hit within ``near`` words of a hit of the first group,
+  in the same field;
+* ``threshold``: the fuzzy score (0-100) a term needs to match a word n-gram of the text;
+* ``min_score``: the storyline score (0-100) a match needs (the score rewards the title and proximity).
+
+How a term matches. Title and summary are tokenised once per item: words are case-folded, diacritics
+and apostrophes dropped ("Qatar's" -> "qatar"), hyphens split words, and the last word of every n-gram
+is reduced by a small suffix stemmer (talks/talk, hostage/hostages, release/released/releasing,
+swap/swapped). An n-gram's key is its words joined without spaces, so "cease-fire", "cease fire" and
+"ceasefire" have the same key. A term matches a key exactly (dict lookup), or, if the term has more
+than 5 letters, fuzzily: Jaro-Winkler similarity x 100 >= ``threshold`` with at most
+``max(1, len/5)`` letters of length difference (Haniyeh / Haniyah / Haniya, al-Hayya / al-Hayyah).
+Terms of 5 letters or fewer match exactly only: "Cairo" never matches "Carlo", "truce" never
+"trucker". Fuzzy results are cached per key, so a stream pays rapidfuzz once per new word.
+
+The score of a match: the mean over its groups of the best hit's score, each weighted by its field
+(title 1.0, summary ``1 / title_weight``), times 1.0 when all groups meet in one sentence, 0.9
+when they meet in one field, 0.8 otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rapidfuzz import process
+from rapidfuzz.distance import JaroWinkler
+
+from .config import StorylineConfig
+from .models import Match, TermHit
+
+__all__ = ["Explanation", "GroupReport", "Matcher", "fold_word", "stem", "term_key"]
+
+SHORT_TERM = 5  # letters: a term this short must match exactly
+_MAX_CACHE = 200_000
+_WORD = re.compile(r"[^\W_]+(?:['’ʼ`][^\W_]+)*|[.!?;|•]+(?=\s|$)|\s[-–—:]\s")
+_APOSTROPHES = str.maketrans("", "", "'’ʼ`")
+_NO_PLURAL = frozenset({
+    "hamas", "abbas", "texas", "paris", "crisis", "analysis", "basis", "thesis", "tunis", "christmas",
+    "athens", "always", "perhaps", "whereas", "overseas", "aegis", "genesis", "emphasis", "oasis",
+})
+_VOWELS = frozenset("aeiouy")
+_UNDOUBLE_KEEP = frozenset("lsz")
+
+
+def fold_word(word: str) -> str:
+    """Lowercase, no diacritics, no possessive 's, no apostrophes: ``"Qatar’s"`` -> ``"qatar"``."""
+    word = word.lower()
+    if not word.isascii():
+        word = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+    if len(word) > 2 and word[-2] in "'’ʼ`" and word[-1] == "s":
+        word = word[:-2]
+    return word.translate(_APOSTROPHES)
+
+
+def stem(word: str) -> str:
+    """A light suffix stemmer for folded English words; the same function reduces terms and text.
+
+    >>> [stem(w) for w in ("talks", "hostages", "released", "releasing", "swapped", "truce", "trucker")]
+    ['talk', 'hostag', 'releas', 'releas', 'swap', 'truc', 'trucker']
+    """
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif word.endswith("sses"):
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us")) and word not in _NO_PLURAL:
+        word = word[:-1]
+    for suffix, minimum in (("ing", 6), ("ed", 5)):
+        if word.endswith(suffix) and len(word) >= minimum and _VOWELS & set(word[:-len(suffix)]):
+            word = word[:-len(suffix)]
+            if len(word) > 3 and word[-1] == word[-2] and word[-1] not in _VOWELS | _UNDOUBLE_KEEP:
+                word = word[:-1]
+            break
+    if word.endswith("e") and len(word) > 3:
+        word = word[:-1]
+    return word
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in (m.group(0) for m in _WORD.finditer(text)) if w[0].isalnum()]
+
+
+def term_key(term: str) -> str:
+    """The key a term is looked up by: folded words joined, the last one stemmed."""
+    words = [fold_word(w) for w in _words(term)]
+    if not words:
+        return ""
+    return "".join(words[:-1]) + stem(words[-1])
+
+
+def _initial(key: str) -> str:
+    """The fuzzy bucket of a key: its first letter, every vowel one class (el-Sisi / al-Sisi)."""
+    first = key[0]
+    return "a" if first in "aeiou" else first
+
+
+# --------------------------------------------------------------------------- explanation
+
+
+@dataclass(frozen=True)
+class GroupReport:
+    """One rule of a storyline (``all[0]``, ``any``, ``none``, ``not_near``) and what it found."""
+
+    rule: str
+    terms: tuple[str, ...]
+    hits: tuple[TermHit, ...] = ()
+    discarded: tuple[tuple[TermHit, str], ...] = ()  # hits dropped by a context veto, and why
+    matched: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "terms": list(self.terms),
+            "matched": self.matched,
+            "hits": [_hit_dict(h) for h in self.hits],
+            "discarded": [dict(_hit_dict(h), reason=why) for h, why in self.discarded],
+        }
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The whole reasoning of one storyline on one item."""
+
+    storyline_id: str
+    name: str
+    matched: bool
+    score: float
+    decision: str  # one line: why it matched or did not
+    groups: tuple[GroupReport, ...] = ()
+    vetoes: tuple[TermHit, ...] = ()
+
+    def render(self) -> str:
+        mark = "MATCH" if self.matched else "no match"
+        lines = [f"{self.storyline_id} ({self.name}): {mark}, score {self.score:.0f} — {self.decision}"]
+        for group in self.groups:
+            if group.rule == "none" and not group.hits:
+                continue
+            state = "ok" if group.matched else "--"
+            if group.rule in ("none", "not_near"):
+                state = "VETO" if group.hits else "ok"
+            found = "; ".join(
+                f"{h.term} → {h.found!r} ({h.score:.0f}, {h.field} word {h.position})" for h in group.hits
+            ) or "nothing found"
+            lines.append(f"  [{state:>4}] {group.rule}: {found}")
+            for hit, why in group.discarded:
+                lines.append(f"         dropped {hit.term} → {hit.found!r} ({hit.field}): {why}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "storyline": self.storyline_id,
+            "name": self.name,
+            "matched": self.matched,
+            "score": round(self.score, 1),
+            "decision": self.decision,
+            "groups": [g.to_dict() for g in self.groups],
+            "vetoes": [_hit_dict(h) for h in self.vetoes],
+        }
+
+
+def _hit_dict(hit: TermHit) -> dict[str, Any]:
+    return {"term": hit.term, "found": hit.found, "score": round(hit.score, 1), "field": hit.field,
+            "position": hit.position}
+
+
+# --------------------------------------------------------------------------- matcher
+
+# roles of a term within a storyline
+_ALL, _ANY, _NONE, _NOT_NEAR = 0, 1, 2, 3
+
+
+@dataclass
+class _Occurrence:
+    """A term found in the text."""
+
+    field: str
+    position: int  # word index within the field
+    sentence: int  # sentence index over title + summary (the title is sentence 0)
+    found: str
+    score: float
+
+
+@dataclass
+class _Storyline:
+    config: StorylineConfig
+    slots: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # (rule, terms)
+    summary_weight: float = 1.0
+
+
+class Matcher:
+    """Built once from the storylines; ``match`` and ``explain`` an item's title and summary.
+
+    >>> from monitor.config import StorylineConfig
+    >>> m = Matcher([StorylineConfig("t", "T", all=(("ceasefire",), ("talks",)))])
+    >>> [x.storyline_id for x in m.match("Cease-fire talk resumes in Doha", "")]
+    ['t']
+    """
+
+    def __init__(self, storylines: Sequence[StorylineConfig]) -> None:
+        self.storylines = tuple(storylines)
+        self._lines: list[_Storyline] = []
+        self._terms: list[str] = []  # term id -> the term as configured
+        self._term_ids: dict[str, int] = {}
+        self._exact: dict[str, list[int]] = {}  # key -> term ids
+        self._fuzzy_keys: dict[str, tuple[list[str], list[int]]] = {}  # initial -> (keys, term ids)
+        self._term_keys: list[str] = []
+        self._uses: list[list[tuple[int, int]]] = []  # term id -> [(storyline index, slot index)]
+        self._min_threshold = 100.0
+        self._max_words = 1
+        self._cache: dict[str, tuple[tuple[int, float], ...]] = {}
+        self._word_cache: dict[str, tuple[str, str]] = {}
+        for index, config in enumerate(self.storylines):
+            line = _Storyline(config, summary_weight=1.0 / max(getattr(config, "title_weight", 1.25), 1.0))
+            slots: list[tuple[str, tuple[str, ...]]] = [(f"all[{j}]", g) for j, g in enumerate(config.all)]
+            if config.any:
+                slots.append(("any", config.any))
+            slots.append(("none", config.none))
+            slots.append(("not_near", tuple(getattr(config, "not_near", ()))))
+            line.slots = slots
+            for slot, (_rule, terms) in enumerate(slots):
+                for term in terms:
+                    self._uses[self._add_term(term)].append((index, slot))
+            self._min_threshold = min(self._min_threshold, float(config.threshold))
+            self._lines.append(line)
+
+    def _add_term(self, term: str) -> int:
+        if term in self._term_ids:
+            return self._term_ids[term]
+        term_id = len(self._terms)
+        self._term_ids[term] = term_id
+        self._terms.append(term)
+        self._uses.append([])
+        key = term_key(term)
+        self._term_keys.append(key)
+        self._exact.setdefault(key, []).append(term_id)
+        self._max_words = max(self._max_words, min(len(_words(term)) + 1, 5))
+        letters = sum(len(fold_word(w)) for w in _words(term))
+        if letters > SHORT_TERM and key:
+            keys, ids = self._fuzzy_keys.setdefault(_initial(key), ([], []))
+            keys.append(key)
+            ids.append(term_id)
+        return term_id
+
+    # -- text
+
+    def _tokens(self, text: str, field_name: str, sentence: int,
+                out: list[tuple[str, str, str, int, int, int, int]]) -> int:
+        """Append (folded, stemmed, field, position, sentence, start, end) for each word of ``text``."""
+        position = 0
+        cache = self._word_cache
+        for found in _WORD.finditer(text):
+            word = found.group(0)
+            if not word[0].isalnum():
+                sentence += 1
+                continue
+            entry = cache.get(word)
+            if entry is None:
+                folded = fold_word(word)
+                entry = (folded, stem(folded))
+                if len(cache) >= _MAX_CACHE:
+                    cache.clear()
+                cache[word] = entry
+            out.append((entry[0], entry[1], field_name, position, sentence, found.start(), found.end()))
+            position += 1
+        return sentence + 1
+
+    def _fuzzy(self, key: str) -> tuple[tuple[int, float], ...]:
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        found: list[tuple[int, float]] = []
+        bucket = self._fuzzy_keys.get(_initial(key))
+        if bucket is not None and len(key) > 3:
+            keys, ids = bucket
+            cutoff = self._min_threshold / 100.0
+            for _choice, score, i in process.extract(key, keys, scorer=JaroWinkler.normalized_similarity,
+                                                     score_cutoff=cutoff, limit=None):
+                term_key_ = keys[i]
+                if abs(len(term_key_) - len(key)) <= max(1, len(term_key_) // 5) and term_key_ != key:
+                    found.append((ids[i], round(score * 100.0, 1)))
+        result = tuple(found)
+        if len(self._cache) >= _MAX_CACHE:
+            self._cache.clear()
+        self._cache[key] = result
+        return result
+
+    def _scan(self, title: str, summary: str) -> dict[int, list[_Occurrence]]:
+        """Every term found in the text: term id -> occurrences."""
+        tokens: list[tuple[str, str, str, int, int, int, int]] = []
+        sentence = self._tokens(title, "title", 0, tokens)
+        self._tokens(summary, "summary", sentence, tokens)
+        found: dict[int, list[_Occurrence]] = {}
+        exact = self._exact
+        count = len(tokens)
+        texts = {"title": title, "summary": summary}
+        for i in range(count):
+            _folded, _stemmed, field_name, position, sentence_, start, _end = tokens[i]
+            prefix = ""
+            best: dict[int, tuple[float, str]] = {}  # per start word: the best n-gram for each term
+            for n in range(1, self._max_words + 1):
+                j = i + n - 1
+                if j >= count or tokens[j][2] != field_name:
+                    break
+                key = prefix + tokens[j][1]
+                prefix += tokens[j][0]
+                hits: list[tuple[int, float]] = [(t, 100.0) for t in exact.get(key, ())]
+                if len(key) > 3 and not key.isdigit():
+                    hits.extend(self._fuzzy(key))
+                if not hits:
+                    continue
+                surface = texts[field_name][start:tokens[j][6]]
+                for term_id, score in hits:
+                    if term_id not in best or score > best[term_id][0]:
+                        best[term_id] = (score, surface)
+            for term_id, (score, surface) in best.items():
+                found.setdefault(term_id, []).append(
+                    _Occurrence(field_name, position, sentence_, surface, score))
+        return found
+
+    # -- decisions
+
+    def match(self, title: str, summary: str) -> list[Match]:
+        """The storylines this item belongs to, best score first."""
+        found = self._scan(title, summary)
+        touched = {index for term_id in found for index, _slot in self._uses[term_id]}
+        matches = []
+        for index in sorted(touched):
+            result = self._decide(index, found, explain=False)
+            if result is not None and result.matched:
+                hits = tuple(h for g in result.groups if g.rule not in ("none", "not_near") for h in g.hits)
+                matches.append(Match(self._lines[index].config.id, result.score, hits))
+        matches.sort(key=lambda m: -m.score)
+        return matches
+
+    def explain(self, title: str, summary: str) -> list[Explanation]:
+        """The reasoning of every storyline, matched or not, in configuration order."""
+        found = self._scan(title, summary)
+        explanations = []
+        for index in range(len(self._lines)):
+            result = self._decide(index, found, explain=True)
+            assert result is not None
+            explanations.append(result)
+        return explanations
+
+    def _decide(self, index: int, found: dict[int, list[_Occurrence]], *,
+                explain: bool) -> Explanation | None:
+        line = self._lines[index]
+        config = line.config
+        threshold = float(config.threshold)
+        per_slot: list[list[tuple[str, _Occurrence]]] = [[] for _ in line.slots]
+        for slot, (_rule, terms) in enumerate(line.slots):
+            for term in terms:
+                for occurrence in found.get(self._term_ids[term], ()):
+                    if occurrence.score >= threshold:
+                        per_slot[slot].append((term, occurrence))
+        rules = [rule for rule, _terms in line.slots]
+        none_slot = rules.index("none")
+        near_slot = rules.index("not_near")
+        window = int(getattr(config, "not_near_window", 3))
+        # context vetoes: drop hits with a not_near word close by in the same sentence
+        discarded: list[list[tuple[TermHit, str]]] = [[] for _ in line.slots]
+        blockers = per_slot[near_slot]
+        if blockers:
+            for slot in range(none_slot):
+                kept = []
+                for term, occ in per_slot[slot]:
+                    blocker = next((b for b in blockers if b[1].field == occ.field
+                                    and b[1].sentence == occ.sentence
+                                    and abs(b[1].position - occ.position) <= window), None)
+                    if blocker is None:
+                        kept.append((term, occ))
+                    else:
+                        discarded[slot].append((_hit(term, occ),
+                                                f"{blocker[1].found!r} within {window} words"))
+                per_slot[slot] = kept
+        group_slots = [s for s, rule in enumerate(rules) if rule.startswith("all[")]
+        any_slot = rules.index("any") if "any" in rules else None
+        missing = [rules[s] for s in group_slots if not per_slot[s]]
+        if any_slot is not None and not per_slot[any_slot]:
+            missing.append("any")
+        vetoed = per_slot[none_slot]
+        if not explain and (missing or vetoed):
+            return None
+        scored = group_slots or ([any_slot] if any_slot is not None else [])
+        score, decision_near = self._score(line, [per_slot[s] for s in scored], group_slots, per_slot)
+        matched = False
+        if vetoed:
+            decision = "vetoed by " + ", ".join(sorted({f"{t} ({o.found!r})" for t, o in vetoed}))
+        elif missing:
+            decision = "nothing found for " + ", ".join(missing)
+        elif decision_near is not None:
+            decision = decision_near
+        elif score < getattr(config, "min_score", 0):
+            decision = f"score {score:.0f} below min_score {getattr(config, 'min_score', 0)}"
+        else:
+            matched = True
+            decision = "every group matched"
+        if not explain and not matched:
+            return None
+        groups = []
+        for slot, (rule, terms) in enumerate(line.slots):
+            if rule == "not_near" and not terms:
+                continue
+            hits = _best_hits(per_slot[slot])
+            if rule == "not_near":
+                matched_slot = not any(discarded)
+                hits = tuple(h for h in hits) if any(discarded) else ()
+            elif rule == "none":
+                matched_slot = not hits
+            else:
+                matched_slot = bool(hits)
+            groups.append(GroupReport(rule, terms, hits, tuple(discarded[slot]), matched_slot))
+        return Explanation(config.id, config.name, matched, score if not (vetoed or missing) else 0.0,
+                           decision, tuple(groups), _best_hits(vetoed))
+
+    def _score(self, line: _Storyline, slots: list[list[tuple[str, _Occurrence]]],
+               group_slots: list[int], per_slot: list[list[tuple[str, _Occurrence]]]
+               ) -> tuple[float, str | None]:
+        """(score 0-100, the reason the ``near`` rule failed or None)."""
+        if not slots or any(not s for s in slots):
+            return 0.0, None
+        weight = {"title": 1.0, "summary": line.summary_weight}
+        base = sum(max(o.score * weight[o.field] for _t, o in s) for s in slots) / len(slots)
+        sentence_sets = [{o.sentence for _t, o in s} for s in slots]
+        field_sets = [{o.field for _t, o in s} for s in slots]
+        if set.intersection(*sentence_sets):
+            proximity = 1.0
+        elif set.intersection(*field_sets):
+            proximity = 0.9
+        else:
+            proximity = 0.8
+        near = line.config.near
+        failure = None
+        if near > 0 and len(group_slots) > 1:
+            first = per_slot[group_slots[0]]
+            ok = any(all(any(o.field == a.field and abs(o.position - a.position) <= near
+                             for _t, o in per_slot[s]) for s in group_slots[1:])
+                     for _t0, a in first)
+            if not ok:
+                failure = f"the groups are never within {near} words of each other"
+        return min(100.0, base * proximity), failure
+
+
+def _hit(term: str, occurrence: _Occurrence) -> TermHit:
+    return TermHit(term=term, found=occurrence.found, score=occurrence.score, field=occurrence.field,
+                   position=occurrence.position)
+
+
+def _best_hits(pairs: Iterable[tuple[str, _Occurrence]]) -> tuple[TermHit, ...]:
+    """One hit per (term, found words, field): the best-scoring, earliest."""
+    best: dict[tuple[str, str, str], _Occurrence] = {}
+    for term, occ in pairs:
+        key = (term, occ.found.lower(), occ.field)
+        if key not in best or occ.score > best[key].score:
+            best[key] = occ
+    ordered = sorted(best.items(), key=lambda kv: (kv[1].field != "title", kv[1].position))
+    return tuple(_hit(term, occ) for (term, _f, _fl), occ in ordered)
