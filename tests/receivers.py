@@ -20,7 +20,11 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import shutil
 import socket
+import ssl
+import subprocess
+import tempfile
 import threading
 import time
 from collections import deque
@@ -69,6 +73,17 @@ class _Reply:
         self.retry_after = retry_after
         self.body = body
         self.hang = hang
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that give up (timeout tests) reset connections: not worth a traceback."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
 
 class WebhookReceiver:
@@ -170,8 +185,7 @@ class WebhookReceiver:
             do_PUT = do_POST
             do_GET = do_POST
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name="webhook-receiver", daemon=True)
         self._thread.start()
@@ -268,14 +282,22 @@ class SMTPReceiver:
     ``messages``: parsed ``EmailMessage`` objects (policy ``email.policy.default``);
     ``envelopes``: dicts with ``mail_from``, ``rcpt_tos``, ``data`` (bytes), ``login``.
     ``credentials=("user", "pass")`` turns on AUTH (LOGIN/PLAIN, allowed without TLS).
-    The server offers no STARTTLS: channels under test need ``starttls=False``.
+    ``tls=None`` (default): no STARTTLS offered, channels under test need ``starttls=False``;
+    ``tls="starttls"``: STARTTLS offered; ``tls="ssl"``: implicit TLS (like port 465). TLS uses
+    a throwaway self-signed certificate for 127.0.0.1 (made with the ``openssl`` CLI); a client
+    trusts it with ``receiver.client_context()``.
     """
 
     REPLIES: ClassVar[dict[str, str]] = {"451": "451 4.3.0 try later", "550": "550 5.7.1 rejected",
                "452": "452 4.2.2 mailbox full", "554": "554 5.7.1 message refused"}
 
-    def __init__(self, credentials: tuple[str, str] | None = None) -> None:
+    def __init__(self, credentials: tuple[str, str] | None = None, *,
+                 tls: str | None = None) -> None:
+        if tls not in (None, "starttls", "ssl"):
+            raise ValueError("tls is None, 'starttls' or 'ssl'")
         self.credentials = credentials
+        self.tls = tls
+        self._certdir: str | None = None
         self.messages: list[EmailMessage] = []
         self.envelopes: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -340,12 +362,41 @@ class SMTPReceiver:
                 return AuthResult(success=True, auth_data=user)
         return AuthResult(success=False, handled=False)
 
+    @property
+    def certfile(self) -> str:
+        assert self._certdir is not None, "tls not enabled"
+        return f"{self._certdir}/cert.pem"
+
+    def client_context(self) -> ssl.SSLContext:
+        """An SSL context that trusts this receiver's certificate (and checks the host name)."""
+        return ssl.create_default_context(cafile=self.certfile)
+
+    def _server_context(self) -> ssl.SSLContext:
+        if shutil.which("openssl") is None:
+            import pytest
+
+            pytest.skip("the openssl command is needed to make a test certificate")
+        self._certdir = tempfile.mkdtemp(prefix="smtp-receiver-")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-keyout", f"{self._certdir}/key.pem", "-out", f"{self._certdir}/cert.pem",
+             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+            check=True, capture_output=True)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(f"{self._certdir}/cert.pem", f"{self._certdir}/key.pem")
+        return context
+
     def start(self) -> SMTPReceiver:
         self.port = free_port()
         options: dict[str, Any] = {}
         if self.credentials is not None:
             options = {"authenticator": self._authenticate, "auth_require_tls": False,
                        "auth_required": False}
+        if self.tls == "starttls":
+            options["tls_context"] = self._server_context()
+        elif self.tls == "ssl":
+            options["ssl_context"] = self._server_context()
+            options["server_hostname"] = "127.0.0.1"
         self._controller = Controller(_SMTPHandler(self), hostname="127.0.0.1", port=self.port,
                                       decode_data=False, **options)
         self._controller.start()
@@ -355,6 +406,9 @@ class SMTPReceiver:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+        if self._certdir is not None:
+            shutil.rmtree(self._certdir, ignore_errors=True)
+            self._certdir = None
 
     def __enter__(self) -> SMTPReceiver:
         return self.start()

@@ -326,6 +326,30 @@ def test_smtp_starttls_required_but_not_offered_is_permanent(smtp):
     assert smtp.messages == []
 
 
+def test_smtp_starttls_and_login():
+    with SMTPReceiver(credentials=("monitor", SMTP_PASSWORD), tls="starttls") as server:
+        channel = email_channel(server.port, starttls=True, username="monitor",
+                                password=SMTP_PASSWORD, ssl_context=server.client_context())
+        channel.deliver(match_alert())
+        [message] = server.wait_for(1)
+        assert message["Subject"].startswith("[Cairo truce talks]")
+
+
+def test_smtp_implicit_ssl():
+    with SMTPReceiver(tls="ssl") as server:
+        channel = email_channel(server.port, ssl=True, ssl_context=server.client_context())
+        channel.deliver(match_alert())
+        assert len(server.wait_for(1)) == 1
+
+
+def test_smtp_untrusted_certificate_is_retryable():
+    with SMTPReceiver(tls="starttls") as server:
+        with pytest.raises(DeliveryRetryable) as caught:
+            email_channel(server.port, starttls=True).deliver(match_alert())
+        assert "SSL" in str(caught.value)
+        assert server.messages == []
+
+
 # --------------------------------------------------------------------------- console
 
 def test_console_line_format():
