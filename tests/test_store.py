@@ -1,0 +1,222 @@
+"""The store on real SQLite files: dedup layers, the outbox, and refusing files not ours."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from monitor.config import ChannelConfig, FeedConfig
+from monitor.dedup import fingerprint
+from monitor.errors import FeedConnectError, StoreError
+from monitor.models import Item, Match, TermHit
+from monitor.store import AlertPolicy, NewEntry, Store
+
+NOW = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
+FEEDS = [FeedConfig("Outlet A", "http://127.0.0.1:1/a.xml", 60),
+         FeedConfig("Outlet B", "http://127.0.0.1:1/b.xml", 60)]
+CHANNELS = (ChannelConfig(type="webhook", name="hook", url="http://127.0.0.1:1/"),
+            ChannelConfig(type="console", name="console", storylines=("cairo-talks",)))
+
+
+def policy(**changes) -> AlertPolicy:
+    values = dict(channels=CHANNELS, storyline_names={"cairo-talks": "Cairo track"},
+                  alert_after=NOW - timedelta(hours=48))
+    values.update(changes)
+    return AlertPolicy(**values)
+
+
+def entry(feed: int, guid: str, title: str, *, url: str | None = None, summary: str = "",
+          published: datetime = NOW, matched: bool = True) -> NewEntry:
+    item = Item(feed_url=FEEDS[feed].url, source=FEEDS[feed].name, guid=guid,
+                url=url or f"https://news.example/{guid}", title=title, summary=summary,
+                published=published)
+    matches = (Match("cairo-talks", 95.0, (TermHit("Cairo", "Cairo", 100.0),)),) if matched else ()
+    return NewEntry(item, fingerprint(title, summary), matches)
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "monitor.db") as store:
+        store.sync_feeds(FEEDS)
+        store.sync_channels(CHANNELS)
+        yield store
+
+
+def record(store: Store, feed: int, entries, **changes):
+    return store.record_poll(FEEDS[feed].url, entries, now=NOW, status=200,
+                             next_poll_at=NOW + timedelta(minutes=1), policy=policy(**changes))
+
+
+TITLE = "Hamas delegation arrives in Cairo for truce talks with Egyptian mediators"
+SUMMARY = "A Hamas delegation arrived in Cairo on Saturday for talks on a Gaza truce, officials said."
+
+
+def test_new_item_matches_and_queues_one_alert_per_channel(store):
+    outcome = record(store, 0, [entry(0, "g1", TITLE, summary=SUMMARY)])
+    assert (outcome.new_items, outcome.new_matches, outcome.new_alerts) == (1, 1, 2)
+    due = store.due_alerts("hook", now=NOW)
+    assert len(due) == 1 and due[0].payload["data"]["storyline"]["name"] == "Cairo track"
+    assert due[0].payload["data"]["item"]["title"] == TITLE
+    assert due[0].uid.startswith("msg_")
+
+
+def test_same_entry_twice_is_nothing_new(store):
+    record(store, 0, [entry(0, "g1", TITLE)])
+    again = record(store, 0, [entry(0, "g1", TITLE)])
+    assert (again.new_items, again.new_matches, again.new_alerts) == (0, 0, 0)
+    assert store.known_guids(FEEDS[0].url, ["g1", "g2"]) == {"g1"}
+
+
+def test_same_url_in_two_feeds_is_one_item(store):
+    record(store, 0, [entry(0, "g1", TITLE, url="https://news.example/story")])
+    second = record(store, 1, [entry(1, "other-guid", "Different headline entirely",
+                                     url="https://news.example/story")])
+    assert (second.new_items, second.known_url, second.new_alerts) == (0, 1, 0)
+    assert store.counts()["items"] == 1 and store.counts()["entries"] == 2
+
+
+def test_syndicated_story_alerts_once_and_lists_sources(store):
+    record(store, 0, [entry(0, "g1", TITLE, summary=SUMMARY)])
+    second = record(store, 1, [entry(1, "g9", TITLE + " - Reuters", summary=SUMMARY,
+                                     url="https://other.example/x")])
+    assert (second.new_items, second.syndicated, second.new_matches, second.new_alerts) == (1, 1, 1, 0)
+    rows = store.matches(limit=10)
+    assert len({r["story_id"] for r in rows}) == 1
+    assert sorted(r["alerted"] for r in rows) == [False, True]
+
+
+def test_different_story_same_topic_alerts_again(store):
+    record(store, 0, [entry(0, "g1", TITLE, summary=SUMMARY)])
+    other = record(store, 1, [entry(1, "g2", "Egypt proposes three-stage Gaza truce plan",
+                                    summary="Cairo's plan would free hostages in stages.")])
+    assert other.new_alerts == 2 and other.syndicated == 0
+
+
+def test_near_duplicate_outside_window_is_a_new_story(store):
+    record(store, 0, [entry(0, "g1", TITLE, summary=SUMMARY)])
+    later = record(store, 1, [entry(1, "g2", TITLE, summary=SUMMARY, url="https://x.example/2",
+                                    published=NOW + timedelta(days=5))],
+                   alert_after=NOW - timedelta(days=30))
+    assert later.syndicated == 0 and later.new_alerts == 2
+
+
+def test_old_items_are_stored_and_matched_but_never_alerted(store):
+    old = record(store, 0, [entry(0, "g1", TITLE, published=NOW - timedelta(days=3))])
+    assert (old.new_items, old.new_matches, old.new_alerts) == (1, 1, 0)
+
+
+def test_undated_items_do_not_alert_on_first_poll(store):
+    undated = entry(0, "g1", TITLE)
+    undated = NewEntry(Item(**{**undated.item.__dict__, "published_known": False}),
+                       undated.fingerprint, undated.matches)
+    assert record(store, 0, [undated], alert_undated=False).new_alerts == 0
+
+
+def test_outbox_lifecycle(store):
+    record(store, 0, [entry(0, "g1", TITLE), entry(0, "g2", "Qatar and Egypt table truce proposal")])
+    first, second = store.due_alerts("hook", now=NOW)
+    assert first.id < second.id
+    store.mark_retry(first.id, "HTTP 500", now=NOW, channel_next_attempt=NOW + timedelta(seconds=30))
+    assert store.due_alerts("hook", now=NOW + timedelta(seconds=10)) == []  # the channel backs off
+    again = store.due_alerts("hook", now=NOW + timedelta(seconds=31))
+    assert [a.id for a in again] == [first.id, second.id] and again[0].attempts == 1
+    assert again[0].uid == first.uid  # the idempotency key is stable across retries
+    store.mark_sent(first.id, now=NOW)
+    store.mark_failed(second.id, "550 rejected", now=NOW)
+    assert store.due_alerts("hook", now=NOW + timedelta(hours=1)) == []
+    assert [a["status"] for a in store.alerts(limit=10) if a["channel"] == "hook"] == ["failed", "sent"]
+    assert store.retry_alerts(failed=True) == 1
+    assert [a.id for a in store.due_alerts("hook", now=NOW + timedelta(hours=1))] == [second.id]
+
+
+def test_disabled_channel_gets_nothing_until_enabled(store):
+    record(store, 0, [entry(0, "g1", TITLE)])
+    store.disable_channel("hook", "HTTP 410 Gone", now=NOW)
+    assert store.due_alerts("hook", now=NOW) == []
+    assert store.channels()[1]["disabled_reason"] == "HTTP 410 Gone"
+    assert store.enable_channel("hook")
+    assert len(store.due_alerts("hook", now=NOW)) == 1
+
+
+def test_feed_down_alert_once_then_recovered(store):
+    url = FEEDS[0].url
+    for _ in range(6):
+        state = store.record_failure(url, FeedConnectError("connection refused"), now=NOW,
+                                     next_poll_at=NOW, down_after=3, policy=policy())
+    assert state.consecutive_errors == 6 and state.last_error_code == "fetch.connect"
+    kinds = [a["kind"] for a in store.alerts(limit=50)]
+    assert kinds.count("feed.down") == len(CHANNELS)
+    store.record_not_modified(url, now=NOW, status=304, next_poll_at=NOW, policy=policy())
+    kinds = [a["kind"] for a in store.alerts(limit=50)]
+    assert kinds.count("feed.recovered") == len(CHANNELS)
+    assert store.feed_state(url).consecutive_errors == 0
+
+
+def test_foreign_database_is_refused_untouched(tmp_path):
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=r"other\.db: this SQLite database was not created by"):
+        Store(path)
+    assert path.read_bytes() == before
+
+
+def test_corrupt_file_is_refused_untouched(tmp_path):
+    path = tmp_path / "monitor.db"
+    path.write_bytes(b"this is not a database at all" * 100)
+    with pytest.raises(StoreError, match=r"monitor\.db: not an SQLite database"):
+        Store(path)
+    assert path.read_bytes() == b"this is not a database at all" * 100
+
+
+def test_reopen_keeps_everything(tmp_path):
+    path = tmp_path / "monitor.db"
+    with Store(path) as store:
+        store.sync_feeds(FEEDS)
+        store.sync_channels(CHANNELS)
+        record(store, 0, [entry(0, "g1", TITLE)])
+    with Store(path) as store:
+        assert store.counts()["items"] == 1
+        assert store.schema_steps() == ["0001_initial"]
+        assert store.integrity_check() == "ok"
+
+
+def test_waits_for_another_process_holding_the_write_lock(tmp_path):
+    path = tmp_path / "monitor.db"
+    with Store(path) as store:
+        store.sync_feeds(FEEDS)
+        store.sync_channels(CHANNELS)
+        holder = subprocess.Popen([sys.executable, "-c", (
+            "import sqlite3, sys, time\n"
+            f"c = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
+            "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(2.5)\n"
+            "c.execute('COMMIT')\n")], stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        outcome = record(store, 0, [entry(0, "g1", TITLE)])
+        waited = time.monotonic() - started
+        holder.wait(timeout=10)
+        assert outcome.new_items == 1 and store.counts()["items"] == 1
+        assert waited > 1.0  # it really waited for the other process rather than failing
+
+
+def test_one_writer_many_threads(store):
+    def work(n: int) -> None:
+        for i in range(20):
+            record(store, n % 2, [entry(n % 2, f"t{n}-{i}", f"Story number {n} {i} unique words {i * n}",
+                                        matched=False)])
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.counts()["entries"] == 80
