@@ -30,6 +30,7 @@ import binascii
 import hashlib
 import hmac
 import html
+import inspect
 import json
 import logging
 import re
@@ -644,6 +645,8 @@ class AppriseChannel:
             raise ConfigError(f"alert channel {name!r}: no Apprise URL")
         self._done: OrderedDict[str, set[int]] = OrderedDict()
         self._lock = threading.Lock()
+        # Apprise >= 2 limits a whole notify() call with timeout=; older versions lack it.
+        self._timeout_kw = ("timeout" in inspect.signature(apprise.Apprise.notify).parameters)
 
     def __repr__(self) -> str:
         return f"AppriseChannel({self.name!r}, {len(self._targets)} urls)"
@@ -661,11 +664,14 @@ class AppriseChannel:
         for i, target in enumerate(self._targets):
             if i in done:
                 continue
+            options: dict[str, Any] = {"timeout": self.timeout} if self._timeout_kw else {}
             try:
                 ok = bool(target.notify(title=title, body=body, notify_type=notify_type,
-                                        body_format=self._apprise.NotifyFormat.TEXT,
-                                        timeout=self.timeout))
-            except Exception:  # a plugin bug must not take the dispatcher down
+                                        body_format=self._apprise.NotifyFormat.TEXT, **options))
+            except Exception as error:  # a plugin bug must not take the dispatcher down
+                # the type only: the text may hold the URL and its token
+                log.warning("apprise raised", extra={"channel": self.name, "url_index": i,
+                                                     "error_type": type(error).__name__})
                 ok = False
             if ok:
                 done.add(i)
