@@ -18,8 +18,9 @@ and apostrophes dropped ("Qatar's" -> "qatar"), hyphens split words, and the las
 is reduced by a small suffix stemmer (talks/talk, hostage/hostages, release/released/releasing,
 swap/swapped). An n-gram's key is its words joined without spaces, so "cease-fire", "cease fire" and
 "ceasefire" have the same key. A term matches a key exactly (dict lookup), or, if the term has more
-than 5 letters, fuzzily: Jaro-Winkler similarity x 100 >= ``threshold`` with at most
-``max(1, len/5)`` letters of length difference (Haniyeh / Haniyah / Haniya, al-Hayya / al-Hayyah).
+than 5 letters, fuzzily: the Indel similarity (``rapidfuzz.fuzz.ratio``) of the two keys after
+``translit`` (final h, doubled letters, e/a and o/u) >= ``threshold``, so that Haniyeh / Haniyah /
+Haniya and al-Hayya / al-Hayyah match while "hostage deal" never matches "hostages in".
 Terms of 5 letters or fewer match exactly only: "Cairo" never matches "Carlo", "truce" never
 "trucker". Fuzzy results are cached per key, so a stream pays rapidfuzz once per new word.
 
@@ -36,17 +37,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rapidfuzz import process
-from rapidfuzz.distance import JaroWinkler
+from rapidfuzz import fuzz, process
 
 from .config import StorylineConfig
 from .models import Match, TermHit
 
-__all__ = ["Explanation", "GroupReport", "Matcher", "fold_word", "stem", "term_key"]
+__all__ = ["Explanation", "GroupReport", "Matcher", "fold_word", "stem", "term_key", "translit"]
 
 SHORT_TERM = 5  # letters: a term this short must match exactly
 _MAX_CACHE = 200_000
 _WORD = re.compile(r"[^\W_]+(?:['’ʼ`][^\W_]+)*|[.!?;|•]+(?=\s|$)|\s[-–—:]\s")
+# "CAIRO (AP) — ", "DOHA/WASHINGTON: ", "GAZA STRIP, Palestinian Territories: ": where it was filed,
+# not what it is about. Skipped: a "Cairo:" dateline is not the Cairo track.
+_DATELINE = re.compile(
+    r"[A-Z][A-Z'’.-]{2,}(?:[ /,]{1,2}[A-Z][A-Za-z'’.-]*){0,4}\s*(?:\([^)]{1,30}\))?\s*(?::|—|–|--?)\s")
 _APOSTROPHES = str.maketrans("", "", "'’ʼ`")
 _NO_PLURAL = frozenset({
     "hamas", "abbas", "texas", "paris", "crisis", "analysis", "basis", "thesis", "tunis", "christmas",
@@ -101,6 +105,25 @@ def term_key(term: str) -> str:
     if not words:
         return ""
     return "".join(words[:-1]) + stem(words[-1])
+
+
+def translit(key: str) -> str:
+    """A key with the usual transliteration noise removed, for fuzzy comparison only.
+
+    A final ``h`` after a vowel goes (Haniyeh / Haniyah -> ``haniye`` / ``haniya``), doubled letters
+    collapse (al-Hayya -> ``alhaya``), and ``e`` / ``o`` read as ``a`` / ``u`` (Haniye = Haniya,
+    Mohammed = Muhammad).
+
+    >>> translit("haniyeh") == translit("haniya") == translit("haniyah")
+    True
+    """
+    if len(key) > 2 and key[-1] == "h" and key[-2] in "aeiou":
+        key = key[:-1]
+    out = []
+    for char in key.replace("e", "a").replace("o", "u"):
+        if not out or out[-1] != char:
+            out.append(char)
+    return "".join(out)
 
 
 def _initial(key: str) -> str:
@@ -252,7 +275,7 @@ class Matcher:
         letters = sum(len(fold_word(w)) for w in _words(term))
         if letters > SHORT_TERM and key:
             keys, ids = self._fuzzy_keys.setdefault(_initial(key), ([], []))
-            keys.append(key)
+            keys.append(translit(key))
             ids.append(term_id)
         return term_id
 
@@ -263,7 +286,8 @@ class Matcher:
         """Append (folded, stemmed, field, position, sentence, start, end) for each word of ``text``."""
         position = 0
         cache = self._word_cache
-        for found in _WORD.finditer(text):
+        dateline = _DATELINE.match(text)
+        for found in _WORD.finditer(text, dateline.end() if dateline else 0):
             word = found.group(0)
             if not word[0].isalnum():
                 sentence += 1
@@ -287,12 +311,11 @@ class Matcher:
         bucket = self._fuzzy_keys.get(_initial(key))
         if bucket is not None and len(key) > 3:
             keys, ids = bucket
-            cutoff = self._min_threshold / 100.0
-            for _choice, score, i in process.extract(key, keys, scorer=JaroWinkler.normalized_similarity,
-                                                     score_cutoff=cutoff, limit=None):
-                term_key_ = keys[i]
-                if abs(len(term_key_) - len(key)) <= max(1, len(term_key_) // 5) and term_key_ != key:
-                    found.append((ids[i], round(score * 100.0, 1)))
+            folded = translit(key)
+            for _choice, score, i in process.extract(folded, keys, scorer=fuzz.ratio,
+                                                     score_cutoff=self._min_threshold, limit=None):
+                if self._term_keys[ids[i]] != key:  # an exact match is found (at 100) by the dict
+                    found.append((ids[i], round(score, 1)))
         result = tuple(found)
         if len(self._cache) >= _MAX_CACHE:
             self._cache.clear()
