@@ -13,10 +13,10 @@ thread pool (``fetch`` is thread-safe). Each fetch:
   decoded body exceeds ``max_body_bytes`` (``FeedTooLarge``): a gzip bomb never costs more
   than about the cap in memory;
 * is cut at ``total_timeout`` of wall time (``FeedTimeout``): every connect/read/write
-  waits at most the time left, and while the body streams a watchdog timer shuts the
-  socket down at the deadline, so neither a server that never answers nor one that
-  trickles a byte a second can hold a worker longer (DNS lookups are the one step
-  that no timeout of httpx covers);
+  waits at most the time left, and a watchdog timer shuts the socket down at the
+  deadline, so neither a server that never answers nor one that trickles a byte a
+  second (headers or body) can hold a worker longer. The DNS lookup is the one step no
+  timeout covers (it is the system resolver's);
 * turns every failure into a ``FetchError`` subclass (see ``monitor.errors``) with a short
   human message. No httpx exception escapes; the original is kept as ``__cause__``.
 
@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from http import HTTPStatus
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import httpx
 
@@ -80,6 +80,9 @@ class Fetcher:
             headers={"User-Agent": user_agent, "Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING},
             timeout=httpx.Timeout(total_timeout, connect=connect_timeout),
             follow_redirects=False,
+            # No keep-alive: feeds are polled minutes apart, and a fresh connection per request
+            # lets the watchdog see every socket (see _Watchdog).
+            limits=httpx.Limits(max_keepalive_connections=0),
             trust_env=trust_env,
         )
 
@@ -107,7 +110,7 @@ class Fetcher:
         """
         started = time.monotonic()
         deadline = started + self.total_timeout
-        watch = _Watchdog()
+        watch = _Watchdog(deadline)
         try:
             result = self._fetch(url, etag, last_modified, started, deadline, watch)
         except FetchError:
@@ -135,8 +138,10 @@ class Fetcher:
             if remaining <= 0:
                 raise FeedTimeout(self._timeout_message())
             timeout = httpx.Timeout(remaining, connect=min(self.connect_timeout, remaining))
-            request = self._client.build_request("GET", current, headers=headers, timeout=timeout)
+            request = self._client.build_request("GET", current, headers=headers, timeout=timeout,
+                                                 extensions={"trace": watch.trace})
             response = self._client.send(request, stream=True, follow_redirects=False)
+            watch.attach(response.extensions.get("network_stream"))
             try:
                 status = response.status_code
                 if status in _REDIRECTS and response.headers.get("location"):
@@ -157,8 +162,9 @@ class Fetcher:
                     )
                 if not 200 <= status < 300:
                     raise _status_error(response)
-                watch.start(response, deadline)
                 body = self._read_body(response, deadline)
+                if watch.fired:  # a body without a length "ends" when the watchdog cuts it
+                    raise FeedTimeout(self._timeout_message())
                 return FetchResult(
                     url=str(current), status=status, body=body,
                     etag=response.headers.get("etag"),
@@ -168,7 +174,7 @@ class Fetcher:
                     elapsed=time.monotonic() - started,
                 )
             finally:
-                watch.stop()
+                watch.detach()
                 response.close()
         raise FeedRedirectLoop(f"more than {self.max_redirects} redirects")
 
@@ -229,51 +235,67 @@ class Fetcher:
 # --------------------------------------------------------------------------- helpers
 
 class _Watchdog:
-    """Shuts a response's socket down at the deadline, waking a read blocked on a trickle.
+    """Shuts the socket of the fetch in flight down at the deadline.
 
-    ``stop`` must run before the connection can go back to the pool: the lock and the
-    ``done`` flag make sure a late timer never touches a socket another fetch reuses.
+    httpx's timeouts apply to each read, so a server sending a byte now and then (in the
+    headers or the body) never trips them; shutting the socket down wakes the blocked read.
+    The socket is learnt from httpcore's ``trace`` extension when the connection is made
+    (keep-alive is off, so every request makes one) and from the response's
+    ``network_stream``. ``detach``/``stop`` run before a connection is released, so a late
+    timer never touches a socket that someone else uses.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float) -> None:
         self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
         self._socket: socket.socket | None = None
         self._done = False
         self.fired = False
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
 
-    def start(self, response: httpx.Response, deadline: float) -> None:
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.complete":
+            self.attach(info.get("return_value"))
+
+    def attach(self, stream: Any) -> None:
         try:
-            stream = response.extensions.get("network_stream")
             sock = stream.get_extra_info("socket") if stream is not None else None
-        except Exception:  # a transport without a socket (tests, HTTP/2 proxies)
+        except Exception:  # a transport without a socket
             sock = None
         if not isinstance(sock, socket.socket):
             return
         with self._lock:
-            self._done = False
+            if self._done:
+                return
             self._socket = sock
-            self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
-            self._timer.daemon = True
-            self._timer.start()
+            if self.fired:  # the deadline passed while connecting
+                _shutdown(sock)
+
+    def detach(self) -> None:
+        with self._lock:
+            self._socket = None
 
     def _fire(self) -> None:
         with self._lock:
-            if self._done or self._socket is None:
+            if self._done:
                 return
             self.fired = True
-            try:  # the base class method: never touch an SSLSocket's state from this thread
-                socket.socket.shutdown(self._socket, socket.SHUT_RDWR)
-            except OSError:
-                pass
+            if self._socket is not None:
+                _shutdown(self._socket)
 
     def stop(self) -> None:
         with self._lock:
             self._done = True
             self._socket = None
-            timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
+        self._timer.cancel()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:  # the base class method: never touch an SSLSocket's state from another thread
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 class _Decoder:

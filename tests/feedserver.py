@@ -51,6 +51,7 @@ class _Route:
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 128  # the default 5 drops SYNs (1 s retransmits) under concurrent tests
     owner: FeedServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
