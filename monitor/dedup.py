@@ -25,12 +25,18 @@ ROWS_PER_BAND = 2
 NUM_HASHES = NUM_BANDS * ROWS_PER_BAND
 SUMMARY_WORDS = 60  # syndicated copies differ in how much of the dek they carry
 DUPLICATE_SIMILARITY = 0.5  # Jaccard of shingle sets at or above which two items are one story
+# A headline alone has few shingles: one changed word ("Hamas" / "Israeli delegation arrives
+# in Cairo") moves Jaccard a lot, so short texts must agree more before they are one story.
+SHORT_TEXT_SHINGLES = 10
+SHORT_TEXT_SIMILARITY = 0.8
 _MERSENNE = (1 << 61) - 1
 _MASK32 = 0xFFFFFFFF
 # Fixed, so that fingerprints agree across processes and releases (Python's hash() is salted).
 _COEFFS = [((i * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % _MERSENNE | 1,
             (i * 0xC2B2AE3D27D4EB4F + 0x165667B19E3779F9) % _MERSENNE) for i in range(NUM_HASHES)]
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_JOINED = re.compile(r"(?<=[^\W\d_])[-‐‑](?=[^\W\d_])")
+TITLE_KEY_MIN_WORDS = 5
 _STOPWORDS = frozenset((
     "a an the and or of to in on at for by with from as is are was were be been it its this that "
     "after over into says said will has have had not but"
@@ -43,16 +49,38 @@ _TITLE_SUFFIX = re.compile(r"\s+[-|–—]\s+[^-|–—]{2,40}$")
 class Fingerprint:
     shingles: frozenset[int]
     band_keys: tuple[int, ...]
+    title_key: int | None = None  # stored among the band keys; equal keys are the same story
 
     def similarity(self, other_shingles: frozenset[int]) -> float:
         return jaccard(self.shingles, other_shingles)
 
+    def duplicates(self, other_shingles: frozenset[int]) -> float | None:
+        """The similarity when the other text is the same story, else None."""
+        similarity = self.similarity(other_shingles)
+        short = min(len(self.shingles), len(other_shingles)) < SHORT_TEXT_SHINGLES
+        bar = SHORT_TEXT_SIMILARITY if short else DUPLICATE_SIMILARITY
+        return similarity if similarity >= bar else None
+
+
+def _tokens(text: str) -> list[str]:
+    # "cease-fire" and "ceasefire" are one word; "hostages" and "hostage" too.
+    text = _JOINED.sub("", text.lower())
+    return [w[:-1] if len(w) > 3 and w.endswith("s") else w
+            for w in _WORD.findall(text) if w not in _STOPWORDS]
+
 
 def words(title: str, summary: str) -> list[str]:
     title = _TITLE_SUFFIX.sub("", title)
-    title_words = _WORD.findall(title.lower())
-    summary_words = _WORD.findall(summary.lower())[:SUMMARY_WORDS]
-    return [w for w in title_words + summary_words if w not in _STOPWORDS]
+    return _tokens(title) + _tokens(summary)[:SUMMARY_WORDS]
+
+
+def title_key(title: str) -> int | None:
+    """The same headline, whatever the case, hyphens and word order: one key.
+    Only for headlines of five or more words, where an equal set of words is the same story."""
+    tokens = set(_tokens(_TITLE_SUFFIX.sub("", title)))
+    if len(tokens) < TITLE_KEY_MIN_WORDS:
+        return None
+    return zlib.crc32(" ".join(sorted(tokens)).encode("utf-8")) | (NUM_BANDS << 32)
 
 
 def shingles_of(tokens: list[str]) -> frozenset[int]:
@@ -63,8 +91,9 @@ def shingles_of(tokens: list[str]) -> frozenset[int]:
 
 def fingerprint(title: str, summary: str) -> Fingerprint:
     shingles = shingles_of(words(title, summary))
+    headline = title_key(title)
     if not shingles:
-        return Fingerprint(frozenset(), ())
+        return Fingerprint(frozenset(), () if headline is None else (headline,), headline)
     minima = [min(((a * s + b) % _MERSENNE) & _MASK32 for s in shingles) for a, b in _COEFFS]
     keys = []
     for band in range(NUM_BANDS):
@@ -73,7 +102,9 @@ def fingerprint(title: str, summary: str) -> Fingerprint:
         # 63 bits so that the key fits SQLite's signed INTEGER.
         keys.append(zlib.crc32(struct.pack(f"<I{ROWS_PER_BAND}I", band, *rows))
                     | (band << 32))
-    return Fingerprint(shingles, tuple(keys))
+    if headline is not None:
+        keys.append(headline)
+    return Fingerprint(shingles, tuple(keys), headline)
 
 
 def jaccard(a: frozenset[int], b: frozenset[int]) -> float:

@@ -32,7 +32,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from .config import ChannelConfig, FeedConfig
-from .dedup import DUPLICATE_SIMILARITY, Fingerprint, pack_shingles, unpack_shingles
+from .dedup import Fingerprint, pack_shingles, unpack_shingles
 from .errors import MonitorError, StoreError
 from .models import Alert, FeedState, Item, Match
 from .payload import FEED_DOWN, FEED_RECOVERED, MATCH, feed_payload, match_payload
@@ -502,21 +502,25 @@ class Store:
         self.db.conn.executemany(sql, rows)
 
     def _find_story(self, fingerprint: Fingerprint, published: float, window: float) -> int | None:
-        """Layer 3: the story of a near-duplicate item within the window, by LSH band keys."""
+        """Layer 3: the story of a near-duplicate item within the window, by LSH band keys:
+        the same headline (equal title keys), else the most similar text above the bar."""
         if not fingerprint.band_keys:
             return None
         keys = list(set(fingerprint.band_keys))
         marks = ",".join("?" * len(keys))
         candidates = self._exec(
-            f"SELECT story_id, COUNT(*) AS shared FROM story_keys WHERE key IN ({marks}) "
-            "AND published BETWEEN ? AND ? GROUP BY story_id ORDER BY shared DESC LIMIT 20",
-            [*keys, published - window, published + window],
+            f"SELECT story_id, MAX(key = ?) AS same_title, COUNT(*) AS shared FROM story_keys "
+            f"WHERE key IN ({marks}) AND published BETWEEN ? AND ? "
+            "GROUP BY story_id ORDER BY same_title DESC, shared DESC LIMIT 20",
+            [fingerprint.title_key, *keys, published - window, published + window],
         ).fetchall()
-        best, best_similarity = None, DUPLICATE_SIMILARITY
-        for story_id, _shared in candidates:
+        best, best_similarity = None, 0.0
+        for story_id, same_title, _shared in candidates:
+            if same_title:
+                return story_id
             blob = self._exec("SELECT shingles FROM stories WHERE id = ?", [story_id]).fetchone()
-            similarity = fingerprint.similarity(unpack_shingles(blob[0]))
-            if similarity >= best_similarity:
+            similarity = fingerprint.duplicates(unpack_shingles(blob[0]))
+            if similarity is not None and similarity > best_similarity:
                 best, best_similarity = story_id, similarity
         return best
 
