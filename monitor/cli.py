@@ -54,6 +54,8 @@ def setup_logging(verbosity: int, default: int = logging.WARNING) -> logging.Han
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING if verbosity < 2 else logging.DEBUG)
+    # Apprise logs whole service URLs, tokens included, at DEBUG: never let it.
+    logging.getLogger("apprise").setLevel(logging.WARNING)
     return handler
 
 

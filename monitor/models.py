@@ -116,4 +116,4 @@ class Alert:
     attempts: int = 0
     status: str = "pending"  # pending | sent | failed
     last_error: str | None = None
-    payload: dict = field(default_factory=dict)  # the data delivered (see alert.build_payload)
+    payload: dict = field(default_factory=dict)  # the body delivered (see payload.py)
