@@ -49,7 +49,8 @@ _SKIP_BLOCKS = re.compile(
 )
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)|<!\[CDATA\[|\]\]>|<![A-Za-z][^>]*>|<\?.*?\?>", re.DOTALL)
 # A tag must start with a letter (or "/" and a letter): "a < b" and "<3" are text.
-_TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9:-]*)\b[^<>]*>?")
+# An unclosed tag is removed only at the very end (a truncated summary).
+_TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9:-]*)\b[^<>]*(?:>|\Z)")
 _INLINE = frozenset({
     "a", "abbr", "b", "bdi", "bdo", "cite", "code", "data", "dfn", "em", "font", "i", "kbd",
     "mark", "q", "s", "samp", "small", "span", "strike", "strong", "sub", "sup", "time", "tt",
