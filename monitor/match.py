@@ -127,9 +127,15 @@ def translit(key: str) -> str:
 
 
 def _initial(key: str) -> str:
-    """The fuzzy bucket of a key: its first letter, every vowel one class (el-Sisi / al-Sisi)."""
-    first = key[0]
-    return "a" if first in "aeiou" else first
+    """The fuzzy bucket of a key: the first two letters of its ``translit`` form.
+
+    Fuzzy matching assumes the first two letters are right once e/a, o/u and doubled letters are
+    folded (el-Sisi / al-Sisi, Osama / Usama): that keeps rapidfuzz off almost every n-gram.
+    """
+    head = key[:4].replace("e", "a").replace("o", "u")
+    if len(head) > 1 and head[0] == head[1]:
+        head = head[0] + head[2:]
+    return head[:2]
 
 
 # --------------------------------------------------------------------------- explanation
@@ -237,16 +243,22 @@ class Matcher:
     def __init__(self, storylines: Sequence[StorylineConfig]) -> None:
         self.storylines = tuple(storylines)
         self._lines: list[_Storyline] = []
+        self._required: list[set[int]] = []  # per storyline: the slots (all groups, any) that must hit
         self._terms: list[str] = []  # term id -> the term as configured
         self._term_ids: dict[str, int] = {}
         self._exact: dict[str, list[int]] = {}  # key -> term ids
-        self._fuzzy_keys: dict[str, tuple[list[str], list[int]]] = {}  # initial -> (keys, term ids)
+        # (words in the n-gram, initial) -> (translit keys, term ids); a term of w words is compared with
+        # n-grams of w - 1 and w words (al-Hayya / Alhayyah); "cease fire" = "ceasefire" is exact anyway
+        self._fuzzy_keys: dict[tuple[int, str], tuple[list[str], list[int]]] = {}
+        self._fuzzy_lengths: dict[int, tuple[int, int]] = {}  # n -> key lengths worth comparing
         self._term_keys: list[str] = []
         self._uses: list[list[tuple[int, int]]] = []  # term id -> [(storyline index, slot index)]
         self._min_threshold = 100.0
         self._max_words = 1
-        self._cache: dict[str, tuple[tuple[int, float], ...]] = {}
-        self._word_cache: dict[str, tuple[str, str]] = {}
+        self._cache: dict[tuple[int, str], tuple[tuple[int, float], ...]] = {}
+        self._word_cache: dict[str, tuple[str, str, str, str]] = {}
+        self._starts: set[str] = set()  # first two letters of every exact key
+        self._fuzzy_starts: set[str] = set()  # the fuzzy buckets
         for index, config in enumerate(self.storylines):
             line = _Storyline(config, summary_weight=1.0 / max(getattr(config, "title_weight", 1.25), 1.0))
             slots: list[tuple[str, tuple[str, ...]]] = [(f"all[{j}]", g) for j, g in enumerate(config.all)]
@@ -255,6 +267,8 @@ class Matcher:
             slots.append(("none", config.none))
             slots.append(("not_near", tuple(getattr(config, "not_near", ()))))
             line.slots = slots
+            self._required.append({j for j, (rule, _t) in enumerate(slots)
+                                   if rule not in ("none", "not_near")})
             for slot, (_rule, terms) in enumerate(slots):
                 for term in terms:
                     self._uses[self._add_term(term)].append((index, slot))
@@ -271,18 +285,24 @@ class Matcher:
         key = term_key(term)
         self._term_keys.append(key)
         self._exact.setdefault(key, []).append(term_id)
-        self._max_words = max(self._max_words, min(len(_words(term)) + 1, 5))
+        self._starts.add(key[:2])
+        words = len(_words(term))
+        self._max_words = max(self._max_words, min(words + 1, 5))
         letters = sum(len(fold_word(w)) for w in _words(term))
         if letters > SHORT_TERM and key:
-            keys, ids = self._fuzzy_keys.setdefault(_initial(key), ([], []))
-            keys.append(translit(key))
-            ids.append(term_id)
+            for n in range(max(1, words - 1), words + 1):
+                keys, ids = self._fuzzy_keys.setdefault((n, _initial(key)), ([], []))
+                self._fuzzy_starts.add(_initial(key))
+                keys.append(translit(key))
+                ids.append(term_id)
+                low, high = self._fuzzy_lengths.get(n, (len(key), len(key)))
+                self._fuzzy_lengths[n] = (min(low, len(key)), max(high, len(key)))
         return term_id
 
     # -- text
 
     def _tokens(self, text: str, field_name: str, sentence: int,
-                out: list[tuple[str, str, str, int, int, int, int]]) -> int:
+                out: list[tuple[str, str, str, int, int, int, int, str, str]]) -> int:
         """Append (folded, stemmed, field, position, sentence, start, end) for each word of ``text``."""
         position = 0
         cache = self._word_cache
@@ -295,21 +315,22 @@ class Matcher:
             entry = cache.get(word)
             if entry is None:
                 folded = fold_word(word)
-                entry = (folded, stem(folded))
+                entry = (folded, stem(folded), folded[:2], _initial(folded))
                 if len(cache) >= _MAX_CACHE:
                     cache.clear()
                 cache[word] = entry
-            out.append((entry[0], entry[1], field_name, position, sentence, found.start(), found.end()))
+            out.append((entry[0], entry[1], field_name, position, sentence, found.start(), found.end(),
+                        entry[2], entry[3]))
             position += 1
         return sentence + 1
 
-    def _fuzzy(self, key: str) -> tuple[tuple[int, float], ...]:
-        cached = self._cache.get(key)
+    def _fuzzy(self, n: int, key: str, bucket: tuple[list[str], list[int]]) -> tuple[tuple[int, float], ...]:
+        """Fuzzy matches of the key of an n-gram of ``n`` words (cached)."""
+        cached = self._cache.get((n, key))
         if cached is not None:
             return cached
         found: list[tuple[int, float]] = []
-        bucket = self._fuzzy_keys.get(_initial(key))
-        if bucket is not None and len(key) > 3:
+        if bucket:
             keys, ids = bucket
             folded = translit(key)
             for _choice, score, i in process.extract(folded, keys, scorer=fuzz.ratio,
@@ -319,20 +340,29 @@ class Matcher:
         result = tuple(found)
         if len(self._cache) >= _MAX_CACHE:
             self._cache.clear()
-        self._cache[key] = result
+        self._cache[(n, key)] = result
         return result
 
     def _scan(self, title: str, summary: str) -> dict[int, list[_Occurrence]]:
         """Every term found in the text: term id -> occurrences."""
-        tokens: list[tuple[str, str, str, int, int, int, int]] = []
+        tokens: list[tuple[str, str, str, int, int, int, int, str, str]] = []
         sentence = self._tokens(title, "title", 0, tokens)
         self._tokens(summary, "summary", sentence, tokens)
         found: dict[int, list[_Occurrence]] = {}
         exact = self._exact
         count = len(tokens)
         texts = {"title": title, "summary": summary}
+        lengths = self._fuzzy_lengths
+        # ratio = 2 * LCS / (a + b) >= t needs a * t / (2 - t) <= b <= a * (2 - t) / t; plus 2 letters
+        # that translit may remove (a final h, doubled letters)
+        t = max(self._min_threshold, 1.0) / 100.0
+        shrink, grow = t / (2 - t), (2 - t) / t
+        starts, fuzzy_starts, buckets = self._starts, self._fuzzy_starts, self._fuzzy_keys
         for i in range(count):
-            _folded, _stemmed, field_name, position, sentence_, start, _end = tokens[i]
+            folded, _stemmed, field_name, position, sentence_, start, _end, head, initial = tokens[i]
+            # every key starting here begins with this word: skip words no term can start with
+            if len(folded) > 1 and head not in starts and initial not in fuzzy_starts:
+                continue
             prefix = ""
             best: dict[int, tuple[float, str]] = {}  # per start word: the best n-gram for each term
             for n in range(1, self._max_words + 1):
@@ -342,8 +372,11 @@ class Matcher:
                 key = prefix + tokens[j][1]
                 prefix += tokens[j][0]
                 hits: list[tuple[int, float]] = [(t, 100.0) for t in exact.get(key, ())]
-                if len(key) > 3 and not key.isdigit():
-                    hits.extend(self._fuzzy(key))
+                bucket = buckets.get((n, initial if len(folded) > 1 else _initial(key)))
+                if bucket is not None and len(key) > 3:
+                    bounds = lengths[n]
+                    if bounds[0] * shrink - 2 <= len(key) <= bounds[1] * grow + 2:
+                        hits.extend(self._fuzzy(n, key, bucket))
                 if not hits:
                     continue
                 surface = texts[field_name][start:tokens[j][6]]
@@ -360,9 +393,14 @@ class Matcher:
     def match(self, title: str, summary: str) -> list[Match]:
         """The storylines this item belongs to, best score first."""
         found = self._scan(title, summary)
-        touched = {index for term_id in found for index, _slot in self._uses[term_id]}
+        covered: dict[int, set[int]] = {}
+        for term_id in found:
+            for index, slot in self._uses[term_id]:
+                covered.setdefault(index, set()).add(slot)
         matches = []
-        for index in sorted(touched):
+        for index in sorted(covered):
+            if not self._required[index] <= covered[index]:
+                continue  # a group found nothing at all: no need to look closer
             result = self._decide(index, found, explain=False)
             if result is not None and result.matched:
                 hits = tuple(h for g in result.groups if g.rule not in ("none", "not_near") for h in g.hits)
