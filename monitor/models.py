@@ -117,3 +117,4 @@ class Alert:
     status: str = "pending"  # pending | sent | failed
     last_error: str | None = None
     payload: dict = field(default_factory=dict)  # the body delivered (see payload.py)
+    queued_at: datetime | None = None  # requeued by hand: the give-up age counts from here

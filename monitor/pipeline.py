@@ -244,7 +244,7 @@ class Monitor:
             for alert in due:
                 tried += 1
                 now = self.clock()
-                age = (now - alert.created_at).total_seconds()
+                age = (now - (alert.queued_at or alert.created_at)).total_seconds()
                 if age > self.config.delivery_max_age:
                     reason = (f"gave up after {_human(age)} and {alert.attempts} attempt(s); "
                               f"last error: {alert.last_error or 'none'}")

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIGRATION_SET = "ceasefire-monitor"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LOCK_WAIT_SECONDS = 60.0  # how long a write waits for another process's write lock in all
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -146,6 +146,20 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
     """)
 
 
+@migrations(name="0002_outbox_failed_at_requeue")
+def _m0002_outbox_failed_at_requeue(db: sqlite_utils.Database) -> None:
+    """When an alert was given up (``failed_at``) and requeued by hand (``queued_at``: the
+    give-up age counts from it, so a requeued old alert gets a fresh ``delivery_max_age``);
+    indexes for the new-story check (by ``dedup_key`` alone) and ``monitor alerts --status``."""
+    db.executescript("""
+    ALTER TABLE alerts ADD COLUMN failed_at TEXT;
+    ALTER TABLE alerts ADD COLUMN queued_at TEXT;
+    UPDATE alerts SET failed_at = last_attempt_at WHERE status = 'failed';
+    CREATE INDEX alerts_dedup ON alerts (dedup_key);
+    CREATE INDEX alerts_status ON alerts (status, id);
+    """)
+
+
 # --------------------------------------------------------------------------- values in and out
 
 @dataclass(frozen=True)
@@ -220,8 +234,8 @@ class Store:
 
     def _check_ours(self) -> None:
         tables = set(self.db.table_names())
-        if not tables:
-            return
+        if not tables - {Migrations.migrations_table}:
+            return  # new, or a first start killed before the first schema step committed
         applied = {m.name for m in migrations.applied(self.db)} if (
             Migrations.migrations_table in tables) else set()
         if not applied:
@@ -595,7 +609,8 @@ class Store:
         """Never deliverable (permanent error, or too old): kept with its reason, never dropped."""
         self._write(lambda: self._exec(
             "UPDATE alerts SET status = 'failed', attempts = attempts + 1, last_error = ?, "
-            "last_attempt_at = ? WHERE id = ?", (reason[:500], iso(now), alert_id)))
+            "last_attempt_at = ?, failed_at = ? WHERE id = ?",
+            (reason[:500], iso(now), iso(now), alert_id)))
 
     def channel_failures(self, channel: str) -> int:
         rows = self._read("SELECT consecutive_failures FROM channels WHERE name = ?", [channel])
@@ -611,16 +626,21 @@ class Store:
             "UPDATE channels SET disabled_at = NULL, disabled_reason = NULL, "
             "consecutive_failures = 0, next_attempt_at = NULL WHERE name = ?", [channel]).rowcount))
 
-    def retry_alerts(self, ids: Sequence[int] = (), *, failed: bool = False) -> int:
-        """Requeue the given alerts, or every failed one. Returns how many were requeued."""
+    def retry_alerts(self, ids: Sequence[int] = (), *, failed: bool = False,
+                     now: datetime | None = None) -> int:
+        """Requeue the given alerts, or every failed one. Returns how many were requeued.
+        The give-up age of a requeued alert counts from ``now``."""
+        queued = iso(now or datetime.now(UTC))
+
         def operation() -> int:
             count = 0
             if failed:
-                count += self._exec("UPDATE alerts SET status = 'pending' "
-                                    "WHERE status = 'failed'").rowcount
+                count += self._exec("UPDATE alerts SET status = 'pending', queued_at = ? "
+                                    "WHERE status = 'failed'", [queued]).rowcount
             for alert_id in ids:
-                count += self._exec("UPDATE alerts SET status = 'pending' WHERE id = ? "
-                                    "AND status != 'pending'", [alert_id]).rowcount
+                count += self._exec("UPDATE alerts SET status = 'pending', queued_at = ? "
+                                    "WHERE id = ? AND status != 'pending'",
+                                    [queued, alert_id]).rowcount
             return count
         return self._write(operation)
 
@@ -633,7 +653,7 @@ class Store:
         where, params = ("WHERE status = ?", [status]) if status else ("", [])
         rows = self._read(
             f"SELECT id, uid, channel, kind, storyline_id, story_id, status, attempts, last_error, "
-            f"created_at, last_attempt_at, sent_at, payload FROM alerts {where} "
+            f"created_at, last_attempt_at, sent_at, failed_at, queued_at, payload FROM alerts {where} "
             f"ORDER BY id DESC LIMIT ?", [*params, limit])
         for row in rows:
             payload = json.loads(row.pop("payload"))
@@ -705,6 +725,7 @@ def _alert(row: dict[str, Any]) -> Alert:
         id=row["id"], uid=row["uid"], channel=row["channel"], kind=row["kind"],
         storyline_id=row["storyline_id"], story_id=row["story_id"],
         created_at=datetime.fromisoformat(row["created_at"]), attempts=row["attempts"],
+        queued_at=_parse_time(row.get("queued_at")),
         status=row["status"], last_error=row["last_error"], payload=json.loads(row["payload"]),
     )
 

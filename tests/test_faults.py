@@ -1,0 +1,319 @@
+"""Faults injected into real processes: SIGKILL of the daemon, receivers that fail, storage.
+
+Everything is real: `monitor run` as a subprocess, a feed server, a Standard Webhooks
+receiver and an SMTP server on 127.0.0.1, and the SQLite file the CLI writes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+from faultkit import Kit, headline, integrity_check, webhook
+from feedserver import FeedServer, rss
+from receivers import TEST_SECRET, WebhookReceiver, free_port, wait_until
+
+SEED = int(os.environ.get("CRASH_SEED", "20261126"))
+KILLS = int(os.environ.get("CRASH_KILLS", "24"))
+
+
+class SlowHook(WebhookReceiver):
+    """A webhook receiver that sometimes takes its time (so kills land mid-delivery) and
+    counts the requests in flight."""
+
+    def __init__(self, rng: random.Random) -> None:
+        super().__init__()
+        self.rng = rng
+        self.in_flight = 0
+        self.slow_share = 0.0
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.in_flight += 1
+            delay = self.rng.uniform(0.1, 0.4) if self.rng.random() < self.slow_share else 0.0
+        try:
+            time.sleep(delay)
+            super()._handle(handler)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+class GrowingFeeds:
+    """Feeds on a FeedServer that gain a new relevant item every few hundred milliseconds;
+    each answer takes a little while (so kills land mid-poll); requests in flight counted."""
+
+    def __init__(self, server: FeedServer, paths: list[str], rng: random.Random) -> None:
+        self.server, self.paths, self.rng = server, paths, rng
+        self.items: dict[str, list[dict]] = {path: [] for path in paths}
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.published: list[dict] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._grow, daemon=True)
+        for path in paths:
+            server.set_handler(path, self._serve)
+
+    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
+        path = handler.path.split("?", 1)[0]
+        with self.lock:
+            self.in_flight += 1
+            body = rss(self.items[path], title=path)
+            delay = self.rng.uniform(0.0, 0.15)
+        try:
+            time.sleep(delay)
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/rss+xml; charset=utf-8")
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def add(self) -> None:
+        with self.lock:
+            item = headline(self.rng, len(self.published))
+            self.items[self.rng.choice(self.paths)].append(item)
+            self.published.append(item)
+
+    def _grow(self) -> None:
+        while not self._stop.wait(self.rng.uniform(0.2, 0.6)):
+            self.add()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def test_sigkill_at_random_moments_loses_nothing_and_sends_nothing_twice(tmp_path, capsys):
+    rng = random.Random(SEED)
+    kinds = (["poll", "delivery", "any"] * KILLS)[:KILLS]
+    rng.shuffle(kinds)
+    with FeedServer() as server, SlowHook(random.Random(SEED + 1)) as hook:
+        feeds = GrowingFeeds(server, ["/a.xml", "/b.xml", "/c.xml"], random.Random(SEED + 2))
+        for _ in range(3):
+            feeds.add()
+        kit = Kit(tmp_path, {"HOOK_SECRET": TEST_SECRET})
+        kit.write(feeds=[(p.strip("/"), server.url(p)) for p in feeds.paths],
+                  channels=webhook(hook.url), interval="1s")
+        feeds.start()
+        landed: Counter[str] = Counter()
+        checks = []
+        try:
+            for kind in kinds:
+                hook.slow_share = 0.6 if kind == "delivery" else 0.15
+                with kit.start() as daemon:
+                    if kind == "poll":
+                        wait_until(lambda: feeds.in_flight > 0, timeout=10, interval=0.002)
+                        time.sleep(rng.uniform(0.0, 0.1))
+                    elif kind == "delivery":
+                        wait_until(lambda: hook.in_flight > 0, timeout=10, interval=0.002)
+                        time.sleep(rng.uniform(0.0, 0.3))
+                    else:
+                        time.sleep(rng.uniform(0.05, 2.5))
+                    in_poll, in_delivery = feeds.in_flight > 0, hook.in_flight > 0
+                    assert daemon.process.poll() is None, daemon.output()
+                    daemon.kill()
+                landed["during polling"] += in_poll
+                landed["during delivery"] += in_delivery
+                landed["elsewhere"] += not (in_poll or in_delivery)
+                checks.append(integrity_check(kit.db))
+                assert checks[-1] == "ok", (len(checks), checks[-1])
+        finally:
+            feeds.stop()
+        # Heal: one last run delivers everything that is due, then stops cleanly.
+        hook.slow_share = 0.0
+        guids = {item["guid"] for item in feeds.published}
+        with kit.start() as daemon:
+            def drained() -> bool:
+                stored = {r["guid"] for r in kit.rows("SELECT guid FROM entries")}
+                pending = kit.rows("SELECT COUNT(*) AS n FROM alerts WHERE status != 'sent'")[0]["n"]
+                return guids <= stored and pending == 0
+            assert wait_until(drained, timeout=60, interval=0.2), daemon.output()
+            assert daemon.stop() == 0, daemon.output()
+        assert integrity_check(kit.db) == "ok"
+
+    received = [r for r in hook.received if r["id"]]
+    assert all(r["verified"] for r in received)
+    outbox = kit.rows("SELECT uid, storyline_id, story_id, status, payload FROM alerts")
+    # Every published item was stored and matched, and every (storyline, story) match is in
+    # the outbox: nothing was lost between the feed and the outbox.
+    assert {r["guid"] for r in kit.rows("SELECT guid FROM entries")} == guids
+    pairs = {(m["storyline_id"], m["story_id"]) for m in kit.rows(
+        "SELECT storyline_id, story_id FROM matches")}
+    assert pairs == {(a["storyline_id"], a["story_id"]) for a in outbox}
+    assert len(outbox) >= len(guids)  # both storylines match every headline
+    # 0 lost: every outbox alert reached the receiver.
+    delivered_ids = {r["id"] for r in received}
+    lost = [a["uid"] for a in outbox if a["uid"] not in delivered_ids]
+    assert not lost
+    assert {a["status"] for a in outbox} == {"sent"}
+    # No (storyline, story) under two webhook-ids; nothing received that is not in the outbox.
+    ids_by_pair = defaultdict(set)
+    for r in received:
+        data = r["json"]["data"]
+        ids_by_pair[(data["storyline"]["id"], data["story_id"])].add(r["id"])
+    duplicates = {pair: ids for pair, ids in ids_by_pair.items() if len(ids) > 1}
+    assert not duplicates
+    assert delivered_ids == {a["uid"] for a in outbox}
+    # Redeliveries carry the same webhook-id and body, and number at most the kills.
+    first_body = {}
+    for r in received:
+        assert first_body.setdefault(r["id"], r["body"]) == r["body"]
+    redeliveries = len(received) - len(delivered_ids)
+    assert redeliveries <= len(kinds)
+    assert landed["during polling"] >= KILLS // 4 and landed["during delivery"] >= KILLS // 4, landed
+    logs = kit.logs()
+    assert "Traceback" not in logs
+    assert TEST_SECRET not in logs
+    report = (f"crash test (seed {SEED}): {len(kinds)} SIGKILLs ({landed['during polling']} during "
+              f"polling, {landed['during delivery']} during delivery, {landed['elsewhere']} "
+              f"elsewhere); {len(guids)} items published, {len(outbox)} alerts in the outbox, "
+              f"{len(received)} webhook requests, lost 0, duplicate pairs 0, redeliveries "
+              f"{redeliveries} (same webhook-id), integrity_check ok {checks.count('ok')}/{len(checks)}")
+    with capsys.disabled():
+        print("\n" + report)
+
+
+# --------------------------------------------------------------------------- storage
+
+OLD_PAYLOAD = ('{"type": "storyline.match", "timestamp": "2026-11-25T10:00:00+00:00", "data": '
+               '{"storyline": {"id": "cairo", "name": "Cairo track"}, "item": {"title": '
+               '"Truce talks in Cairo resume", "link": "https://news.example/old", "summary": "", '
+               '"published": "2026-11-25T10:00:00+00:00", "source": "a.xml", "feed_url": "%s"}, '
+               '"score": 100.0, "matched_terms": [], "story_id": 1, "sources": []}}')
+
+
+def _old_database(kit: Kit, feed_url: str, created: datetime) -> None:
+    """A database as the first schema version wrote it, with real rows: an item, its match,
+    one pending and one failed alert."""
+    import sqlite_utils
+
+    from monitor.store import migrations
+
+    db = sqlite_utils.Database(kit.db)
+    migrations.apply(db, stop_before="0002_outbox_failed_at_requeue")
+    at = created.isoformat(timespec="seconds")
+    db.executescript(f"""
+    INSERT INTO feeds (url, name, first_poll_done, items_seen) VALUES ('{feed_url}', 'a.xml', 1, 1);
+    INSERT INTO stories (id, first_item_id, published, shingles) VALUES (1, 1, 0, x'');
+    INSERT INTO items (id, feed_url, source, guid, url, title, summary, published, published_known,
+                       first_seen, story_id)
+        VALUES (1, '{feed_url}', 'a.xml', 'old-1', 'https://news.example/old',
+                'Truce talks in Cairo resume', '', '{at}', 1, '{at}', 1);
+    INSERT INTO entries (feed_url, guid, item_id) VALUES ('{feed_url}', 'old-1', 1);
+    INSERT INTO matches (item_id, storyline_id, story_id, score, hits, created_at)
+        VALUES (1, 'cairo', 1, 100, '[]', '{at}');
+    INSERT INTO channels (name, type) VALUES ('hook', 'webhook');
+    INSERT INTO alerts (uid, channel, kind, dedup_key, storyline_id, story_id, item_id, payload,
+                        created_at, status, attempts, last_error, last_attempt_at)
+        VALUES ('msg_old_pending', 'hook', 'storyline.match', 'storyline.match:cairo:1', 'cairo',
+                1, 1, '{OLD_PAYLOAD % feed_url}', '{at}', 'pending', 2, 'HTTP 500', '{at}'),
+               ('msg_old_failed', 'hook', 'storyline.match', 'x:failed', 'cairo', 1, 1,
+                '{OLD_PAYLOAD % feed_url}', '{at}', 'failed', 3, 'HTTP 400 Bad Request', '{at}');
+    """)
+    db.conn.close()
+
+
+def test_database_of_the_older_schema_migrates_on_start_and_keeps_its_rows(tmp_path):
+    with FeedServer() as server, WebhookReceiver() as hook:
+        server.set_feed("/a.xml", rss([]))
+        kit = Kit(tmp_path, {"HOOK_SECRET": TEST_SECRET})
+        kit.write(feeds=[("a.xml", server.url("/a.xml"))], channels=webhook(hook.url))
+        created = datetime.now(UTC) - timedelta(hours=1)
+        _old_database(kit, server.url("/a.xml"), created)
+        steps = [r["name"] for r in kit.rows("SELECT name FROM _sqlite_migrations")]
+        assert steps == ["0001_initial"]
+        listed = {a["uid"]: a for a in kit.json("alerts")}  # opening the store migrates it
+        assert [r["name"] for r in kit.rows("SELECT name FROM _sqlite_migrations ORDER BY id")] == [
+            "0001_initial", "0002_outbox_failed_at_requeue"]
+        assert set(listed) == {"msg_old_pending", "msg_old_failed"}
+        assert listed["msg_old_failed"]["failed_at"] == created.isoformat(timespec="seconds")
+        assert listed["msg_old_failed"]["last_error"] == "HTTP 400 Bad Request"
+        assert listed["msg_old_pending"]["attempts"] == 2
+        assert kit.json("matches")[0]["title"] == "Truce talks in Cairo resume"
+        indexes = {r["name"] for r in kit.rows("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"alerts_dedup", "alerts_status"} <= indexes
+        # The migrated outbox is delivered as before: the old alert, with its old webhook-id.
+        kit.run_once()
+        assert [r["id"] for r in hook.received] == ["msg_old_pending"]
+        assert integrity_check(kit.db) == "ok"
+
+
+def test_first_start_killed_before_the_schema_committed_starts_again(tmp_path):
+    """A SIGKILL during the very first start can leave only sqlite-utils' migrations table:
+    that file is ours and empty, not a foreign database."""
+    import sqlite_utils
+
+    from monitor.store import migrations
+
+    kit = Kit(tmp_path)
+    kit.write(feeds=[("a", f"http://127.0.0.1:{free_port()}/a.xml")])
+    db = sqlite_utils.Database(kit.db)
+    migrations.ensure_migrations_table(db)
+    db.conn.close()
+    result = kit.cli("feeds", "--json")
+    assert result.returncode == 0, result.stderr
+    assert kit.rows("SELECT COUNT(*) AS n FROM _sqlite_migrations")[0]["n"] == 2
+
+
+@pytest.mark.parametrize("content", [
+    pytest.param(b"PK\x03\x04 this is a zip file, not a database" * 50, id="corrupt"),
+    pytest.param(None, id="foreign-sqlite"),
+])
+def test_corrupt_or_foreign_database_is_refused_by_name_untouched(tmp_path, content):
+    kit = Kit(tmp_path)
+    kit.write(feeds=[("a", f"http://127.0.0.1:{free_port()}/a.xml")])
+    if content is None:
+        conn = sqlite3.connect(kit.db)
+        conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+        conn.execute("INSERT INTO invoices (total) VALUES (12.5)")
+        conn.commit()
+        conn.close()
+    else:
+        kit.db.write_bytes(content)
+    before = kit.db.read_bytes()
+    for args in (("run", "--once"), ("run",), ("alerts",), ("feeds", "--json")):
+        result = kit.cli(*args, timeout=30)
+        assert result.returncode == 2, (args, result.stderr)
+        assert str(kit.db) in result.stderr and "Traceback" not in result.stderr
+        assert "refusing to touch it" in result.stderr
+    assert kit.db.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["monitor.db", "monitor.toml"]
+
+
+def test_another_process_holding_the_write_lock_delays_but_loses_nothing(tmp_path):
+    with FeedServer() as server, WebhookReceiver() as hook:
+        server.set_feed("/a.xml", rss([headline(random.Random(1), 0)]))
+        kit = Kit(tmp_path, {"HOOK_SECRET": TEST_SECRET})
+        kit.write(feeds=[("a", server.url("/a.xml"))], channels=webhook(hook.url))
+        kit.cli("feeds")  # creates the database
+        holder = subprocess.Popen([sys.executable, "-c", (
+            "import sqlite3, time\n"
+            f"c = sqlite3.connect({str(kit.db)!r}, isolation_level=None)\n"
+            "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(4)\n"
+            "c.execute('COMMIT')\n")], stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "locked"
+            started = time.monotonic()
+            kit.run_once()
+            waited = time.monotonic() - started
+        finally:
+            holder.wait(timeout=10)
+        assert waited > 2.0, waited  # it did wait for the lock rather than fail
+        assert len(hook.received) == 2  # both storylines alerted
+        assert {a["status"] for a in kit.json("alerts")} == {"sent"}
+        assert integrity_check(kit.db) == "ok"
