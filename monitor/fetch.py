@@ -217,7 +217,8 @@ class Fetcher:
                 return FeedConnectError("connection refused")
             if any(s in text for s in ("name or service", "nodename", "getaddrinfo", "name resolution",
                                        "no address", "temporary failure in name")):
-                return FeedConnectError("DNS lookup failed")
+                return FeedConnectError(f"DNS lookup failed for {_host_of(error)} "
+                                        "(no network, or no such host)")
             if "ssl" in text or "certificate" in text or "tls" in text:
                 return FeedConnectError(f"TLS error: {_shorten(str(error), 120)}")
             return FeedConnectError(f"cannot connect: {_shorten(str(error), 120)}")
@@ -445,3 +446,10 @@ def _size(n: int) -> str:
 def _shorten(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _host_of(error: httpx.RequestError) -> str:
+    try:
+        return error.request.url.host
+    except RuntimeError:  # httpx raises when the error carries no request
+        return "the host"
