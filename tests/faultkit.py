@@ -100,14 +100,15 @@ class Kit:
         self.runs = 0
 
     def write(self, *, feeds: Sequence[tuple[str, str]], channels: str = "", interval: str = "1m",
-              settings: str = "", storylines: str = STORYLINES) -> None:
+              settings: str = "", storylines: str = STORYLINES,
+              retry_base: str | None = "0s") -> None:
         feed_tables = "".join(f'\n[[feeds]]\nname = "{name}"\nurl = "{url}"\n' for name, url in feeds)
         self.config.write_text(f"""
 [monitor]
 database = "{self.db}"
 poll_interval = "{interval}"
 alert_max_age = "48h"
-delivery_retry_base = "0s"
+{f'delivery_retry_base = "{retry_base}"' if retry_base else ""}
 {settings}
 {feed_tables}
 {channels}

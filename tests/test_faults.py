@@ -6,6 +6,7 @@ receiver and an SMTP server on 127.0.0.1, and the SQLite file the CLI writes.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import sqlite3
@@ -18,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from faultkit import Kit, headline, integrity_check, webhook
+from faultkit import Kit, email, headline, integrity_check, webhook
 from feedserver import FeedServer, rss
-from receivers import TEST_SECRET, WebhookReceiver, free_port, wait_until
+from receivers import TEST_SECRET, SMTPReceiver, WebhookReceiver, free_port, wait_until
 
 SEED = int(os.environ.get("CRASH_SEED", "20261126"))
 KILLS = int(os.environ.get("CRASH_KILLS", "24"))
@@ -317,3 +318,204 @@ def test_another_process_holding_the_write_lock_delays_but_loses_nothing(tmp_pat
         assert len(hook.received) == 2  # both storylines alerted
         assert {a["status"] for a in kit.json("alerts")} == {"sent"}
         assert integrity_check(kit.db) == "ok"
+
+
+# --------------------------------------------------------------------------- receivers that fail
+
+class PortHook(WebhookReceiver):
+    """A webhook receiver on a port chosen in advance: nothing listens there until it starts
+    (connections refused), and it can stop and start again on the same port."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__()
+        self.fixed_port = port
+
+    def start(self) -> PortHook:
+        from http.server import ThreadingHTTPServer
+
+        original = ThreadingHTTPServer.__init__
+
+        def bind_fixed(server, address, handler, *args, **kwargs):
+            original(server, ("127.0.0.1", self.fixed_port), handler, *args, **kwargs)
+
+        ThreadingHTTPServer.__init__ = bind_fixed  # only for the super().start() below
+        try:
+            return super().start()
+        finally:
+            ThreadingHTTPServer.__init__ = original
+
+
+def _items(n: int, seed: int = 7, start: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    return [headline(rng, i) for i in range(start, start + n)]
+
+
+def test_webhook_refused_500_timeout_then_recovery_in_order_and_other_channel_not_delayed(tmp_path):
+    port = free_port()
+    hook = PortHook(port)
+    with FeedServer() as server, SMTPReceiver() as smtp:
+        server.set_feed("/a.xml", rss(_items(5)))
+        kit = Kit(tmp_path, {"HOOK_SECRET": TEST_SECRET})
+        kit.write(feeds=[("a", server.url("/a.xml"))], interval="1m",
+                  retry_base="200ms", settings='delivery_retry_max = "1s"',
+                  channels=webhook(f"http://127.0.0.1:{port}/hook", extra='timeout = "1s"')
+                  + email(smtp.port))
+        with kit.start() as daemon:
+            # Refused: nothing listens on the webhook's port. Email is not held up.
+            started = time.monotonic()
+            smtp.wait_for(10, timeout=15)
+            assert time.monotonic() - started < 10
+            hook.set_mode("500")
+            hook.start()
+            try:
+                hook.wait_for(2, timeout=15)
+                hook.set_mode("hang")  # answers after 10 s; the channel gives up after 1 s
+                count = len(hook.received)
+                hook.wait_for(count + 2, timeout=15)
+                hook.set_mode("ok")
+                assert wait_until(lambda: kit.rows(
+                    "SELECT COUNT(*) AS n FROM alerts WHERE channel = 'hook' AND status = 'sent'"
+                )[0]["n"] == 10, timeout=20), daemon.output()
+            finally:
+                hook.stop()
+            assert daemon.stop() == 0
+        log = daemon.output()
+    outbox = kit.rows("SELECT id, uid, attempts FROM alerts WHERE channel = 'hook' ORDER BY id")
+    received = hook.received
+    assert {r["status"] for r in received[:2]} == {500}
+    assert "connection refused" in log.lower() and "HTTP 500" in log and "timed out" in log
+    # Nothing delivered out of order: the ids of the 200 answers follow the outbox order,
+    # and every failed attempt was for the head of the queue.
+    ok = [r["id"] for r in received if r["status"] == 200]
+    first_ok = {}
+    for uid in ok:
+        first_ok.setdefault(uid, len(first_ok))
+    assert list(first_ok) == [a["uid"] for a in outbox]
+    assert {r["id"] for r in received if r["status"] != 200} == {outbox[0]["uid"]}
+    assert outbox[0]["attempts"] >= 5  # refused..., 500, 500, timeout, timeout, 200
+
+
+def test_retry_backoff_is_bounded_and_gives_up_after_max_age(tmp_path):
+    """A receiver that answers 500 for 25 hours (simulated clock, real HTTP): attempts
+    back off exponentially with jitter, never hammer, and the alert is failed after
+    ``delivery_max_age`` (the default 24 h) with the reason kept."""
+    from monitor.config import load_config
+    from monitor.pipeline import Monitor
+    from monitor.store import Store
+
+    with FeedServer() as server, WebhookReceiver() as hook:
+        server.set_feed("/a.xml", rss(_items(1)))
+        kit = Kit(tmp_path, {"HOOK_SECRET": TEST_SECRET})
+        kit.write(feeds=[("a", server.url("/a.xml"))], channels=webhook(hook.url),
+                  retry_base=None, storylines=STORYLINE_CAIRO)
+        config = load_config(kit.config, environ=kit.env)
+        assert config.delivery_max_age == 24 * 3600  # the default
+        hook.set_mode("500")
+        start = datetime.now(UTC)
+        now = [start]
+        with Store(kit.db) as store:
+            monitor = Monitor(config, store, clock=lambda: now[0], rng=random.Random(SEED))
+            try:
+                monitor.poll_all()
+                attempts_at = []
+                while now[0] < start + timedelta(hours=25):
+                    before = len(hook.received)
+                    report = monitor.dispatch(monitor.channels[0])
+                    if len(hook.received) > before:
+                        attempts_at.append((now[0] - start).total_seconds())
+                    if report.failed:
+                        break
+                    # The daemon looks every second; idle seconds are skipped.
+                    state = {c["name"]: c for c in store.channels()}["hook"]
+                    due = datetime.fromisoformat(state["next_attempt_at"]) if state[
+                        "next_attempt_at"] else now[0]
+                    now[0] = max(now[0] + timedelta(seconds=1), due)
+            finally:
+                monitor.close()
+            failed = store.alerts(status="failed")
+    assert len(failed) == 1 and failed[0]["status"] == "failed"
+    assert "gave up after" in failed[0]["last_error"] and "HTTP 500" in failed[0]["last_error"]
+    assert failed[0]["failed_at"]
+    gaps = [b - a for a, b in itertools.pairwise(attempts_at)]
+    per_minute = Counter(int(t // 60) for t in attempts_at)
+    first_hour = sum(1 for t in attempts_at if t < 3600)
+    # (times are stored to the second, so a gap can be up to 1 s shorter than drawn)
+    assert all(g >= config.delivery_retry_base - 1 for g in gaps)
+    assert all(g <= config.delivery_retry_max + 1 for g in gaps)
+    assert max(per_minute.values()) <= 10, per_minute  # no hammering
+    assert len(set(round(g) for g in gaps)) > len(gaps) // 2  # jittered, not lock-step
+    assert gaps[:4] == sorted(gaps[:4]) or max(gaps[:4]) < max(gaps)  # it grows
+    assert len(attempts_at) < 25 * 60 / 5  # fewer than one every 5 minutes over the day
+    print(f"\noutage of 25 h (simulated clock, real HTTP 500s): {len(attempts_at)} attempts; "
+          f"{first_hour} in the first hour; at most {max(per_minute.values())} in any minute; "
+          f"gaps {min(gaps):.1f}-{max(gaps):.0f} s; given up after "
+          f"{attempts_at[-1] / 3600:.1f} h, reason kept")
+
+
+STORYLINE_CAIRO = """
+[[storylines]]
+id = "cairo"
+name = "Cairo track"
+all = [["Cairo"]]
+"""
+
+
+def test_webhook_410_disables_the_channel_in_log_and_cli(tmp_path):
+    with FeedServer() as server, WebhookReceiver() as hook:
+        server.set_feed("/a.xml", rss(_items(2)))
+        kit = Kit(tmp_path, {"HOOK_SECRET": TEST_SECRET})
+        kit.write(feeds=[("a", server.url("/a.xml"))], channels=webhook(hook.url))
+        hook.set_mode("410")
+        result = kit.run_once()
+        assert "channel hook disabled" in result.stderr
+        assert len(hook.received) == 1  # it stopped at the 410
+        listing = kit.cli("alerts")
+        assert "channel hook DISABLED" in listing.stdout and "410" in listing.stdout
+        hook.set_mode("ok")
+        kit.run_once()
+        assert len(hook.received) == 1  # still disabled: nothing more was tried
+        assert kit.cli("alerts", "enable", "hook").returncode == 0
+        kit.run_once()
+        assert len(hook.received) == 1 + 4
+        assert {a["status"] for a in kit.json("alerts")} == {"sent"}
+
+
+def test_smtp_down_then_up_4xx_retried_5xx_failed_with_reason_then_requeued(tmp_path, monkeypatch):
+    import receivers
+
+    port = free_port()
+    with FeedServer() as server:
+        server.set_feed("/a.xml", rss(_items(2)))
+        kit = Kit(tmp_path)
+        kit.write(feeds=[("a", server.url("/a.xml"))], channels=email(port))
+        kit.run_once()  # the SMTP server is down
+        pending = kit.json("alerts", "--status", "pending")
+        assert len(pending) == 4 and "refused" in pending[-1]["last_error"]
+        monkeypatch.setattr(receivers, "free_port", lambda: port)
+        with SMTPReceiver() as smtp:
+            smtp.queue("451")  # the first message: 4xx, retried
+            kit.run_once()
+            assert len(smtp.messages) == 0 or len(smtp.messages) == 4
+            kit.run_once()
+            smtp.wait_for(4)
+            assert {a["status"] for a in kit.json("alerts")} == {"sent"}
+            # 5xx: failed for good, reason kept; then requeued by hand.
+            server.set_feed("/a.xml", rss(_items(3, seed=8, start=100)))
+            smtp.set_mode("550")
+            kit.run_once()
+            failed = kit.json("alerts", "--status", "failed")
+            assert len(failed) == 6 and all("550" in a["last_error"] for a in failed)
+            assert all(a["failed_at"] for a in failed)
+            smtp.set_mode("ok")
+            kit.run_once()
+            assert len(smtp.messages) == 4  # failed alerts are not retried by themselves
+            requeue = kit.cli("alerts", "retry", "--failed")
+            assert requeue.returncode == 0 and "requeued 6" in requeue.stdout
+            kit.run_once()
+            smtp.wait_for(10)
+            assert {a["status"] for a in kit.json("alerts", "--limit", "100")} == {"sent"}
+            # retry by id, and the JSON listing carries attempts and the last error.
+            rows = kit.json("alerts", "--limit", "100")
+            assert all({"id", "status", "attempts", "last_error", "channel"} <= set(a) for a in rows)
+            assert kit.cli("alerts", "retry", str(rows[0]["id"])).returncode == 0
+            assert kit.json("alerts", "--status", "pending")[0]["id"] == rows[0]["id"]
