@@ -1,8 +1,9 @@
 """Parse: the bytes of one fetched feed in, a ``ParsedFeed`` of ``RawEntry`` out.
 
-RSS 0.9x/1.0/2.0 and Atom via feedparser. Strings are returned as the feed had them
-(HTML and entities allowed); ``normalise`` turns them into plain text. feedparser's
-HTML sanitiser and relative-URI rewriting of HTML content are switched off: they cost
+RSS 0.9x/1.0/2.0 and Atom via feedparser; plain well-formed UTF-8 RSS 2.0 and Atom take a
+fast path (``fastparse``, the C ElementTree parser) that gives the same values. Strings are
+returned as the feed had them (HTML and entities allowed); ``normalise`` turns them into
+plain text. feedparser's HTML sanitiser and relative-URI rewriting of HTML content are switched off: they cost
 time and we throw the markup away. Links with a scheme other than http/https
 (``javascript:``, ``data:``...) are dropped here already.
 
@@ -30,6 +31,7 @@ from typing import Any
 
 import feedparser
 
+from . import fastparse
 from .errors import ParseError
 from .models import ParsedFeed, RawEntry
 
@@ -70,6 +72,14 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None,
     headers = {"content-location": content_location or url,
                "content-type": content_type or "application/xml"}
     started = time.perf_counter()
+    fast = fastparse.parse(body, base=headers["content-location"], content_type=content_type)
+    if fast is not None:  # plain RSS 2.0 / Atom: the same values as feedparser, much faster
+        title, raw_entries = fast
+        entries = tuple(entry for entry in (_fast_entry(*raw) for raw in raw_entries)
+                        if entry.title or entry.summary or entry.link)
+        log.debug("parsed %s (fast path): %d entries in %.3f s", url, len(entries),
+                  time.perf_counter() - started, extra={"feed_url": url})
+        return ParsedFeed(title=_clip(title, MAX_TITLE) if title else None, entries=entries)
     body = _defuse(body)
     try:
         result = feedparser.parse(io.BytesIO(body), response_headers=headers,
@@ -146,6 +156,17 @@ def _entry(raw: Any) -> RawEntry:
         summary=_clip(summary, MAX_SUMMARY),
         # dict.get: FeedParserDict's own get maps the keys onto each other with a warning
         published=_iso(dict.get(raw, "published_parsed") or dict.get(raw, "updated_parsed")),
+    )
+
+
+def _fast_entry(guid: str | None, title: str, link: str | None, summary: str,
+                published: time.struct_time | None) -> RawEntry:
+    return RawEntry(
+        guid=_clip(guid.strip(), MAX_GUID) if guid and guid.strip() else None,
+        title=_clip(title, MAX_TITLE),
+        link=_safe_link(link),
+        summary=_clip(summary, MAX_SUMMARY),
+        published=_iso(published),
     )
 
 
