@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
+import os
 import random
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from .alert import Channel, make_channel
 from .config import ChannelConfig, FeedConfig, MonitorConfig
@@ -34,7 +37,7 @@ from .match import Matcher
 from .models import FetchResult, ParsedFeed
 from .normalise import normalise_entry
 from .parse import parse_feed
-from .store import AlertPolicy, NewEntry, PollOutcome, Store
+from .store import AlertPolicy, GuidReader, NewEntry, PollOutcome, Store
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +102,7 @@ class Monitor:
         self.channels = list(channels) if channels is not None else [
             make_channel(c, user_agent=config.user_agent) for c in self.channel_configs]
         self.parse_executor = parse_executor
+        self._pool: Executor | None = None
         store.sync_feeds(config.feeds)
         store.sync_channels(self.channel_configs)
 
@@ -159,29 +163,27 @@ class Monitor:
                                            next_poll_at=next_poll_at, etag=result.etag,
                                            last_modified=result.last_modified, policy=policy)
             return FeedReport(feed.name, feed.url, "unchanged", status=result.status)
-        parsed = self._parse(feed, result)
-        items = [normalise_entry(entry, feed_url=feed.url, source=feed.name, first_seen=now)
-                 for entry in parsed.entries]
-        known = self.store.known_guids(feed.url, [item.guid for item in items])
-        new_entries = []
-        seen: set[str] = set()
-        for item in items:
-            if item.guid in known or item.guid in seen:
-                continue
-            seen.add(item.guid)
-            new_entries.append(NewEntry(item=item, fingerprint=fingerprint(item.title, item.summary),
-                                        matches=tuple(self.matcher.match(item.title, item.summary))))
+        job = _Job(body=result.body, url=result.url, content_type=result.content_type,
+                   content_location=result.content_location, feed_url=feed.url, source=feed.name,
+                   now=now)
+        pool = self._pool
+        if pool is not None:  # parse, normalise, match and fingerprint on another core
+            digest = pool.submit(_digest_in_worker, job).result()
+        else:
+            parsed = self._parse(feed, result)
+            digest = _digest(job, parsed, self.matcher,
+                             lambda guids: self.store.known_guids(feed.url, guids))
         stored = self.store.record_poll(
-            feed.url, new_entries, now=now, status=result.status, next_poll_at=next_poll_at,
+            feed.url, digest.new_entries, now=now, status=result.status, next_poll_at=next_poll_at,
             policy=policy, etag=result.etag, last_modified=result.last_modified,
             body_hash=body_hash)
-        if parsed.bozo:
-            log.info("%s: ill-formed feed used anyway (%s)", feed.name, parsed.bozo,
+        if digest.bozo:
+            log.info("%s: ill-formed feed used anyway (%s)", feed.name, digest.bozo,
                      extra={"feed_url": feed.url})
         log.info("%s: %d entries, %d new items, %d matches, %d alerts queued", feed.name,
-                 len(items), stored.new_items, stored.new_matches, stored.new_alerts,
+                 digest.entries, stored.new_items, stored.new_matches, stored.new_alerts,
                  extra={"feed_url": feed.url})
-        return FeedReport(feed.name, feed.url, "new", status=result.status, entries=len(items),
+        return FeedReport(feed.name, feed.url, "new", status=result.status, entries=digest.entries,
                           stored=stored)
 
     def _parse(self, feed: FeedConfig, result: FetchResult) -> ParsedFeed:
@@ -221,8 +223,29 @@ class Monitor:
         if not feeds:
             return []
         workers = max(1, min(self.config.fetch_workers, len(feeds)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
-            return list(pool.map(self.poll_feed, feeds))
+        self._pool = self._start_pool(len(feeds))
+        try:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
+                return list(pool.map(self.poll_feed, feeds))
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+
+    def _start_pool(self, feeds: int) -> Executor | None:
+        """A process pool for the CPU work of many feeds at once (parsing is the wall, not the
+        network): one worker per core, when there are several cores and enough feeds.
+        Started here, before the fetch threads, so that forking never copies a thread
+        in the middle of something."""
+        cores = os.cpu_count() or 1
+        if self.parse_executor is not None or cores < 2 or feeds < POOL_MIN_FEEDS:
+            return None
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+        pool = ProcessPoolExecutor(
+            max_workers=cores, mp_context=multiprocessing.get_context(method),
+            initializer=_init_worker, initargs=(self.matcher, str(self.store.path)))
+        pool.submit(int).result()  # the workers start now, while this is the only thread
+        return pool
 
     # -- delivering
 
@@ -304,6 +327,64 @@ class Monitor:
         """Poll every feed once, then deliver what is due: ``monitor run --once``."""
         feeds = self.poll_all()
         return feeds, self.dispatch_all()
+
+
+# --------------------------------------------------------------------------- the CPU work of a body
+
+POOL_MIN_FEEDS = 16  # fewer feeds in one poll_all: no process pool (its start costs ~20 ms)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A changed body to digest: plain values, so that it crosses to a worker process."""
+
+    body: bytes
+    url: str
+    content_type: str | None
+    content_location: str | None
+    feed_url: str
+    source: str
+    now: datetime
+
+
+@dataclass(frozen=True)
+class _Digest:
+    entries: int
+    new_entries: list[NewEntry]
+    bozo: str | None
+
+
+def _digest(job: _Job, parsed: ParsedFeed, matcher: Any,
+            known_guids: Callable[[list[str]], set[str]]) -> _Digest:
+    """Normalise the parsed entries; fingerprint and match only those not stored yet."""
+    items = [normalise_entry(entry, feed_url=job.feed_url, source=job.source, first_seen=job.now)
+             for entry in parsed.entries]
+    known = known_guids([item.guid for item in items])
+    new_entries = []
+    seen: set[str] = set()
+    for item in items:
+        if item.guid in known or item.guid in seen:
+            continue
+        seen.add(item.guid)
+        new_entries.append(NewEntry(item=item, fingerprint=fingerprint(item.title, item.summary),
+                                    matches=tuple(matcher.match(item.title, item.summary))))
+    return _Digest(len(items), new_entries, parsed.bozo)
+
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(matcher: Any, db_path: str) -> None:
+    _worker["matcher"] = matcher  # the monitor's own, whatever layers it has
+    _worker["reader"] = GuidReader(db_path)
+
+
+def _digest_in_worker(job: _Job) -> _Digest:
+    parsed = parse_feed(job.body, url=job.url, content_type=job.content_type,
+                        content_location=job.content_location)
+    reader: GuidReader = _worker["reader"]
+    return _digest(job, parsed, _worker["matcher"],
+                   lambda guids: reader.known_guids(job.feed_url, guids))
 
 
 def _human(seconds: float) -> str:

@@ -217,6 +217,10 @@ class Store:
             self._write(lambda: None)  # waits here if another process holds the write lock
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
+            # Performance only: checkpoint the WAL every 40 MB rather than 4 MB, and a 16 MB
+            # page cache. Recording the 22,898-item stream took 4.6 s with the defaults, 2.8 s so.
+            conn.execute("PRAGMA wal_autocheckpoint=10000")
+            conn.execute("PRAGMA cache_size=-16384")
             conn.execute("PRAGMA foreign_keys=ON")
             self._retrying(lambda: migrations.apply(self.db))
         except sqlite3.DatabaseError as error:
@@ -341,16 +345,8 @@ class Store:
 
     def known_guids(self, feed_url: str, guids: Sequence[str]) -> set[str]:
         """The guids of this feed already stored: their entries need no further work."""
-        known: set[str] = set()
-        for start in range(0, len(guids), 500):
-            chunk = list(guids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            rows = self._read(
-                f"SELECT guid FROM entries WHERE feed_url = ? AND guid IN ({marks})",
-                [feed_url, *chunk],
-            )
-            known.update(row["guid"] for row in rows)
-        return known
+        with self._lock:
+            return self._retrying(lambda: _known_guids(self.db.conn, feed_url, guids))
 
     def record_not_modified(self, feed_url: str, *, now: datetime, status: int,
                             next_poll_at: datetime, etag: str | None = None,
@@ -686,6 +682,32 @@ class Store:
     def counts(self) -> dict[str, int]:
         return {table: self._read(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"]
                 for table in ("items", "stories", "matches", "alerts", "entries")}
+
+
+class GuidReader:
+    """A read-only connection for ``known_guids`` in a worker process of the pipeline: WAL lets
+    it read while the monitor's one writer writes. Opened on first use, in the worker."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._conn: sqlite3.Connection | None = None
+
+    def known_guids(self, feed_url: str, guids: Sequence[str]) -> set[str]:
+        if self._conn is None:
+            self._conn = sqlite3.connect(self.path, timeout=LOCK_WAIT_SECONDS, isolation_level=None)
+            self._conn.execute("PRAGMA query_only = ON")
+        return _known_guids(self._conn, feed_url, guids)
+
+
+def _known_guids(conn: sqlite3.Connection, feed_url: str, guids: Sequence[str]) -> set[str]:
+    known: set[str] = set()
+    for start in range(0, len(guids), 500):
+        chunk = list(guids[start:start + 500])
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(f"SELECT guid FROM entries WHERE feed_url = ? AND guid IN ({marks})",
+                            [feed_url, *chunk])
+        known.update(row[0] for row in rows)
+    return known
 
 
 # --------------------------------------------------------------------------- helpers

@@ -1,0 +1,69 @@
+"""poll_all digests many changed bodies in a process pool: it stores exactly what the
+one-process path stores, skips entries already stored, and records later changes."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+from feedserver import FeedServer, rss
+
+from monitor import pipeline
+from monitor.config import load_config
+from monitor.pipeline import Monitor
+from monitor.store import Store
+
+TITLES = ["Hamas delegation in Cairo for truce talks", "Qatar mediators push Gaza ceasefire deal",
+          "Hostages released under the truce", "Stock markets rally", "Storm hits the coast",
+          "Negotiators in Doha discuss a pause in fighting", "Football: cup final tonight"]
+
+
+def _items(feed: int, count: int, start: int = 0) -> list[dict]:
+    when = datetime.now(UTC) - timedelta(hours=1)
+    return [{"title": f"{TITLES[(feed + i) % len(TITLES)]} ({feed}-{i})",
+             "link": f"https://news.example/{feed}/{i}", "guid": f"g-{feed}-{i}",
+             "summary": f"<p>Report {i} of feed {feed} &amp; more</p>", "published": when}
+            for i in range(start, start + count)]
+
+
+def _run(tmp_path, name: str, server: FeedServer, feeds: int, pooled: bool, monkeypatch) -> list:
+    config_path = tmp_path / f"{name}.toml"
+    lines = ['[monitor]', f'database = "{tmp_path / name}.db"', "", "[[storylines]]",
+             'id = "talks"', 'name = "Talks"',
+             'all = [["Cairo", "Doha", "Qatar"], ["truce", "ceasefire", "talks"]]', ""]
+    for index in range(feeds):
+        lines += ["[[feeds]]", f'name = "f{index}"', f'url = "{server.url(f"/f{index}.xml")}"', ""]
+    config_path.write_text("\n".join(lines))
+    config = load_config(config_path)
+    monkeypatch.setattr(pipeline, "POOL_MIN_FEEDS", 2 if pooled else 10**9)
+    with Store(config.database) as store:
+        monitor = Monitor(config, store)
+        try:
+            first = monitor.poll_all()
+            server.set_feed("/f3.xml", rss(_items(3, 2, start=5) + _items(3, 5)))  # two new
+            second = monitor.poll_all()
+        finally:
+            monitor.close()
+    with sqlite3.connect(config.database) as conn:
+        rows = conn.execute("SELECT i.feed_url, i.guid, i.title, i.summary, i.url, "
+                            "(SELECT group_concat(storyline_id) FROM matches m WHERE m.item_id = i.id) "
+                            "FROM items i ORDER BY i.feed_url, i.guid").fetchall()
+    outcomes = [(r.outcome, r.stored.new_items) for r in first + second]
+    return [[(url.rsplit("/", 1)[1], *rest) for url, *rest in rows], outcomes]
+
+
+def test_pool_stores_what_one_process_stores(tmp_path, monkeypatch):
+    with FeedServer() as server:
+        for index in range(20):
+            server.set_feed(f"/f{index}.xml", rss(_items(index, 5)))
+        pooled = _run(tmp_path, "pooled", server, 20, True, monkeypatch)
+        for index in range(20):
+            server.set_feed(f"/f{index}.xml", rss(_items(index, 5)))
+        single = _run(tmp_path, "single", server, 20, False, monkeypatch)
+    assert pooled == single
+    rows, outcomes = pooled
+    assert len(rows) == 20 * 5 + 2
+    assert any(matched for *_, matched in rows)
+    assert outcomes[:20] == [("new", 5)] * 20
+    assert outcomes[20 + 3] == ("new", 2)  # only the two new entries of the changed feed
+    assert {outcome for outcome, _ in outcomes[20:]} == {"new", "not_modified"}
