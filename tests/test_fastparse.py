@@ -34,6 +34,7 @@ def _both(body: bytes, monkeypatch: pytest.MonkeyPatch, content_type: str | None
 
 def _documents() -> list[Path]:
     files = sorted(DATA.glob("*.xml")) + sorted((DATA / "corpus").glob("*.xml"))
+    files += sorted((DATA.parent / "hostile").glob("**/*.xml"))
     for group in ("rss", "atom10", "atom"):
         if (SHARED / group).is_dir():
             files += sorted((SHARED / group).glob("*.xml"))
