@@ -269,11 +269,33 @@ def check(obj: Context, text: str, summary: str, as_json: bool) -> None:
     from .match import Matcher
     from .normalise import html_to_text
 
-    explanations = Matcher(obj.config.storylines).explain(html_to_text(text), html_to_text(summary))
+    title, body = html_to_text(text), html_to_text(summary)
+    matcher = Matcher(obj.config.storylines)
+    explanations = matcher.explain(title, body)
+    models = {}
+    if any(s.learned for s in obj.config.storylines):  # the model the daemon would train
+        from .pipeline import learned_models
+
+        with obj.store() as store:
+            models = learned_models(obj.config, store, matcher)
     if as_json:
-        click.echo(json.dumps([e.to_dict() for e in explanations], indent=2, ensure_ascii=False))
+        out = []
+        for e in explanations:
+            row = e.to_dict()
+            model = models.get(e.storyline_id)
+            if model is not None:
+                p = model.probability(title, body, e)
+                row["learned"] = {"probability": round(p, 4), "threshold": model.threshold,
+                                  "matched": p >= model.threshold,
+                                  "top_features": [c.to_dict() for c in model.explain(title, body, e)]}
+            out.append(row)
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
     else:
-        click.echo("\n\n".join(e.render() for e in explanations))
+        blocks = []
+        for e in explanations:
+            model = models.get(e.storyline_id)
+            blocks.append(e.render() + ("\n" + model.render(title, body, e) if model else ""))
+        click.echo("\n\n".join(blocks))
 
 
 @cli.command(name="eval")
@@ -282,20 +304,134 @@ def check(obj: Context, text: str, summary: str, as_json: bool) -> None:
               help="JSONL of items (id, title, summary) the labels refer to.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--errors", is_flag=True, help="List false positives and misses with explanations.")
+@click.option("--learned", is_flag=True,
+              help="Also measure the learned layer trained on these labels: k-fold CV over the tune "
+                   "part, and trained on the tune part, tested on the held-out part.")
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 20),
+              help="Folds for --learned.")
+@click.option("--from-db", is_flag=True,
+              help="Decide with the models the daemon trains from the database's examples "
+                   "(storylines with learned = true): what `monitor run` would record. Not a fair "
+                   "test when those examples include these items.")
 @pass_context
 @fails_cleanly
-def eval_command(obj: Context, labels: str, items_path: str, as_json: bool, errors: bool) -> None:
+def eval_command(obj: Context, labels: str, items_path: str, as_json: bool, errors: bool,
+                 learned: bool, folds: int, from_db: bool) -> None:
     """Measure the storylines on labelled items: precision, recall, F1 and C_det.
 
-    Example: monitor eval ../shared/data/labels/dev.jsonl --items ../shared/data/news/items.jsonl
+    Example: monitor eval ../shared/data/labels/dev.jsonl --items ../shared/data/news/items.jsonl --learned
     """
-    from .evaluate import run_eval
+    from .evaluate import evaluate, evaluate_learned, load_items, load_labels
+    from .match import Matcher
 
-    report = run_eval(obj.config.storylines, Path(labels), Path(items_path))
+    label_rows, items = load_labels(Path(labels)), load_items(Path(items_path))
+    matcher = Matcher(obj.config.storylines)
+    decider: Any = matcher
+    if from_db:
+        from .learn import LearnedMatcher
+        from .pipeline import learned_models
+
+        with obj.store() as store:
+            models = learned_models(obj.config, store, matcher)
+        decider = LearnedMatcher(matcher, models)
+    report = evaluate(decider, label_rows, items)
+    if learned:
+        report.learned = evaluate_learned(matcher, label_rows, items, k=folds)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
+        if from_db:
+            click.echo("decided as the daemon would: storylines with learned = true by the models "
+                       "trained on the database's examples\n")
         click.echo(report.render(errors=errors))
+        if report.learned is not None:
+            click.echo("")
+            click.echo(report.learned.render())
+
+
+@cli.command()
+@click.argument("item")
+@click.argument("verdict", type=click.Choice(["right", "wrong"]))
+@click.option("--storyline", metavar="ID", required=True, help="The storyline the verdict is about.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@fails_cleanly
+def feedback(obj: Context, item: str, verdict: str, storyline: str, as_json: bool) -> None:
+    """Record a desk's verdict on the monitor's decision for a stored item.
+
+    ITEM is the item id (`item_id` in `monitor matches --json`) or its link. "right": the monitor
+    decided well (matched and it belongs, or not matched and it does not); "wrong": the opposite.
+    The verdict becomes a training example of the storyline's learned layer (`learned = true`),
+    used from the next start of `monitor run`.
+
+    Example: monitor feedback 42 --storyline captive-releases wrong
+    """
+    if storyline not in {s.id for s in obj.config.storylines}:
+        raise click.BadParameter(f"no storyline {storyline!r} in {obj.config.source}",
+                                 param_hint="--storyline")
+    with obj.store() as store:
+        try:
+            result = store.record_feedback(item, storyline, right=verdict == "right",
+                                           now=datetime.now(UTC))
+        except KeyError:
+            click.echo(f"Error: no stored item {item!r} (give its id or link; see monitor matches "
+                       "--json)", err=True)
+            sys.exit(1)
+        totals = store.feedback_counts().get(storyline, {})
+    if as_json:
+        click.echo(json.dumps(dict(result, examples=totals), ensure_ascii=False))
+        return
+    decided = "matched" if result["matched"] else "did not match"
+    truth = "belongs to" if result["label"] else "does not belong to"
+    click.echo(f"recorded: the monitor {decided} item {result['item_id']} and was {verdict}: it "
+               f"{truth} {storyline}. ({result['title'][:70]})")
+    click.echo(f"{storyline}: {totals.get('examples', 0)} examples stored "
+               f"({totals.get('positives', 0)} positive, {totals.get('desk', 0)} from the desk)")
+
+
+@cli.command()
+@click.argument("labels", type=click.Path(dir_okay=False))
+@click.option("--items", "items_path", required=True, type=click.Path(dir_okay=False),
+              help="JSONL of items (id, title, summary) the labels refer to.")
+@click.option("--part", type=click.Choice(["all", "tune", "held-out"]), default="all",
+              show_default=True, help="Import only this part (held-out: sha1(id) % 5 == 0).")
+@pass_context
+@fails_cleanly
+def learn(obj: Context, labels: str, items_path: str, part: str) -> None:
+    """Import a labelled file as training examples of the learned layer.
+
+    Every configured storyline that the labels mention gets one example per item (positive when
+    the item's "storylines" list it). The text is normalised as the pipeline does.
+
+    Example: monitor learn ../shared/data/labels/dev.jsonl --items ../shared/data/news/items.jsonl
+    """
+    from .evaluate import held_out, html_to_text, load_items, load_labels
+
+    label_rows, items = load_labels(Path(labels)), load_items(Path(items_path))
+    configured = [s.id for s in obj.config.storylines]
+    mentioned = {s for row in label_rows for s in row["storylines"]}
+    storylines = [s for s in configured if s in mentioned]
+    examples = []
+    for row in label_rows:
+        if part != "all" and held_out(row["id"]) != (part == "held-out"):
+            continue
+        item = items.get(row["id"])
+        if item is None:
+            continue
+        title = html_to_text(item.get("title") or "")
+        summary = html_to_text(item.get("summary") or "")
+        for storyline in storylines:
+            examples.append((row["id"], title, summary, storyline, storyline in row["storylines"]))
+    with obj.store() as store:
+        count = store.import_examples(examples, source=f"labels:{Path(labels).name}",
+                                      now=datetime.now(UTC))
+        totals = store.feedback_counts()
+    click.echo(f"imported {count} examples from {labels} ({part})")
+    for storyline in storylines:
+        t = totals.get(storyline, {})
+        learned = obj.config.storyline(storyline).learned
+        click.echo(f"  {storyline}: {t.get('examples', 0)} examples, {t.get('positives', 0)} positive"
+                   + ("" if learned else " (learned = false in the config: the rules decide)"))
 
 
 # --------------------------------------------------------------------------- the outbox

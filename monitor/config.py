@@ -68,6 +68,10 @@ class StorylineConfig:
     not_near_window: int = 3  # "close by": within this many words, in the same sentence
     title_weight: float = 1.25  # a hit in the title counts this much more than one in the summary
     min_score: int = 0  # the storyline score (0-100, see monitor.match) a match needs
+    # The learned layer (monitor.learn): when true and examples are stored (``monitor learn``,
+    # ``monitor feedback``), a model trained on them decides; else the rules alone.
+    learned: bool = False
+    learned_threshold: float = 0.0  # the model's probability cut; 0: chosen by cross-validation
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -245,6 +249,11 @@ class _Reader:
             raise self.fail(where, "true or false", value)
         return value
 
+    def fraction(self, value: Any, where: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
+            raise self.fail(where, "a number from 0 to 1 (0: chosen by cross-validation)", value)
+        return float(value)
+
     def duration(self, value: Any, where: str, minimum: float = 0.0) -> float:
         try:
             seconds = parse_duration(value)
@@ -339,7 +348,8 @@ class _Reader:
             where = f"storylines[{i}]"
             raw = self.table(raw, where, {"id", "name", "description", "all", "any", "none",
                                           "threshold", "near", "not_near", "not_near_window",
-                                          "title_weight", "min_score"})
+                                          "title_weight", "min_score", "learned",
+                                          "learned_threshold"})
             if "id" not in raw:
                 raise self.fail(f"{where}.id", "a storyline id (a required key)")
             storyline_id = self.string(raw["id"], f"{where}.id")
@@ -376,6 +386,9 @@ class _Reader:
                                              f"{where}.not_near_window", 1, 50),
                 title_weight=float(title_weight),
                 min_score=self.integer(raw.get("min_score", 0), f"{where}.min_score", 0, 100),
+                learned=self.boolean(raw.get("learned", False), f"{where}.learned"),
+                learned_threshold=self.fraction(raw.get("learned_threshold", 0.0),
+                                                f"{where}.learned_threshold"),
             ))
         return tuple(storylines)
 

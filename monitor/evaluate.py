@@ -43,7 +43,8 @@ except ImportError:  # pragma: no cover
         return _re.sub(r"\s+", " ", _re.sub(r"<[^>]*>", " ", text)).strip()
 
 
-__all__ = ["PARTS", "Counts", "DataError", "ErrorCase", "EvalReport", "c_det", "evaluate", "held_out",
+__all__ = ["PARTS", "Counts", "DataError", "ErrorCase", "EvalReport", "LearnedReport", "c_det", "evaluate",
+           "evaluate_learned", "held_out",
            "load_items", "load_labels", "run_eval"]
 
 PARTS = ("tune", "held-out", "all")
@@ -194,6 +195,8 @@ class EvalReport:
     errors: list[ErrorCase] = field(default_factory=list)
     unlabelled: tuple[str, ...] = ()  # configured storylines no label mentions (not evaluated)
     seconds: float = 0.0  # time spent matching
+    predicted: dict[str, list[str]] = field(default_factory=dict)  # storyline -> ids it matched
+    learned: LearnedReport | None = None  # ``monitor eval --learned``
 
     def render(self, errors: bool = False) -> str:
         head = (f"{'storyline':<18} {'part':<8} {'items':>5} {'pos':>4} {'TP':>4} {'FP':>4} {'FN':>4} "
@@ -231,6 +234,8 @@ class EvalReport:
             "unlabelled": list(self.unlabelled),
             "errors": [e.to_dict() for e in self.errors],
             "seconds": round(self.seconds, 4),
+            "predicted": {s: sorted(ids) for s, ids in self.predicted.items()},
+            **({"learned": self.learned.to_dict()} if self.learned else {}),
         }
 
 
@@ -251,6 +256,7 @@ def evaluate(matcher: Matcher, labels: Sequence[dict[str, Any]], items: dict[str
     sizes = dict.fromkeys(PARTS, 0)
     errors: list[ErrorCase] = []
     seconds = 0.0
+    predicted_ids: dict[str, list[str]] = {s: [] for s in storylines}
     for label in labels:
         item = items[label["id"]]
         title = normalise(item.get("title") or "")
@@ -265,6 +271,8 @@ def evaluate(matcher: Matcher, labels: Sequence[dict[str, Any]], items: dict[str
         explanations = None
         for storyline in storylines:
             predicted, actual = storyline in found, storyline in truth
+            if predicted:
+                predicted_ids[storyline].append(label["id"])
             for p in (part, "all"):
                 c = counts[p][storyline]
                 if predicted and actual:
@@ -280,10 +288,130 @@ def evaluate(matcher: Matcher, labels: Sequence[dict[str, Any]], items: dict[str
                     explanations = {e.storyline_id: e for e in matcher.explain(title, summary)}
                 errors.append(ErrorCase(part, storyline, "false positive" if predicted else "miss",
                                         label["id"], title, explanations[storyline].render()))
-    return EvalReport(storylines, counts, sizes, errors, unlabelled, seconds)
+    return EvalReport(storylines, counts, sizes, errors, unlabelled, seconds, predicted_ids)
 
 
 def run_eval(storylines: Sequence[StorylineConfig], labels_path: str | Path,
              items_path: str | Path) -> EvalReport:
     """What ``monitor eval LABELS --items ITEMS`` prints: load both files, match, count."""
     return evaluate(Matcher(storylines), load_labels(labels_path), load_items(items_path))
+
+
+# --------------------------------------------------------------------------- the learned layer
+
+LEARNED_ROWS = (
+    ("rules", "tune", "rules, on the part they were tuned on (optimistic)"),
+    ("learned", "tune-cv", "learned, k-fold cross-validation over the tune part (nested: each fold's "
+                           "threshold chosen by CV inside its training folds)"),
+    ("rules", "held-out", "rules, on the held-out fifth"),
+    ("learned", "held-out", "learned, trained on the whole tune part (threshold by CV on it), "
+                            "tested on the held-out fifth"),
+)
+
+
+@dataclass
+class LearnedReport:
+    """Rules alone vs the learned layer (``monitor.learn``), never trained and tested on the same
+    items: ``counts[(method, part)][storyline]``."""
+
+    storylines: tuple[str, ...]
+    counts: dict[tuple[str, str], dict[str, Counts]]
+    thresholds: dict[str, float]  # of the models trained on the whole tune part
+    k: int
+    left_out: int  # tune items sharing a headline with a held-out item, not trained on
+    seconds: float = 0.0
+    predicted: dict[str, list[str]] = field(default_factory=dict)  # held-out ids the model matched
+
+    def render(self) -> str:
+        head = (f"{'storyline':<18} {'method':<8} {'part':<8} {'pos':>4} {'TP':>4} {'FP':>4} "
+                f"{'FN':>4} {'TN':>4}  {'prec':>5} {'recall':>6} {'F1':>5} {'C_det':>6}")
+        lines = ["learned layer vs rules (never trained and tested on the same items)", head,
+                 "-" * len(head)]
+        for storyline in self.storylines:
+            for method, part, _what in LEARNED_ROWS:
+                c = self.counts[(method, part)][storyline]
+                lines.append(
+                    f"{storyline:<18} {method:<8} {part:<8} {c.tp + c.fn:>4} {c.tp:>4} {c.fp:>4} "
+                    f"{c.fn:>4} {c.tn:>4}  {c.precision:>5.3f} {c.recall:>6.3f} {c.f1:>5.3f} "
+                    f"{c.c_det:>6.3f}")
+        lines.append("")
+        for method, part, what in LEARNED_ROWS:
+            lines.append(f"{method} {part}: {what}")
+        lines.append(f"folds: {self.k}, by sha1(id) // 5 % {self.k}, items with the same headline in "
+                     f"one fold; {self.left_out} tune item(s) sharing a headline with a held-out item "
+                     "left out of training")
+        lines.append("thresholds (trained on tune): " + ", ".join(
+            f"{s} {t:.2f}" for s, t in self.thresholds.items()) + f"; {self.seconds:.1f}s")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": {f"{method} {part}": what for method, part, what in LEARNED_ROWS},
+            "storylines": {s: {f"{m} {p}": self.counts[(m, p)][s].to_dict()
+                               for m, p, _w in LEARNED_ROWS} for s in self.storylines},
+            "thresholds": dict(self.thresholds), "folds": self.k, "left_out": self.left_out,
+            "predicted_held_out": {s: sorted(ids) for s, ids in self.predicted.items()},
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def _count(counts: Counts, predicted: bool, actual: bool) -> None:
+    if predicted and actual:
+        counts.tp += 1
+    elif predicted:
+        counts.fp += 1
+    elif actual:
+        counts.fn += 1
+    else:
+        counts.tn += 1
+
+
+def evaluate_learned(matcher: Matcher, labels: Sequence[dict[str, Any]],
+                     items: dict[str, dict[str, Any]], *, k: int = 5,
+                     normalise: Callable[[str], str] = html_to_text) -> LearnedReport:
+    """The learned layer measured honestly next to the rules, per storyline: nested k-fold CV
+    over the tune part, and trained on the tune part then tested on the held-out part."""
+    from .learn import _headline, cross_val_scores, examples_for, fit, folds
+
+    started = time.perf_counter()
+    configured = [s.id for s in matcher.storylines]
+    labelled = {s for label in labels for s in label["storylines"]}
+    storylines = tuple(s for s in configured if s in labelled)
+    missing = [label["id"] for label in labels if label["id"] not in items]
+    if missing:
+        raise DataError(f"{len(missing)} labelled id(s) not found in the items, e.g. {missing[0]!r}")
+    rows = []
+    for label in labels:
+        item = items[label["id"]]
+        truth = set(label["storylines"])
+        rows.append((label["id"], normalise(item.get("title") or ""), normalise(item.get("summary") or ""),
+                     {s: s in truth for s in storylines}))
+    examples = examples_for(matcher, rows)
+    counts = {(m, p): {s: Counts() for s in storylines} for m, p, _w in LEARNED_ROWS}
+    thresholds: dict[str, float] = {}
+    predicted: dict[str, list[str]] = {}
+    left_out = 0
+    for storyline in storylines:
+        found = examples.get(storyline, [])
+        tune = [e for e in found if not held_out(e.key)]
+        test = [e for e in found if held_out(e.key)]
+        for part, part_examples in (("tune", tune), ("held-out", test)):
+            for e in part_examples:
+                _count(counts[("rules", part)][storyline], e.explanation.matched, e.label)
+        # nested CV: each outer fold's model is fitted (threshold by inner CV) on the other folds
+        scores, models = cross_val_scores(tune, k=k, fitter=lambda training: fit(training, k=k))
+        for e, score, fold in zip(tune, scores, folds(tune, k), strict=True):
+            _count(counts[("learned", "tune-cv")][storyline], score >= models[fold].threshold, e.label)
+        test_heads = {_headline(e.title) for e in test}
+        training = [e for e in tune if _headline(e.title) not in test_heads]
+        left_out = len(tune) - len(training)
+        model = fit(training, k=k)
+        thresholds[storyline] = model.threshold
+        predicted[storyline] = []
+        for e in test:
+            decided = model.decide(e.title, e.summary, e.explanation)
+            _count(counts[("learned", "held-out")][storyline], decided, e.label)
+            if decided:
+                predicted[storyline].append(e.key)
+    return LearnedReport(storylines, counts, thresholds, k, left_out,
+                         time.perf_counter() - started, predicted)

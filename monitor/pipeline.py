@@ -33,6 +33,7 @@ from .errors import (
     MonitorError,
 )
 from .fetch import Fetcher, backoff_delay, jittered
+from .learn import LearnedMatcher, Model, build_models, examples_fingerprint
 from .match import Matcher
 from .models import FetchResult, ParsedFeed
 from .normalise import normalise_entry
@@ -97,7 +98,10 @@ class Monitor:
         self.fetcher = fetcher or Fetcher(user_agent=config.user_agent,
                                           max_body_bytes=config.max_body_bytes,
                                           total_timeout=config.fetch_timeout)
-        self.matcher = Matcher(config.storylines)
+        self.matcher: Matcher | LearnedMatcher = Matcher(config.storylines)
+        self.models = learned_models(config, store, self.matcher)
+        if self.models:
+            self.matcher = LearnedMatcher(self.matcher, self.models)
         self.channel_configs = effective_channels(config)
         self.channels = list(channels) if channels is not None else [
             make_channel(c, user_agent=config.user_agent) for c in self.channel_configs]
@@ -385,6 +389,41 @@ def _digest_in_worker(job: _Job) -> _Digest:
     reader: GuidReader = _worker["reader"]
     return _digest(job, parsed, _worker["matcher"],
                    lambda guids: reader.known_guids(job.feed_url, guids))
+
+
+def learned_models(config: MonitorConfig, store: Store, matcher: Matcher) -> dict[str, Model]:
+    """The learned layer of the storylines with ``learned = true``, from the examples in the store
+    (``monitor learn``, ``monitor feedback``): the saved model when neither the examples nor the
+    rules changed since it was trained, else trained now and saved. The others keep their rules."""
+    wanted = [s for s in config.storylines if s.learned]
+    if not wanted:
+        return {}
+    started = time.monotonic()
+    stored = {s.id: store.feedback_examples(s.id) for s in wanted}
+    prints = {s.id: examples_fingerprint(s, stored[s.id], s.learned_threshold) for s in wanted}
+    models: dict[str, Model] = {}
+    for storyline in wanted:
+        saved = store.saved_model(storyline.id, prints[storyline.id])
+        if saved is not None:
+            models[storyline.id] = Model.from_json(saved)
+    todo = {sid: rows for sid, rows in stored.items() if sid not in models}
+    if todo:
+        trained = build_models(matcher, todo, thresholds={s.id: s.learned_threshold for s in wanted})
+        for sid, model in trained.items():
+            store.save_model(sid, prints[sid], model.to_json(), now=utcnow())
+        models.update(trained)
+    for storyline in wanted:
+        model = models.get(storyline.id)
+        if model is None:
+            log.warning("%s: learned = true but too few examples stored (%d); rules alone "
+                        "(add some with 'monitor learn' or 'monitor feedback')", storyline.id,
+                        len(stored[storyline.id]))
+        else:
+            log.info("%s: learned layer %s on %d candidate examples (%d positive), threshold %.2f",
+                     storyline.id, "trained" if storyline.id in todo else "loaded, trained",
+                     model.examples, model.positives, model.threshold)
+    log.info("learned layer ready in %.2fs", time.monotonic() - started)
+    return models
 
 
 def _human(seconds: float) -> str:

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIGRATION_SET = "ceasefire-monitor"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LOCK_WAIT_SECONDS = 60.0  # how long a write waits for another process's write lock in all
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -157,6 +157,36 @@ def _m0002_outbox_failed_at_requeue(db: sqlite_utils.Database) -> None:
     UPDATE alerts SET failed_at = last_attempt_at WHERE status = 'failed';
     CREATE INDEX alerts_dedup ON alerts (dedup_key);
     CREATE INDEX alerts_status ON alerts (status, id);
+    """)
+
+
+@migrations(name="0003_feedback")
+def _m0003_feedback(db: sqlite_utils.Database) -> None:
+    """Labelled examples for the learned layer (``monitor.learn``): the desk's verdicts on
+    stored items (``monitor feedback``) and imported label files (``monitor learn``). The text is
+    kept with the label, so that a model can be trained without the items table; the latest
+    verdict on an (example, storyline) wins."""
+    db.executescript("""
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY,
+        storyline_id TEXT NOT NULL,
+        example_key TEXT NOT NULL,   -- 'item:<items.id>' or 'label:<id in the labels file>'
+        item_id INTEGER,             -- the stored item a verdict is about, if any
+        title TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        label INTEGER NOT NULL,      -- 1: belongs to the storyline, 0: does not
+        verdict TEXT,                -- 'right' / 'wrong' for a desk verdict; NULL for imports
+        source TEXT NOT NULL,        -- 'desk' or 'labels:<file name>'
+        created_at TEXT NOT NULL,
+        UNIQUE (storyline_id, example_key)
+    );
+    -- Trained models (JSON), reused at start-up while their examples and rules are unchanged.
+    CREATE TABLE learned_models (
+        storyline_id TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        model TEXT NOT NULL,
+        trained_at TEXT NOT NULL
+    );
     """)
 
 
@@ -678,6 +708,87 @@ class Store:
             "FROM matches GROUP BY storyline_id", [iso(now - timedelta(hours=24))])
         return {r["storyline_id"]: {"total": r["total"], "last_24h": r["last_24h"] or 0,
                                     "last_match": r["last_match"]} for r in rows}
+
+    # -- examples for the learned layer
+
+    def record_feedback(self, item: str, storyline: str, *, right: bool,
+                        now: datetime) -> dict[str, Any]:
+        """Record the desk's verdict on the monitor's decision for ``item`` (a stored item id, or
+        its link) and ``storyline``: the decision was right or wrong. The label stored is what the
+        item truly is: matched and right, or not matched and wrong, is a positive.
+        Raises ``KeyError`` when no such item is stored."""
+
+        def operation() -> dict[str, Any]:
+            row = None
+            if item.isdigit():
+                row = self._exec("SELECT id, title, summary FROM items WHERE id = ?",
+                                 [int(item)]).fetchone()
+            if row is None:
+                row = self._exec("SELECT id, title, summary FROM items WHERE url = ? LIMIT 1",
+                                 [item]).fetchone()
+            if row is None:
+                raise KeyError(item)
+            item_id, title, summary = row
+            matched = self._exec("SELECT 1 FROM matches WHERE item_id = ? AND storyline_id = ?",
+                                 [item_id, storyline]).fetchone() is not None
+            label = matched == right
+            self._exec(
+                "INSERT INTO feedback (storyline_id, example_key, item_id, title, summary, label, "
+                "verdict, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'desk', ?) "
+                "ON CONFLICT (storyline_id, example_key) DO UPDATE SET label = excluded.label, "
+                "verdict = excluded.verdict, source = excluded.source, "
+                "created_at = excluded.created_at",
+                [storyline, f"item:{item_id}", item_id, title, summary, int(label),
+                 "right" if right else "wrong", iso(now)])
+            return {"item_id": item_id, "title": title, "storyline": storyline, "matched": matched,
+                    "verdict": "right" if right else "wrong", "label": label}
+
+        return self._write(operation)
+
+    def import_examples(self, rows: Iterable[tuple[str, str, str, str, bool]], *, source: str,
+                        now: datetime) -> int:
+        """Store labelled examples ``(key, title, summary, storyline, label)`` from a file; an
+        example already stored under the same key and storyline is replaced. Returns the count."""
+        values = [(storyline, f"label:{key}", title, summary, int(label), source, iso(now))
+                  for key, title, summary, storyline, label in rows]
+
+        def operation() -> int:
+            self._exec_many(
+                "INSERT INTO feedback (storyline_id, example_key, title, summary, label, source, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (storyline_id, example_key) DO UPDATE SET title = excluded.title, "
+                "summary = excluded.summary, label = excluded.label, verdict = NULL, "
+                "source = excluded.source, created_at = excluded.created_at", values)
+            return len(values)
+
+        return self._write(operation)
+
+    def feedback_examples(self, storyline: str) -> list[tuple[str, str, str, bool]]:
+        """The stored examples of a storyline: ``(key, title, summary, label)``, oldest first."""
+        rows = self._read("SELECT example_key, title, summary, label FROM feedback "
+                          "WHERE storyline_id = ? ORDER BY id", [storyline])
+        return [(r["example_key"], r["title"], r["summary"], bool(r["label"])) for r in rows]
+
+    def feedback_counts(self) -> dict[str, dict[str, int]]:
+        """Per storyline: examples stored, positives, and how many are desk verdicts."""
+        rows = self._read("SELECT storyline_id, COUNT(*) AS examples, SUM(label) AS positives, "
+                          "SUM(source = 'desk') AS desk FROM feedback GROUP BY storyline_id")
+        return {r["storyline_id"]: {"examples": r["examples"], "positives": r["positives"] or 0,
+                                    "desk": r["desk"] or 0} for r in rows}
+
+    def saved_model(self, storyline: str, fingerprint: str) -> str | None:
+        """The JSON of the model last trained for ``storyline`` if it was trained on examples and
+        rules with this fingerprint; else None."""
+        rows = self._read("SELECT model FROM learned_models WHERE storyline_id = ? AND "
+                          "fingerprint = ?", [storyline, fingerprint])
+        return rows[0]["model"] if rows else None
+
+    def save_model(self, storyline: str, fingerprint: str, model: str, *, now: datetime) -> None:
+        self._write(lambda: self._exec(
+            "INSERT INTO learned_models (storyline_id, fingerprint, model, trained_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (storyline_id) DO UPDATE SET "
+            "fingerprint = excluded.fingerprint, model = excluded.model, "
+            "trained_at = excluded.trained_at", [storyline, fingerprint, model, iso(now)]))
 
     def counts(self) -> dict[str, int]:
         return {table: self._read(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"]

@@ -8,6 +8,7 @@ The corpus files in tests/data/hostile/ are a subset of feedparser's own test co
 from __future__ import annotations
 
 import gzip
+import itertools
 import random
 import socket
 import struct
@@ -271,3 +272,69 @@ def test_non_http_feed_url_is_refused_at_config_load(tmp_path, url):
     assert "feeds[0].url" in result.stderr and "http" in result.stderr
     assert "Traceback" not in result.stderr
     assert not kit.db.exists()
+
+
+def test_failing_feed_backs_off_honours_retry_after_and_alerts_down_once_then_recovered(tmp_path):
+    """Real HTTP failures, a simulated clock stepped a second at a time as the daemon looks:
+    backoff grows exponentially with jitter up to the cap, Retry-After is honoured, one
+    "feed down" after feed_down_after failures and one "feed recovered" when it heals."""
+    from monitor.config import load_config
+    from monitor.pipeline import Monitor
+    from monitor.store import Store
+
+    with FeedServer() as server, WebhookReceiver() as hook:
+        server.set_response("/flaky.xml", 500, b"oops")
+        kit = Kit(tmp_path, {"HOOK_SECRET": TEST_SECRET})
+        kit.write(feeds=[("flaky", server.url("/flaky.xml"))], channels=webhook(hook.url),
+                  interval="30s", settings='feed_down_after = 3\nbackoff_max = "10m"')
+        config = load_config(kit.config, environ=kit.env)
+        start = datetime.now(UTC)
+        now = [start]
+        polls: list[float] = []
+        with Store(kit.db) as store:
+            monitor = Monitor(config, store, clock=lambda: now[0], rng=random.Random(4))
+
+            def run_for(seconds: float) -> None:
+                end = now[0] + timedelta(seconds=seconds)
+                while now[0] < end:
+                    before = server.hits["/flaky.xml"]
+                    monitor.poll_all(only_due=True)
+                    if server.hits["/flaky.xml"] > before:
+                        polls.append((now[0] - start).total_seconds())
+                    monitor.dispatch_all()
+                    state = store.feed_state(config.feeds[0].url)
+                    step = timedelta(seconds=30)  # the feed's interval: the scheduler's ticks
+                    if state.consecutive_errors and state.next_poll_at:
+                        step = max(timedelta(seconds=1), min(step, state.next_poll_at - now[0]))
+                    now[0] += step
+            try:
+                server.set_response("/flaky.xml", 503, b"busy", headers={"Retry-After": "300"})
+                run_for(1800)  # half an hour of 503 + Retry-After
+                retry_after_gaps = [b - a for a, b in itertools.pairwise(polls)]
+                server.set_feed("/flaky.xml", rss([headline(random.Random(9), 1)]))
+                run_for(120)  # healed
+                assert store.feed_state(config.feeds[0].url).consecutive_errors == 0
+                server.set_response("/flaky.xml", 500, b"oops")
+                mark = len(polls)
+                run_for(3600)  # an hour of HTTP 500
+                failures = len(polls) - mark
+                gaps = [b - a for a, b in itertools.pairwise(polls[mark:])]
+                server.set_feed("/flaky.xml", rss([headline(random.Random(9), 1),
+                                                   headline(random.Random(9), 2)]))
+                run_for(1200)
+            finally:
+                monitor.close()
+            state = store.feed_state(config.feeds[0].url)
+    assert state.consecutive_errors == 0 and state.last_status in (200, 304)  # healed by itself
+    assert all(g >= 300 - 1 for g in retry_after_gaps), retry_after_gaps  # Retry-After honoured
+    assert min(gaps) >= 30 - 1 and max(gaps) >= 8 * gaps[0], gaps  # never faster than the interval; grows
+    assert max(gaps) <= 600 + 1  # capped at backoff_max
+    assert len(set(round(g) for g in gaps)) >= len(gaps) - 1  # jittered
+    assert failures <= 3600 / 100, polls  # far fewer than the 120 polls of a healthy feed
+    kinds = [r["json"]["type"] for r in hook.received if r["json"]["type"] != "storyline.match"]
+    # One "down" per outage (after 3 failures), one "recovered" per healing: never one per failure.
+    assert kinds == ["feed.down", "feed.recovered", "feed.down", "feed.recovered"], kinds
+    assert len(retry_after_gaps) >= 3 and failures >= 3
+    print(f"\nfeed failing for 1 h (HTTP 500, interval 30 s, cap 10 m): {failures} polls, gaps "
+          f"{', '.join(f'{g:.0f}' for g in gaps)} s; under 503 + Retry-After 300: gaps "
+          f"{', '.join(f'{g:.0f}' for g in retry_after_gaps)} s; alerts {kinds}")

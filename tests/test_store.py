@@ -186,7 +186,8 @@ def test_reopen_keeps_everything(tmp_path):
         record(store, 0, [entry(0, "g1", TITLE)])
     with Store(path) as store:
         assert store.counts()["items"] == 1
-        assert store.schema_steps() == ["0001_initial", "0002_outbox_failed_at_requeue"]
+        assert store.schema_steps() == ["0001_initial", "0002_outbox_failed_at_requeue",
+                                        "0003_feedback"]
         assert store.integrity_check() == "ok"
 
 

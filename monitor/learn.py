@@ -1,0 +1,479 @@
+"""Learn: labelled examples in, a per-storyline probability model on top of the rules out.
+
+The fuzzy rules (``monitor.match``) stay the explainable first stage. This module learns, per
+storyline, how much to trust what they found, from labelled examples (imported label files and
+the desk's ``monitor feedback`` verdicts), so that a desk can correct the monitor without editing
+terms. Pure: no I/O, no clock, no globals; deterministic (seeded shuffles).
+
+Features of one item for one storyline (names are readable; ``Model.explain`` lists them):
+
+* from the rule explanation: ``rule:matched``, ``rule:score``, ``rule:vetoed``, ``rule:missing``,
+  ``rule:near-failed``; per group (``all[0]``, ``all[1]``, ``any``): ``<group>:hit``, its best
+  fuzzy score, ``<group>:title`` (a hit in the title), ``<group>:dropped`` (a hit discarded by a
+  ``not_near`` context word), and which term hit (``<group>=ceasefire``); ``dropped-by=calls``,
+  ``veto=Hezbollah``; proximity of the first two groups (``gap<=3``, ``gap<=8``, ``gap>8``,
+  ``gap:fields``);
+* from the text: word unigrams and bigrams of the title (``t:truce``, ``t:truce_talk``) and,
+  weighted by ``SUMMARY_WEIGHT``, of the summary (``s:...``); words are folded and stemmed as the
+  matcher does. Names are hashed into ``2 ** DIM_BITS`` weights, so a model has a fixed size.
+
+The model is L2-regularised logistic regression, trained by AdaGrad SGD over sparse features in
+pure Python (a few thousand examples train in well under a second), positives weighted up to
+balance the classes (capped). Only *candidates* are scored: items where the rules found at least
+one term of a group (a hit or a hit dropped by a context word). Anything else never matches, as
+with the rules alone, so the model cannot fire on text the storyline has no word for.
+
+The decision threshold is chosen by cross-validation (``fit``): out-of-fold probabilities over
+folds by id hash, the threshold with the best F1 (ties: the lower detection cost). Items whose
+normalised headline is the same always share a fold, so no text is trained and tested on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import re
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .match import Explanation, Matcher, fold_word, stem
+from .models import Match, TermHit
+
+__all__ = ["Contribution", "Example", "LearnedMatcher", "Model", "choose_threshold", "cross_val_scores",
+           "features", "fit", "fold_of", "is_candidate", "train"]
+
+DIM_BITS = 18
+SUMMARY_WEIGHT = 0.5
+MAX_POSITIVE_WEIGHT = 4.0
+L2 = 1e-3
+EPOCHS = 12
+LEARNING_RATE = 0.3
+TEXT_WEIGHT = 0.5  # scales every word feature (the rule features have value ~1)
+SETTLED = 0.02  # SGD skips examples whose error is below this (the speed of later epochs)
+MIN_EXAMPLES = 2  # per class: below this a storyline keeps its rules
+FORMAT = "ceasefire-monitor/learned-model/1"
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+
+
+# --------------------------------------------------------------------------- features
+
+
+def _text_words(text: str) -> list[str]:
+    return [stem(fold_word(w)) for w in _WORD.findall(text)]
+
+
+def is_candidate(explanation: Explanation) -> bool:
+    """True when the rules found any term of a group (kept or dropped by a context word)."""
+    return any(g.hits or g.discarded for g in explanation.groups if g.rule not in ("none", "not_near"))
+
+
+def features(title: str, summary: str, explanation: Explanation) -> dict[str, float]:
+    """The named features of one item for one storyline (see the module docstring)."""
+    out: dict[str, float] = {}
+    out["rule:matched"] = 1.0 if explanation.matched else 0.0
+    out["rule:score"] = explanation.score / 100.0
+    if explanation.vetoes:
+        out["rule:vetoed"] = 1.0
+        for hit in explanation.vetoes:
+            out[f"veto={hit.term}"] = 1.0
+    if explanation.decision.startswith("the groups are never within"):
+        out["rule:near-failed"] = 1.0
+    groups = [g for g in explanation.groups if g.rule not in ("none", "not_near")]
+    missing = 0
+    for group in groups:
+        name = group.rule
+        if group.hits:
+            out[f"{name}:hit"] = 1.0
+            out[f"{name}:best"] = max(h.score for h in group.hits) / 100.0
+            if any(h.field == "title" for h in group.hits):
+                out[f"{name}:title"] = 1.0
+            for hit in group.hits:
+                out[f"{name}={hit.term.lower()}"] = 1.0
+        else:
+            missing += 1
+        if group.discarded:
+            out[f"{name}:dropped"] = 1.0
+            for _hit, why in group.discarded:
+                blocker = why.split(" within ", 1)[0].strip("'\"").lower()
+                out[f"dropped-by={blocker}"] = 1.0
+    if missing:
+        out["rule:missing"] = float(missing)
+    gap = _gap(groups)
+    if gap is not None:
+        out[gap] = 1.0
+    for prefix, text, weight in (("t", title, TEXT_WEIGHT), ("s", summary, TEXT_WEIGHT * SUMMARY_WEIGHT)):
+        words = _text_words(text)
+        for i, word in enumerate(words):
+            out[f"{prefix}:{word}"] = weight
+            if i:
+                out[f"{prefix}:{words[i - 1]}_{word}"] = weight
+    return out
+
+
+def _gap(groups: Sequence[Any]) -> str | None:
+    """Proximity of the first two groups' hits: the closest pair in one field, bucketed."""
+    hit_groups = [g.hits for g in groups if g.hits]
+    if len(groups) < 2 or len(hit_groups) < 2:
+        return None
+    first, second = groups[0].hits, groups[1].hits
+    if not first or not second:
+        return None
+    gaps = [abs(a.position - b.position) for a in first for b in second if a.field == b.field]
+    if not gaps:
+        return "gap:fields"
+    best = min(gaps)
+    return "gap<=3" if best <= 3 else "gap<=8" if best <= 8 else "gap>8"
+
+
+def _index(name: str) -> int:
+    return zlib.crc32(name.encode("utf-8")) & ((1 << DIM_BITS) - 1)
+
+
+def _vector(named: dict[str, float]) -> list[tuple[int, float]]:
+    merged: dict[int, float] = {}
+    for name, value in named.items():
+        if value:
+            index = _index(name)
+            merged[index] = merged.get(index, 0.0) + value
+    return list(merged.items())
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled item for one storyline, with the rules' explanation of it."""
+
+    key: str  # a stable id: the label id, or the stored item id
+    title: str
+    summary: str
+    explanation: Explanation
+    label: bool
+    vector: tuple[tuple[int, ...], tuple[float, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        pairs = _vector(features(self.title, self.summary, self.explanation)) if is_candidate(
+            self.explanation) else []
+        object.__setattr__(self, "vector", (tuple(i for i, _v in pairs), tuple(v for _i, v in pairs)))
+
+
+@dataclass(frozen=True)
+class Contribution:
+    feature: str
+    value: float
+    weight: float
+
+    @property
+    def contribution(self) -> float:
+        return self.value * self.weight
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"feature": self.feature, "value": round(self.value, 3), "weight": round(self.weight, 4),
+                "contribution": round(self.contribution, 4)}
+
+
+@dataclass
+class Model:
+    """A logistic model for one storyline. ``probability`` is 0 for non-candidates."""
+
+    storyline_id: str
+    bias: float = 0.0
+    weights: dict[int, float] = field(default_factory=dict)  # sparse: hashed index -> weight
+    threshold: float = 0.5
+    examples: int = 0
+    positives: int = 0
+    dim_bits: int = DIM_BITS
+
+    def logit(self, named: dict[str, float]) -> float:
+        weights = self.weights
+        return self.bias + sum(value * weights.get(index, 0.0) for index, value in _vector(named))
+
+    def probability(self, title: str, summary: str, explanation: Explanation) -> float:
+        if not is_candidate(explanation):
+            return 0.0
+        return _sigmoid(self.logit(features(title, summary, explanation)))
+
+    def decide(self, title: str, summary: str, explanation: Explanation) -> bool:
+        return self.probability(title, summary, explanation) >= self.threshold
+
+    def explain(self, title: str, summary: str, explanation: Explanation, *,
+                top: int = 8) -> list[Contribution]:
+        """The features that moved this item's probability most, largest first."""
+        if not is_candidate(explanation):
+            return []
+        found = [Contribution(name, value, self.weights.get(_index(name), 0.0))
+                 for name, value in features(title, summary, explanation).items() if value]
+        found = [c for c in found if c.weight]
+        found.sort(key=lambda c: -abs(c.contribution))
+        return found[:top]
+
+    def render(self, title: str, summary: str, explanation: Explanation, *, top: int = 6) -> str:
+        """Two or three lines for ``monitor check``: probability, decision, what moved it."""
+        if not is_candidate(explanation):
+            return "  learned: no term of any group found, not scored (no match)"
+        p = self.probability(title, summary, explanation)
+        verdict = "MATCH" if p >= self.threshold else "no match"
+        rules = "match" if explanation.matched else "no match"
+        moved = "" if (p >= self.threshold) == explanation.matched else " — the model overrules the rules"
+        lines = [f"  learned: probability {p:.2f} (threshold {self.threshold:.2f}) → {verdict}; "
+                 f"rules alone: {rules}{moved}"]
+        parts = [f"{c.feature} {c.contribution:+.2f}" for c in self.explain(title, summary, explanation,
+                                                                         top=top)]
+        if parts:
+            lines.append("  top features: " + ", ".join(parts) + f"; bias {self.bias:+.2f}")
+        lines.append(f"  trained on {self.examples} candidate examples ({self.positives} positive)")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "storyline": self.storyline_id, "bias": self.bias,
+                "threshold": self.threshold, "examples": self.examples, "positives": self.positives,
+                "dim_bits": self.dim_bits,
+                "weights": {str(i): w for i, w in sorted(self.weights.items())}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Model:
+        if data.get("format") != FORMAT:
+            raise ValueError(f"not a learned model of format {FORMAT!r}")
+        if data.get("dim_bits") != DIM_BITS:
+            raise ValueError(f"a model with {data.get('dim_bits')}-bit feature hashing; expected {DIM_BITS}")
+        return cls(storyline_id=data["storyline"], bias=float(data["bias"]),
+                   weights={int(i): float(w) for i, w in data["weights"].items()},
+                   threshold=float(data["threshold"]), examples=int(data["examples"]),
+                   positives=int(data["positives"]))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Model:
+        return cls.from_dict(json.loads(text))
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def train(examples: Sequence[Example], *, storyline_id: str | None = None, l2: float | None = None,
+          epochs: int | None = None, learning_rate: float | None = None, seed: int = 0,
+          threshold: float = 0.5) -> Model:
+    """Fit the logistic model on the candidates among ``examples`` (AdaGrad SGD, L2)."""
+    l2 = L2 if l2 is None else l2
+    epochs = EPOCHS if epochs is None else epochs
+    learning_rate = LEARNING_RATE if learning_rate is None else learning_rate
+    sid = storyline_id or (examples[0].explanation.storyline_id if examples else "")
+    rows = [(e.vector[0], e.vector[1], 1.0 if e.label else 0.0)
+            for e in examples if is_candidate(e.explanation)]
+    positives = sum(1 for _i, _v, y in rows if y)
+    negatives = len(rows) - positives
+    model = Model(sid, threshold=threshold, examples=len(rows), positives=positives)
+    if not rows:
+        return model
+    if not positives or not negatives:  # one class only: a constant
+        model.bias = 4.0 if positives else -4.0
+        return model
+    positive_weight = min(MAX_POSITIVE_WEIGHT, max(1.0, negatives / positives))
+    size = 1 << DIM_BITS
+    weights = [0.0] * size
+    squares = [1e-8] * size
+    bias, bias_square = math.log(positives / negatives), 1.0
+    order = list(range(len(rows)))
+    rng = random.Random(seed)
+    exp, sqrt = math.exp, math.sqrt
+    for _epoch in range(epochs):
+        rng.shuffle(order)
+        for r in order:
+            indices, values, y = rows[r]
+            z = bias
+            for index, value in zip(indices, values, strict=True):
+                z += value * weights[index]
+            p = 1.0 / (1.0 + exp(-z)) if z >= -30 else 0.0
+            if -SETTLED < p - y < SETTLED:
+                continue  # confidently right already: the update would be negligible
+            g = (p - y) * (positive_weight if y else 1.0)
+            bias_square += g * g
+            bias -= learning_rate * g / sqrt(bias_square)
+            for index, value in zip(indices, values, strict=True):
+                w = weights[index]
+                grad = g * value + l2 * w
+                s = squares[index] + grad * grad
+                squares[index] = s
+                weights[index] = w - learning_rate * grad / sqrt(s)
+    model.bias = bias
+    model.weights = {i: round(w, 6) for i, w in enumerate(weights) if abs(w) > 1e-6}
+    return model
+
+
+# --------------------------------------------------------------------------- cross-validation
+
+
+def _headline(title: str) -> str:
+    return " ".join(_text_words(title))
+
+
+def fold_of(key: str, k: int) -> int:
+    """The fold of an id: its sha1 hash, divided by 5 first so that it is independent of the
+    held-out fifth (``sha1 % 5 == 0``) that ``monitor eval`` keeps aside."""
+    return int(hashlib.sha1(key.encode("utf-8")).hexdigest(), 16) // 5 % k
+
+
+def folds(examples: Sequence[Example], k: int) -> list[int]:
+    """A fold per example, by id hash; examples with the same headline share the fold of the
+    smallest id among them, so the same text is never on both sides."""
+    first: dict[str, str] = {}
+    for e in examples:
+        head = _headline(e.title) or e.key
+        if head not in first or e.key < first[head]:
+            first[head] = e.key
+    return [fold_of(first[_headline(e.title) or e.key], k) for e in examples]
+
+
+def cross_val_scores(examples: Sequence[Example], *, k: int = 5,
+                     fitter: Callable[[Sequence[Example]], Model] | None = None
+                     ) -> tuple[list[float], list[Model]]:
+    """Out-of-fold probabilities (in the order of ``examples``) and the k fold models.
+
+    ``fitter`` trains on the other folds (default ``train``); an example is only ever scored by
+    a model that never saw it, nor any example with the same headline."""
+    fitter = fitter or train
+    assigned = folds(examples, k)
+    scores = [0.0] * len(examples)
+    models = []
+    for fold in range(k):
+        training = [e for e, f in zip(examples, assigned, strict=True) if f != fold]
+        model = fitter(training)
+        models.append(model)
+        for i, (e, f) in enumerate(zip(examples, assigned, strict=True)):
+            if f == fold:
+                scores[i] = model.probability(e.title, e.summary, e.explanation)
+    return scores, models
+
+
+def choose_threshold(scores: Sequence[float], labels: Sequence[bool], *,
+                     default: float = 0.5) -> float:
+    """The threshold with the best F1 over these scores (ties: lower C_det, then nearer 0.5)."""
+    positives = sum(labels)
+    negatives = len(labels) - positives
+    if not positives or not negatives:
+        return default
+    best: tuple[float, float, float] | None = None
+    chosen = default
+    candidates = sorted({round(s, 4) for s in scores if s > 0.0})
+    for t in candidates:
+        tp = sum(1 for s, y in zip(scores, labels, strict=True) if y and s >= t)
+        fp = sum(1 for s, y in zip(scores, labels, strict=True) if not y and s >= t)
+        fn = positives - tp
+        f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+        cost = fn / positives + 4.9 * fp / negatives
+        key = (f1, -cost, -abs(t - 0.5))
+        if best is None or key > best:
+            best, chosen = key, t
+    # the midpoint to the next lower score: a margin on both sides of the chosen cut
+    lower = [s for s in candidates if s < chosen]
+    return round((chosen + lower[-1]) / 2, 4) if lower else chosen
+
+
+def fit(examples: Sequence[Example], *, k: int = 5, threshold: float | None = None) -> Model:
+    """Train on every example; the threshold is ``threshold`` if given, else chosen by k-fold
+    cross-validation over ``examples`` (never on the examples a fold model was trained on)."""
+    model = train(examples)
+    if threshold is not None:
+        model.threshold = threshold
+        return model
+    if model.positives >= MIN_EXAMPLES and model.examples - model.positives >= MIN_EXAMPLES:
+        scores, _models = cross_val_scores(examples, k=k)
+        model.threshold = choose_threshold(scores, [e.label for e in examples])
+    return model
+
+
+# --------------------------------------------------------------------------- rules + models
+
+
+class LearnedMatcher:
+    """The matcher's interface (``match``, ``explain``, ``storylines``) with learned decisions for
+    the storylines that have a model; the others keep their rules exactly."""
+
+    def __init__(self, matcher: Matcher, models: dict[str, Model]) -> None:
+        self.matcher = matcher
+        self.models = dict(models)
+        self.storylines = matcher.storylines
+
+    def explain(self, title: str, summary: str) -> list[Explanation]:
+        return self.matcher.explain(title, summary)
+
+    def match(self, title: str, summary: str) -> list[Match]:
+        matches = []
+        for explanation in self.matcher.explain(title, summary):
+            model = self.models.get(explanation.storyline_id)
+            hits: tuple[TermHit, ...] = tuple(h for g in explanation.groups
+                                              if g.rule not in ("none", "not_near") for h in g.hits)
+            if model is None:
+                if explanation.matched:
+                    matches.append(Match(explanation.storyline_id, explanation.score, hits))
+                continue
+            p = model.probability(title, summary, explanation)
+            if p >= model.threshold:
+                matches.append(Match(explanation.storyline_id, round(100.0 * p, 1), hits))
+        matches.sort(key=lambda m: -m.score)
+        return matches
+
+
+def examples_for(matcher: Matcher, rows: Iterable[tuple[str, str, str, dict[str, bool]]]
+                 ) -> dict[str, list[Example]]:
+    """Per storyline, examples from ``(key, title, summary, {storyline: label})`` rows; each text
+    is explained once for every storyline."""
+    out: dict[str, list[Example]] = {}
+    for key, title, summary, labels in rows:
+        if not labels:
+            continue
+        for explanation in matcher.explain(title, summary):
+            label = labels.get(explanation.storyline_id)
+            if label is not None:
+                out.setdefault(explanation.storyline_id, []).append(
+                    Example(key, title, summary, explanation, label))
+    return out
+
+
+def build_models(matcher: Matcher,
+                 stored: dict[str, Sequence[tuple[str, str, str, bool]]], *,
+                 thresholds: dict[str, float] | None = None, k: int = 5) -> dict[str, Model]:
+    """A model per storyline from stored examples ``{storyline: [(key, title, summary, label)]}``.
+
+    Each text is explained once for every storyline. A storyline gets a model only when at least
+    ``MIN_EXAMPLES`` positive and negative candidates are stored; its threshold is
+    ``thresholds[storyline]`` when given (> 0), else chosen by k-fold cross-validation."""
+    by_key: dict[str, tuple[str, str, dict[str, bool]]] = {}
+    for storyline, rows in stored.items():
+        for key, title, summary, label in rows:
+            by_key.setdefault(key, (title, summary, {}))[2][storyline] = label
+    examples = examples_for(matcher, ((key, t, s, labels) for key, (t, s, labels) in by_key.items()))
+    models = {}
+    for storyline, found in examples.items():
+        candidates = [e for e in found if is_candidate(e.explanation)]
+        positives = sum(1 for e in candidates if e.label)
+        if positives < MIN_EXAMPLES or len(candidates) - positives < MIN_EXAMPLES:
+            continue
+        fixed = (thresholds or {}).get(storyline) or None
+        models[storyline] = fit(found, k=k, threshold=fixed)
+    return models
+
+
+def examples_fingerprint(storyline: Any, rows: Sequence[tuple[str, str, str, bool]],
+                         threshold: float = 0.0) -> str:
+    """What a trained model depends on: this module's format and settings, the storyline's rules
+    (its config's repr), the threshold setting and every example. Equal fingerprints: the saved
+    model can be reused instead of trained again."""
+    digest = hashlib.sha1()
+    settings = (FORMAT, DIM_BITS, SUMMARY_WEIGHT, TEXT_WEIGHT, L2, EPOCHS, LEARNING_RATE, SETTLED,
+                MAX_POSITIVE_WEIGHT, MIN_EXAMPLES, threshold, repr(storyline))
+    digest.update(repr(settings).encode("utf-8"))
+    for key, title, summary, label in rows:
+        digest.update(f"\x1e{key}\x1f{title}\x1f{summary}\x1f{int(label)}".encode())
+    return digest.hexdigest()
