@@ -44,6 +44,8 @@ MIGRATION_SET = "ceasefire-monitor"
 SCHEMA_VERSION = 3
 LOCK_WAIT_SECONDS = 60.0  # how long a write waits for another process's write lock in all
 SQLITE_HEADER = b"SQLite format 3\x00"
+CANDIDATES_PER_KEY = 8  # newest stories looked at per LSH band key
+MAX_CANDIDATES = 20  # stories whose text is compared, most shared keys first
 
 migrations = Migrations(MIGRATION_SET)
 
@@ -543,21 +545,32 @@ class Store:
 
     def _find_story(self, fingerprint: Fingerprint, published: float, window: float) -> int | None:
         """Layer 3: the story of a near-duplicate item within the window, by LSH band keys:
-        the same headline (equal title keys), else the most similar text above the bar."""
+        the same headline (equal title keys), else the most similar text above the bar.
+
+        Each key looks at its newest ``CANDIDATES_PER_KEY`` stories only, so the work per item
+        is bounded whatever is stored, even when a feed repeats one headline thousands of times.
+        """
         if not fingerprint.band_keys:
             return None
-        keys = list(set(fingerprint.band_keys))
-        marks = ",".join("?" * len(keys))
-        candidates = self._exec(
-            f"SELECT story_id, MAX(key = ?) AS same_title, COUNT(*) AS shared FROM story_keys "
-            f"WHERE key IN ({marks}) AND published BETWEEN ? AND ? "
-            "GROUP BY story_id ORDER BY same_title DESC, shared DESC LIMIT 20",
-            [fingerprint.title_key, *keys, published - window, published + window],
-        ).fetchall()
+        low, high = published - window, published + window
+        if fingerprint.title_key is not None:
+            row = self._exec(
+                "SELECT story_id FROM story_keys WHERE key = ? AND published BETWEEN ? AND ? "
+                "ORDER BY published DESC LIMIT 1", (fingerprint.title_key, low, high)).fetchone()
+            if row:
+                return row[0]
+        keys = [k for k in set(fingerprint.band_keys) if k != fingerprint.title_key]
+        if not keys:
+            return None
+        per_key = ("SELECT * FROM (SELECT story_id FROM story_keys WHERE key = ? "
+                   "AND published BETWEEN ? AND ? ORDER BY published DESC LIMIT ?)")
+        shared: dict[int, int] = {}
+        for (story_id,) in self._exec(
+                " UNION ALL ".join([per_key] * len(keys)),
+                [value for key in keys for value in (key, low, high, CANDIDATES_PER_KEY)]):
+            shared[story_id] = shared.get(story_id, 0) + 1
         best, best_similarity = None, 0.0
-        for story_id, same_title, _shared in candidates:
-            if same_title:
-                return story_id
+        for story_id in sorted(shared, key=shared.__getitem__, reverse=True)[:MAX_CANDIDATES]:
             blob = self._exec("SELECT shingles FROM stories WHERE id = ?", [story_id]).fetchone()
             similarity = fingerprint.duplicates(unpack_shingles(blob[0]))
             if similarity is not None and similarity > best_similarity:
