@@ -43,7 +43,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 from typing import Any, Protocol, TextIO, runtime_checkable
 from urllib.parse import urlsplit
 
@@ -51,6 +51,7 @@ import httpx
 
 from .config import DEFAULT_USER_AGENT, ChannelConfig
 from .errors import ChannelGone, ConfigError, DeliveryPermanent, DeliveryRetryable
+from .fetch import parse_retry_after  # one parser of Retry-After for feeds and receivers
 from .models import Alert
 
 __all__ = [
@@ -141,27 +142,6 @@ def _secret_key(secret: str, channel: str) -> bytes:
     if not key:
         raise ConfigError(f"alert channel {channel!r}: the webhook secret is empty")
     return key
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date (RFC 9110 §10.2.3).
-
-    >>> parse_retry_after("120")
-    120.0
-    """
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
 
 
 def _one_line(value: Any, limit: int | None = None) -> str:
