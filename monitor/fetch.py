@@ -26,8 +26,10 @@ thread pool (``fetch`` is thread-safe). Each fetch:
 from __future__ import annotations
 
 import email.utils
+import heapq
 import logging
 import math
+import os
 import random
 import socket
 import threading
@@ -251,9 +253,7 @@ class _Watchdog:
         self._socket: socket.socket | None = None
         self._done = False
         self.fired = False
-        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+        _alarms.add(deadline, self)
 
     def trace(self, event: str, info: dict[str, Any]) -> None:
         if event == "connection.connect_tcp.complete":
@@ -289,7 +289,43 @@ class _Watchdog:
         with self._lock:
             self._done = True
             self._socket = None
-        self._timer.cancel()
+
+
+class _Alarms:
+    """One thread for the deadlines of all fetches (a timer thread per fetch cost 0.5 ms to
+    start: 0.1 s of a 200-feed cycle of 304s). A heap of deadlines; stopped watchdogs stay
+    in it until their deadline passes and are skipped then."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Watchdog]] = []
+        self._count = 0
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def add(self, deadline: float, watchdog: _Watchdog) -> None:
+        with self._cond:
+            if self._thread is None or self._pid != os.getpid():  # none yet, or forked
+                self._heap.clear()
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="fetch-watchdog",
+                                                daemon=True)
+                self._thread.start()
+            self._count += 1
+            heapq.heappush(self._heap, (deadline, self._count, watchdog))
+            if self._heap[0][2] is watchdog:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    self._cond.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                _deadline, _n, watchdog = heapq.heappop(self._heap)
+            watchdog._fire()
+
+
+_alarms = _Alarms()
 
 
 def _shutdown(sock: socket.socket) -> None:
