@@ -37,7 +37,6 @@ from .learn import LearnedMatcher, Model, build_models, examples_fingerprint
 from .match import Matcher
 from .models import FetchResult, ParsedFeed
 from .normalise import normalise_entry
-from .parse import parse_feed
 from .store import AlertPolicy, GuidReader, NewEntry, PollOutcome, Store
 
 log = logging.getLogger(__name__)
@@ -193,6 +192,8 @@ class Monitor:
     def _parse(self, feed: FeedConfig, result: FetchResult) -> ParsedFeed:
         arguments = dict(url=result.url, content_type=result.content_type,
                          content_location=result.content_location)
+        from .parse import parse_feed  # imported on the first changed body: a cycle of 304s never needs it
+
         if self.parse_executor is None:
             return parse_feed(result.body, **arguments)
         return self.parse_executor.submit(parse_feed, result.body, **arguments).result()
@@ -227,7 +228,7 @@ class Monitor:
         if not feeds:
             return []
         workers = max(1, min(self.config.fetch_workers, len(feeds)))
-        self._pool = self._start_pool(len(feeds))
+        self._pool = self._start_pool(feeds)
         try:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
                 return list(pool.map(self.poll_feed, feeds))
@@ -236,13 +237,17 @@ class Monitor:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None
 
-    def _start_pool(self, feeds: int) -> Executor | None:
+    def _start_pool(self, feeds: Sequence[FeedConfig]) -> Executor | None:
         """A process pool for the CPU work of many feeds at once (parsing is the wall, not the
-        network): one worker per core, when there are several cores and enough feeds.
-        Started here, before the fetch threads, so that forking never copies a thread
-        in the middle of something."""
+        network): one worker per core, when there are several cores and enough feeds never
+        parsed yet (a first poll: every entry is new). Started here, before the fetch
+        threads, so that forking never copies a thread in the middle of something."""
         cores = os.cpu_count() or 1
-        if self.parse_executor is not None or cores < 2 or feeds < POOL_MIN_FEEDS:
+        if self.parse_executor is not None or cores < 2 or len(feeds) < POOL_MIN_FEEDS:
+            return None
+        urls = {feed.url for feed in feeds}
+        if sum(1 for s in self.store.feed_states() if s.url in urls and s.body_hash is None) < (
+                POOL_MIN_FEEDS):
             return None
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
         pool = ProcessPoolExecutor(
@@ -335,7 +340,7 @@ class Monitor:
 
 # --------------------------------------------------------------------------- the CPU work of a body
 
-POOL_MIN_FEEDS = 16  # fewer feeds in one poll_all: no process pool (its start costs ~20 ms)
+POOL_MIN_FEEDS = 16  # fewer new feeds in one poll_all: no process pool (its start costs ~20 ms)
 
 
 @dataclass(frozen=True)
@@ -384,6 +389,8 @@ def _init_worker(matcher: Any, db_path: str) -> None:
 
 
 def _digest_in_worker(job: _Job) -> _Digest:
+    from .parse import parse_feed
+
     parsed = parse_feed(job.body, url=job.url, content_type=job.content_type,
                         content_location=job.content_location)
     reader: GuidReader = _worker["reader"]
