@@ -519,3 +519,28 @@ def test_smtp_down_then_up_4xx_retried_5xx_failed_with_reason_then_requeued(tmp_
             assert all({"id", "status", "attempts", "last_error", "channel"} <= set(a) for a in rows)
             assert kit.cli("alerts", "retry", str(rows[0]["id"])).returncode == 0
             assert kit.json("alerts", "--status", "pending")[0]["id"] == rows[0]["id"]
+
+
+def test_hanging_webhook_never_delays_email_in_the_daemon(tmp_path):
+    """The daemon runs one delivery job per channel: while the webhook receiver hangs past
+    the channel's timeout, new alerts still reach the SMTP server within seconds."""
+    rng = random.Random(SEED)
+    with FeedServer() as server, WebhookReceiver(hang_seconds=30) as hook, SMTPReceiver() as smtp:
+        server.set_feed("/a.xml", rss([headline(rng, 0)]))
+        kit = Kit(tmp_path, secrets={"HOOK_SECRET": TEST_SECRET})
+        kit.write(feeds=[("A", server.url("/a.xml"))], interval="1s",
+                  channels=webhook(hook.url, extra="timeout = \"20s\"") + email(smtp.port))
+        hook.set_mode("hang")
+        with kit.start() as daemon:
+            assert wait_until(lambda: len(hook.received) >= 1, timeout=20)  # the webhook hangs now
+            first_mails = len(smtp.wait_for(2, timeout=20))  # both storylines of item 0 by email
+            served = time.monotonic()
+            server.set_feed("/a.xml", rss([headline(rng, 1), headline(rng, 0)]))
+            smtp.wait_for(first_mails + 2, timeout=15)
+            latency = time.monotonic() - served
+            assert latency < 10, latency
+            assert len(hook.received) == 1  # the webhook channel is still stuck in its first attempt
+            hook.release()
+            hook.set_mode("ok")
+            assert daemon.stop() == 0
+        print(f"\nhanging webhook: email of a new item arrived {latency:.1f} s after it was served")
