@@ -56,6 +56,9 @@ def setup_logging(verbosity: int, default: int = logging.WARNING) -> logging.Han
         logging.getLogger(noisy).setLevel(logging.WARNING if verbosity < 2 else logging.DEBUG)
     # Apprise logs whole service URLs, tokens included, at DEBUG: never let it.
     logging.getLogger("apprise").setLevel(logging.WARNING)
+    # A delivery job still busy with a slow receiver is skipped by design, every second.
+    logging.getLogger("apscheduler.scheduler").addFilter(
+        lambda record: "maximum number of running instances" not in record.getMessage())
     return handler
 
 
