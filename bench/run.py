@@ -139,7 +139,7 @@ class Bench:
         self.out.mkdir(parents=True, exist_ok=True)
         log("checking nginx, newsboat and rss2email")
         peers.ensure_debian({"nginx": "nginx-light", "newsboat": "newsboat"})
-        peer_bin = peers.ensure_peers_venv(self.out) if not args.no_peers else None
+        peer_bin = peers.ensure_peers_venv(HERE / "out") if not args.no_peers else None
         self.versions = peers.versions(peer_bin) if peer_bin else {}
         log(f"building the farm: {'the stream over ' if args.stream else ''}{args.feeds} feeds")
         farm = bench_farm.build(self.out / "farm", args.feeds, args.per_feed, stream_only=args.stream)
