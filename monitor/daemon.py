@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -23,32 +24,50 @@ from .pipeline import Monitor
 log = logging.getLogger(__name__)
 
 DISPATCH_INTERVAL = 1.0  # seconds between looks at a channel's outbox
+FIRST_POLL_SPREAD = 5.0  # seconds over which the first polls of all feeds start
 
 
-def poll_job(monitor: Monitor, feed: FeedConfig) -> None:
+def poll_job(monitor: Monitor, feed: FeedConfig, wake_dispatchers: Callable[[], None]) -> None:
     if not monitor.is_due(feed):
         log.debug("%s: backing off after failures; skipped", feed.name, extra={"feed_url": feed.url})
         return
     report = monitor.poll_feed(feed)
     if report.stored.new_alerts:
         log.info("%s: %d alert(s) queued", feed.name, report.stored.new_alerts)
+        wake_dispatchers()  # deliver now rather than at the next look at the outbox
+
+
+def poll_trigger(interval: float) -> IntervalTrigger:
+    """Polls every ``interval`` at most, jittered so that feeds drift apart: APScheduler adds
+    0 to ``jitter`` seconds to each nominal time, so nominal times ``interval - jitter`` apart
+    never leave more than ``interval`` between two polls (new item → alert ≤ interval + work)."""
+    jitter = min(interval * 0.1, 30.0)
+    return IntervalTrigger(seconds=interval - jitter, jitter=jitter)
 
 
 def build_scheduler(monitor: Monitor, executor: ThreadPoolExecutor) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(executors={"default": executor}, timezone="UTC")
-    start = datetime.now(monitor.clock().tzinfo)
+    start = datetime.now(UTC)
+    dispatch_ids = [f"dispatch:{channel.name}" for channel in monitor.channels]
+
+    def wake_dispatchers() -> None:
+        now = datetime.now(UTC)
+        for job_id in dispatch_ids:
+            scheduler.modify_job(job_id, next_run_time=now)
+
+    # The first polls are spread over at most a few seconds rather than all at once.
+    spread = min(0.2, FIRST_POLL_SPREAD / max(1, len(monitor.config.feeds)))
     for index, feed in enumerate(monitor.config.feeds):
         scheduler.add_job(
-            poll_job, IntervalTrigger(seconds=feed.interval, jitter=feed.interval * 0.1),
-            args=(monitor, feed), id=f"feed:{feed.url}", name=f"poll {feed.name}",
+            poll_job, poll_trigger(feed.interval), args=(monitor, feed, wake_dispatchers),
+            id=f"feed:{feed.url}", name=f"poll {feed.name}",
             max_instances=1, coalesce=True, misfire_grace_time=max(1, int(feed.interval / 2)),
-            # The first polls are spread over a few seconds rather than all at once.
-            next_run_time=start.fromtimestamp(start.timestamp() + index * 0.2, start.tzinfo),
+            next_run_time=start + timedelta(seconds=index * spread),
         )
-    for channel in monitor.channels:
+    for channel, job_id in zip(monitor.channels, dispatch_ids, strict=True):
         scheduler.add_job(
             monitor.dispatch, IntervalTrigger(seconds=DISPATCH_INTERVAL), args=(channel,),
-            id=f"dispatch:{channel.name}", name=f"deliver on {channel.name}", max_instances=1,
+            id=job_id, name=f"deliver on {channel.name}", max_instances=1,
             coalesce=True, misfire_grace_time=30, next_run_time=start,
         )
     return scheduler
