@@ -48,7 +48,8 @@ def main() -> None:
     built = time.perf_counter()
     store = Store(db)
     conn = store.db.conn
-    conn.execute("DROP INDEX IF EXISTS story_keys_lookup")
+    # the keys are gathered unordered, then written to the WITHOUT ROWID story_keys in key order
+    conn.execute("CREATE TEMP TABLE bulk_keys (key INTEGER, published REAL, story_id INTEGER)")
     synthetic = max(0, total - REAL)
     span = synthetic / PER_DAY * 86400
     batch = 20_000
@@ -70,13 +71,15 @@ def main() -> None:
             entries.append(("synthetic", f"s{n}", story_id))
         conn.executemany("INSERT INTO stories (id, first_item_id, published, shingles) "
                          "VALUES (?, ?, ?, ?)", stories)
-        conn.executemany("INSERT INTO story_keys (key, published, story_id) VALUES (?, ?, ?)", keys)
+        conn.executemany("INSERT INTO bulk_keys (key, published, story_id) VALUES (?, ?, ?)", keys)
         conn.executemany("INSERT INTO items (id, feed_url, source, guid, url, title, summary, "
                          "published, published_known, first_seen, story_id) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", items)
         conn.executemany("INSERT INTO entries (feed_url, guid, item_id) VALUES (?, ?, ?)", entries)
+    conn.execute("INSERT INTO story_keys (key, published, story_id) "
+                 "SELECT key, published, story_id FROM bulk_keys ORDER BY key, published, story_id")
+    conn.execute("DROP TABLE bulk_keys")
     conn.execute("COMMIT")
-    conn.execute("CREATE INDEX IF NOT EXISTS story_keys_lookup ON story_keys (key, published)")
     now = datetime.now(UTC)
     policy = AlertPolicy(channels=(), storyline_names={}, alert_after=now, alert_undated=False,
                          dedup_window=config.dedup_window)

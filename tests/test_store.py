@@ -187,8 +187,39 @@ def test_reopen_keeps_everything(tmp_path):
     with Store(path) as store:
         assert store.counts()["items"] == 1
         assert store.schema_steps() == ["0001_initial", "0002_outbox_failed_at_requeue",
-                                        "0003_feedback"]
+                                        "0003_feedback", "0004_story_keys_without_rowid"]
         assert store.integrity_check() == "ok"
+
+
+def test_database_at_0003_migrates_story_keys_and_keeps_its_stories(tmp_path):
+    path = tmp_path / "monitor.db"
+    with Store(path) as store:
+        store.sync_feeds(FEEDS)
+        store.sync_channels(CHANNELS)
+        record(store, 0, [entry(0, "g1", TITLE, summary=SUMMARY)])
+    conn = sqlite3.connect(path, isolation_level=None)  # back to the layout of schema step 0003
+    keys = conn.execute("SELECT key, published, story_id FROM story_keys ORDER BY key").fetchall()
+    assert len(keys) == 17
+    conn.executescript("""
+        DROP TABLE story_keys;
+        CREATE TABLE story_keys (key INTEGER NOT NULL, published REAL NOT NULL,
+                                 story_id INTEGER NOT NULL);
+        CREATE INDEX story_keys_lookup ON story_keys (key, published);
+        DELETE FROM _sqlite_migrations WHERE name = '0004_story_keys_without_rowid';
+    """)
+    conn.executemany("INSERT INTO story_keys VALUES (?, ?, ?)", keys)
+    conn.close()
+    with Store(path) as store:
+        assert store.schema_steps()[-1] == "0004_story_keys_without_rowid"
+        assert store.integrity_check() == "ok"
+        rows = store._read("SELECT key, published, story_id FROM story_keys ORDER BY key")
+        assert [tuple(r.values()) for r in rows] == keys
+        sql = store._read("SELECT sql FROM sqlite_master WHERE name = 'story_keys'")[0]["sql"]
+        assert "WITHOUT ROWID" in sql
+        assert not store._read("SELECT name FROM sqlite_master WHERE name = 'story_keys_lookup'")
+        # the stored story is still found: the same story from another outlet joins it
+        again = record(store, 1, [entry(1, "b1", TITLE + " - Outlet B", summary=SUMMARY)])
+        assert (again.new_items, again.syndicated, again.new_alerts) == (1, 1, 0)
 
 
 def test_waits_for_another_process_holding_the_write_lock(tmp_path):
