@@ -230,7 +230,9 @@ class Monitor:
         workers = max(1, min(self.config.fetch_workers, len(feeds)))
         self._pool = self._start_pool(feeds)
         try:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
+            # the feeds' writes share a transaction per GROUP_COMMIT_SECONDS (store.grouped_writes)
+            with self.store.grouped_writes(), ThreadPoolExecutor(
+                    max_workers=workers, thread_name_prefix="poll") as pool:
                 return list(pool.map(self.poll_feed, feeds))
         finally:
             if self._pool is not None:

@@ -46,6 +46,7 @@ LOCK_WAIT_SECONDS = 60.0  # how long a write waits for another process's write l
 SQLITE_HEADER = b"SQLite format 3\x00"
 CANDIDATES_PER_KEY = 8  # newest stories looked at per LSH band key
 MAX_CANDIDATES = 20  # stories whose text is compared, most shared keys first
+GROUP_COMMIT_SECONDS = 0.25  # Store.grouped_writes: how long a shared transaction stays open
 
 migrations = Migrations(MIGRATION_SET)
 
@@ -259,6 +260,8 @@ class Store:
         self.path = Path(path)
         self.lock_wait = lock_wait
         self._lock = threading.RLock()
+        self._group: float | None = None  # grouped_writes: seconds a transaction may stay open
+        self._group_started: float | None = None  # when the open grouped transaction began
         _check_file(self.path)
         try:
             conn = sqlite3.connect(self.path, check_same_thread=False, timeout=5.0,
@@ -279,6 +282,8 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
+            self._group = None
+            self._end_group()
             self.db.conn.close()
 
     def __enter__(self) -> Store:
@@ -343,7 +348,59 @@ class Store:
             return result
 
         with self._lock:
-            return self._retrying(attempt)
+            if self._group is None and self._group_started is None:
+                return self._retrying(attempt)
+            return self._grouped(operation)
+
+    @contextmanager
+    def grouped_writes(self, seconds: float = GROUP_COMMIT_SECONDS) -> Iterator[None]:
+        """Writes in this block share transactions: one is committed once it has been open
+        ``seconds`` (checked after each write), and at the end of the block. Each write is a
+        savepoint, so a failed one is undone alone. A poll cycle of many feeds commits a few
+        times rather than once per feed: each commit writes every page it dirtied to the WAL,
+        and a poll's LSH keys land on hundreds of pages. A crash loses at most the writes of
+        the open transaction, as a whole (feed states with their items), so those feeds are
+        polled again; other processes wait for the write lock at most ``seconds`` longer."""
+        with self._lock:
+            self._group = seconds
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._group = None
+                self._end_group()
+
+    def _grouped(self, operation: Callable[[], T]) -> T:
+        conn = self.db.conn
+        if self._group_started is None:
+            self._retrying(lambda: conn.execute("BEGIN IMMEDIATE"))
+            self._group_started = time.monotonic()
+        conn.execute("SAVEPOINT grouped_write")
+        try:
+            result = operation()
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO grouped_write")
+                conn.execute("RELEASE grouped_write")
+            else:  # SQLite gave the whole transaction up (e.g. disk full)
+                self._group_started = None
+            raise
+        conn.execute("RELEASE grouped_write")
+        if self._group is None or time.monotonic() - self._group_started >= self._group:
+            self._end_group()
+        return result
+
+    def _end_group(self) -> None:
+        if self._group_started is None:
+            return
+        self._group_started = None
+        conn = self.db.conn
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         with self._lock:

@@ -252,3 +252,24 @@ def test_one_writer_many_threads(store):
     for thread in threads:
         thread.join()
     assert store.counts()["entries"] == 80
+
+
+def test_grouped_writes_share_a_transaction_and_undo_a_failed_write_alone(tmp_path):
+    path = tmp_path / "monitor.db"
+    with Store(path) as store:
+        store.sync_feeds(FEEDS)
+        store.sync_channels(CHANNELS)
+        other = sqlite3.connect(path)
+        with store.grouped_writes(seconds=3600):
+            record(store, 0, [entry(0, "g1", TITLE, summary=SUMMARY)])
+            with pytest.raises(sqlite3.IntegrityError):
+                store._write(lambda: (store._exec("INSERT INTO feeds (url, name) VALUES ('x', 'x')"),
+                                      store._exec("INSERT INTO feeds (url, name) VALUES ('x', 'x')")))
+            record(store, 1, [entry(1, "b1", "Another story entirely about mediators in Doha")])
+            # not committed yet: another connection sees nothing
+            assert other.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 0
+        assert other.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 2
+        assert other.execute("SELECT COUNT(*) FROM feeds WHERE url = 'x'").fetchone()[0] == 0
+        record(store, 0, [entry(0, "g2", "A third story on aid convoys at the Rafah crossing")])
+        assert other.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 3  # per write again
+        other.close()
