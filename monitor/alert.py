@@ -34,7 +34,6 @@ import inspect
 import json
 import logging
 import re
-import smtplib
 import ssl as ssl_module
 import sys
 import threading
@@ -42,9 +41,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime
-from typing import Any, Protocol, TextIO, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, runtime_checkable
 from urllib.parse import urlsplit
 
 import httpx
@@ -53,6 +50,10 @@ from .config import DEFAULT_USER_AGENT, ChannelConfig
 from .errors import ChannelGone, ConfigError, DeliveryPermanent, DeliveryRetryable
 from .fetch import parse_retry_after  # one parser of Retry-After for feeds and receivers
 from .models import Alert
+
+if TYPE_CHECKING:  # smtplib and email are imported by the email channel when it sends
+    import smtplib
+    from email.message import EmailMessage
 
 __all__ = [
     "AppriseChannel",
@@ -479,6 +480,9 @@ def build_email(alert: Alert, *, sender: str, to: Sequence[str],
     ``Message-ID`` is ``<uid@sender-domain>`` and ``Date`` the alert's creation time,
     so a re-sent alert is the same message to the receiver.
     """
+    from email.message import EmailMessage
+    from email.utils import format_datetime
+
     message = EmailMessage()
     message["Subject"] = subject_of(alert)
     message["From"] = _one_line(sender)
@@ -535,6 +539,8 @@ class EmailChannel:
         return _one_line(text, 300)
 
     def deliver(self, alert: Alert) -> None:
+        import smtplib
+
         message = build_email(alert, sender=self.sender, to=self.to, user_agent=self.user_agent)
         try:
             self._send(message)
@@ -567,6 +573,8 @@ class EmailChannel:
         log.debug("delivered", extra={"channel": self.name, "alert_uid": alert.uid})
 
     def _send(self, message: EmailMessage) -> None:
+        import smtplib
+
         if self.ssl:
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
                                                   context=self._context())

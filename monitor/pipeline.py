@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .alert import Channel, make_channel
 from .config import ChannelConfig, FeedConfig, MonitorConfig
@@ -33,11 +33,13 @@ from .errors import (
     MonitorError,
 )
 from .fetch import Fetcher, backoff_delay, jittered
-from .learn import LearnedMatcher, Model, build_models, examples_fingerprint
 from .match import Matcher
 from .models import FetchResult, ParsedFeed
 from .normalise import normalise_entry
 from .store import AlertPolicy, GuidReader, NewEntry, PollOutcome, Store
+
+if TYPE_CHECKING:  # the learned layer is imported only when a storyline has learned = true
+    from .learn import LearnedMatcher, Model
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,8 @@ class Monitor:
         self.matcher: Matcher | LearnedMatcher = Matcher(config.storylines)
         self.models = learned_models(config, store, self.matcher)
         if self.models:
+            from .learn import LearnedMatcher
+
             self.matcher = LearnedMatcher(self.matcher, self.models)
         self.channel_configs = effective_channels(config)
         self.channels = list(channels) if channels is not None else [
@@ -407,6 +411,8 @@ def learned_models(config: MonitorConfig, store: Store, matcher: Matcher) -> dic
     wanted = [s for s in config.storylines if s.learned]
     if not wanted:
         return {}
+    from .learn import Model, build_models, examples_fingerprint
+
     started = time.monotonic()
     stored = {s.id: store.feedback_examples(s.id) for s in wanted}
     prints = {s.id: examples_fingerprint(s, stored[s.id], s.learned_threshold) for s in wanted}

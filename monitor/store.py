@@ -26,16 +26,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
-
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .config import ChannelConfig, FeedConfig
 from .dedup import Fingerprint, pack_shingles, unpack_shingles
 from .errors import MonitorError, StoreError
 from .models import Alert, FeedState, Item, Match
 from .payload import FEED_DOWN, FEED_RECOVERED, MATCH, feed_payload, match_payload
+
+if TYPE_CHECKING:  # sqlite-utils is imported only when schema steps are pending
+    import sqlite_utils
+    from sqlite_utils.migrations import Migrations
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,10 +49,40 @@ CANDIDATES_PER_KEY = 8  # newest stories looked at per LSH band key
 MAX_CANDIDATES = 20  # stories whose text is compared, most shared keys first
 GROUP_COMMIT_SECONDS = 0.25  # Store.grouped_writes: how long a shared transaction stays open
 
-migrations = Migrations(MIGRATION_SET)
+MIGRATIONS_TABLE = "_sqlite_migrations"  # sqlite-utils' record of the applied steps
+_STEPS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = []
+_MIGRATIONS: list[Migrations] = []
 
 
-@migrations(name="0001_initial")
+def _step(name: str) -> Callable[[Callable[[sqlite_utils.Database], None]],
+                                 Callable[[sqlite_utils.Database], None]]:
+    def register(fn: Callable[[sqlite_utils.Database], None]) -> Callable[
+            [sqlite_utils.Database], None]:
+        _STEPS.append((name, fn))
+        return fn
+    return register
+
+
+def _migration_set() -> Migrations:
+    """The schema steps as a ``sqlite_utils`` ``Migrations`` set, built (and sqlite-utils
+    imported: ~25 ms) on first use: a start-up with every step applied never needs it."""
+    if not _MIGRATIONS:
+        from sqlite_utils.migrations import Migrations
+
+        steps = Migrations(MIGRATION_SET)
+        for name, fn in _STEPS:
+            steps(name=name)(fn)
+        _MIGRATIONS.append(steps)
+    return _MIGRATIONS[0]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "migrations":
+        return _migration_set()
+    raise AttributeError(name)
+
+
+@_step("0001_initial")
 def _m0001_initial(db: sqlite_utils.Database) -> None:
     db.executescript("""
     CREATE TABLE feeds (
@@ -149,7 +180,7 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
     """)
 
 
-@migrations(name="0002_outbox_failed_at_requeue")
+@_step("0002_outbox_failed_at_requeue")
 def _m0002_outbox_failed_at_requeue(db: sqlite_utils.Database) -> None:
     """When an alert was given up (``failed_at``) and requeued by hand (``queued_at``: the
     give-up age counts from it, so a requeued old alert gets a fresh ``delivery_max_age``);
@@ -163,7 +194,7 @@ def _m0002_outbox_failed_at_requeue(db: sqlite_utils.Database) -> None:
     """)
 
 
-@migrations(name="0003_feedback")
+@_step("0003_feedback")
 def _m0003_feedback(db: sqlite_utils.Database) -> None:
     """Labelled examples for the learned layer (``monitor.learn``): the desk's verdicts on
     stored items (``monitor feedback``) and imported label files (``monitor learn``). The text is
@@ -193,7 +224,7 @@ def _m0003_feedback(db: sqlite_utils.Database) -> None:
     """)
 
 
-@migrations(name="0004_story_keys_without_rowid")
+@_step("0004_story_keys_without_rowid")
 def _m0004_story_keys_without_rowid(db: sqlite_utils.Database) -> None:
     """``story_keys`` as a ``WITHOUT ROWID`` table keyed by ``(key, published, story_id)``: one
     b-tree instead of a table plus an index, so each band key is one insert rather than two and
@@ -266,8 +297,14 @@ class Store:
         try:
             conn = sqlite3.connect(self.path, check_same_thread=False, timeout=5.0,
                                    isolation_level=None)
-            self.db = sqlite_utils.Database(conn)
-            self._check_ours()
+            self.db: Any = _Connection(conn)
+            applied = _applied_steps(conn)
+            pending = applied != {name for name, _fn in _STEPS}
+            if pending:
+                import sqlite_utils
+
+                self.db = sqlite_utils.Database(conn)
+                self._check_ours()
             self._write(lambda: None)  # waits here if another process holds the write lock
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
@@ -276,7 +313,8 @@ class Store:
             conn.execute("PRAGMA wal_autocheckpoint=10000")
             conn.execute("PRAGMA cache_size=-16384")
             conn.execute("PRAGMA foreign_keys=ON")
-            self._retrying(lambda: migrations.apply(self.db))
+            if pending:
+                self._retrying(lambda: _migration_set().apply(self.db))
         except sqlite3.DatabaseError as error:
             raise StoreError(f"{self.path}: cannot use this database: {error}") from None
 
@@ -294,17 +332,16 @@ class Store:
 
     def _check_ours(self) -> None:
         tables = set(self.db.table_names())
-        if not tables - {Migrations.migrations_table}:
+        if not tables - {MIGRATIONS_TABLE}:
             return  # new, or a first start killed before the first schema step committed
-        applied = {m.name for m in migrations.applied(self.db)} if (
-            Migrations.migrations_table in tables) else set()
+        applied = _applied_steps(self.db.conn)
         if not applied:
             raise StoreError(
                 f"{self.path}: this SQLite database was not created by ceasefire-monitor "
                 f"(it has tables {', '.join(sorted(tables)[:5])}); refusing to touch it. "
                 "Use --db to choose another file."
             )
-        known = {m.name for m in migrations._migrations}
+        known = {name for name, _fn in _STEPS}
         unknown = applied - known
         if unknown:
             raise StoreError(
@@ -435,7 +472,8 @@ class Store:
 
     def schema_steps(self) -> list[str]:
         with self._lock:
-            return [m.name for m in migrations.applied(self.db)]
+            applied = _applied_steps(self.db.conn)
+            return [name for name, _fn in _STEPS if name in applied]
 
     def integrity_check(self) -> str:
         return self._read("PRAGMA integrity_check")[0]["integrity_check"]
@@ -987,6 +1025,25 @@ class _PollBatch:
             if similarity is not None and similarity > best_similarity:
                 best, best_similarity = story_id, similarity
         return best
+
+
+class _Connection:
+    """The store's connection where sqlite-utils is not needed (every schema step applied)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+
+def _applied_steps(conn: sqlite3.Connection) -> set[str]:
+    """The names of this monitor's schema steps recorded in the database, by plain SQL."""
+    try:
+        rows = conn.execute(f"SELECT name FROM {MIGRATIONS_TABLE} WHERE migration_set = ?",
+                            [MIGRATION_SET]).fetchall()
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):
+            return set()
+        raise
+    return {row[0] for row in rows}
 
 
 class GuidReader:
