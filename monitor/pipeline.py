@@ -34,7 +34,7 @@ from .errors import (
 )
 from .fetch import Fetcher, backoff_delay, jittered
 from .match import Matcher
-from .models import FetchResult, ParsedFeed
+from .models import ParsedFeed
 from .normalise import normalise_entry
 from .store import AlertPolicy, GuidReader, NewEntry, PollOutcome, Store
 
@@ -90,8 +90,7 @@ class Monitor:
                  fetcher: Fetcher | None = None,
                  channels: Sequence[Channel] | None = None,
                  clock: Callable[[], datetime] = utcnow,
-                 rng: random.Random | None = None,
-                 parse_executor: Executor | None = None) -> None:
+                 rng: random.Random | None = None) -> None:
         self.config = config
         self.store = store
         self.clock = clock
@@ -108,7 +107,6 @@ class Monitor:
         self.channel_configs = effective_channels(config)
         self.channels = list(channels) if channels is not None else [
             make_channel(c, user_agent=config.user_agent) for c in self.channel_configs]
-        self.parse_executor = parse_executor
         self._pool: Executor | None = None
         store.sync_feeds(config.feeds)
         store.sync_channels(self.channel_configs)
@@ -177,8 +175,7 @@ class Monitor:
         if pool is not None:  # parse, normalise, match and fingerprint on another core
             digest = pool.submit(_digest_in_worker, job).result()
         else:
-            parsed = self._parse(feed, result)
-            digest = _digest(job, parsed, self.matcher,
+            digest = _digest(job, _parse(job), self.matcher,
                              lambda guids: self.store.known_guids(feed.url, guids))
         stored = self.store.record_poll(
             feed.url, digest.new_entries, now=now, status=result.status, next_poll_at=next_poll_at,
@@ -192,15 +189,6 @@ class Monitor:
                  extra={"feed_url": feed.url})
         return FeedReport(feed.name, feed.url, "new", status=result.status, entries=digest.entries,
                           stored=stored)
-
-    def _parse(self, feed: FeedConfig, result: FetchResult) -> ParsedFeed:
-        arguments = dict(url=result.url, content_type=result.content_type,
-                         content_location=result.content_location)
-        from .parse import parse_feed  # imported on the first changed body: a cycle of 304s never needs it
-
-        if self.parse_executor is None:
-            return parse_feed(result.body, **arguments)
-        return self.parse_executor.submit(parse_feed, result.body, **arguments).result()
 
     def _failed(self, feed: FeedConfig, error: MonitorError) -> FeedReport:
         now = self.clock()
@@ -249,7 +237,7 @@ class Monitor:
         parsed yet (a first poll: every entry is new). Started here, before the fetch
         threads, so that forking never copies a thread in the middle of something."""
         cores = os.cpu_count() or 1
-        if self.parse_executor is not None or cores < 2 or len(feeds) < POOL_MIN_FEEDS:
+        if cores < 2 or len(feeds) < POOL_MIN_FEEDS:
             return None
         urls = {feed.url for feed in feeds}
         if sum(1 for s in self.store.feed_states() if s.url in urls and s.body_hash is None) < (
@@ -394,13 +382,16 @@ def _init_worker(matcher: Any, db_path: str) -> None:
     _worker["reader"] = GuidReader(db_path)
 
 
-def _digest_in_worker(job: _Job) -> _Digest:
-    from .parse import parse_feed
+def _parse(job: _Job) -> ParsedFeed:
+    from .parse import parse_feed  # imported on the first changed body: a cycle of 304s never needs it
 
-    parsed = parse_feed(job.body, url=job.url, content_type=job.content_type,
-                        content_location=job.content_location)
+    return parse_feed(job.body, url=job.url, content_type=job.content_type,
+                      content_location=job.content_location)
+
+
+def _digest_in_worker(job: _Job) -> _Digest:
     reader: GuidReader = _worker["reader"]
-    return _digest(job, parsed, _worker["matcher"],
+    return _digest(job, _parse(job), _worker["matcher"],
                    lambda guids: reader.known_guids(job.feed_url, guids))
 
 
