@@ -222,7 +222,7 @@ class Bench:
                                       stdout=daemon_log, stderr=subprocess.STDOUT)
             interval = bench_config.seconds(self.args.interval)
             try:
-                time.sleep(count * 0.2 + 3)  # the daemon spreads its first polls 0.2 s apart
+                time.sleep(min(count * 0.2, 5) + 3)  # the daemon spreads its first polls over 5 s
                 live = self.update_feeds(farm, 99, chosen)
                 deadline = time.time() + interval * 1.1 + 15
                 while time.time() < deadline and len(receiver.arrivals) < len(live):
