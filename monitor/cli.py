@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -129,10 +130,24 @@ def run(obj: Context, once: bool) -> None:
     handler = setup_logging(obj.verbose, default=logging.INFO)
     config = obj.config
     handler.addFilter(RedactSecrets(config.secrets))
-    from .pipeline import Monitor
-
     log.info("config %s; database %s; %d feeds, %d storylines", config.source, config.database,
              len(config.feeds), len(config.storylines))
+    # Until the daemon's event loop takes SIGTERM over, it stops us like Ctrl-C: an open
+    # transaction rolls back and we exit 0, as a stop during start-up should.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        _run(obj, config, once)
+    except KeyboardInterrupt:
+        log.info("stopped")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run(obj: Context, config: MonitorConfig, once: bool) -> None:
+    from .pipeline import Monitor
+
     with obj.store() as store:
         monitor = Monitor(config, store)
         try:

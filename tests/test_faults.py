@@ -144,6 +144,8 @@ def test_sigkill_at_random_moments_loses_nothing_and_sends_nothing_twice(tmp_pat
                 pending = kit.rows("SELECT COUNT(*) AS n FROM alerts WHERE status != 'sent'")[0]["n"]
                 return guids <= stored and pending == 0
             assert wait_until(drained, timeout=60, interval=0.2), daemon.output()
+            # A stop before Python has even imported the monitor would be a plain SIGTERM death.
+            assert wait_until(lambda: "monitoring" in daemon.output(), timeout=30), daemon.output()
             assert daemon.stop() == 0, daemon.output()
         assert integrity_check(kit.db) == "ok"
 
