@@ -60,7 +60,7 @@ class InternalError(FeedError):
 class FeedReport:
     feed: str
     url: str
-    outcome: str  # "new" | "unchanged" | "not_modified" | "error" | "skipped"
+    outcome: str  # "new" | "unchanged" | "not_modified" | "error"
     status: int | None = None
     entries: int = 0
     stored: PollOutcome = field(default_factory=PollOutcome)
@@ -251,12 +251,6 @@ class Monitor:
         return pool
 
     # -- delivering
-
-    def channel(self, name: str) -> Channel:
-        for channel in self.channels:
-            if channel.name == name:
-                return channel
-        raise KeyError(name)
 
     def dispatch(self, channel: Channel, *, limit: int = 100) -> DispatchReport:
         """Deliver the channel's due alerts in order of creation until none is due,

@@ -994,25 +994,22 @@ class _PollBatch:
         rows = self.conn.execute(
             " UNION ALL ".join([per_key] * len(keys)),
             [value for key in keys for value in (key, low, high, CANDIDATES_PER_KEY)]).fetchall()
+        stored: dict[int, list[tuple[float, int]]] = {}
+        for key, row_published, story_id in rows:
+            stored.setdefault(key, []).append((row_published, story_id))
         shared: dict[int, int] = {}
-        if self.pending_keys:
-            stored: dict[int, list[tuple[float, int]]] = {}
-            for key, row_published, story_id in rows:
-                stored.setdefault(key, []).append((row_published, story_id))
-            for key in keys:
-                newest = stored.get(key, [])
-                pending = self._pending(key, low, high)
-                if pending:
-                    newest = sorted([*newest, *pending], reverse=True)[:CANDIDATES_PER_KEY]
-                for _published, story_id in newest:
-                    shared[story_id] = shared.get(story_id, 0) + 1
-        else:
-            for _key, _published, story_id in rows:
+        for key in keys:
+            newest = stored.get(key, [])
+            pending = self._pending(key, low, high)
+            if pending:
+                newest = sorted([*newest, *pending], reverse=True)[:CANDIDATES_PER_KEY]
+            for _published, story_id in newest:
                 shared[story_id] = shared.get(story_id, 0) + 1
         if not shared:
             return None
         candidates = sorted(shared, key=shared.__getitem__, reverse=True)[:MAX_CANDIDATES]
-        texts = dict(self.pending_shingles) if self.pending_shingles else {}
+        texts = {story_id: self.pending_shingles[story_id] for story_id in candidates
+                 if story_id in self.pending_shingles}
         wanted = [story_id for story_id in candidates if story_id not in texts]
         if wanted:
             for story_id, blob in self.conn.execute(
@@ -1112,12 +1109,3 @@ def _alert(row: dict[str, Any]) -> Alert:
         queued_at=_parse_time(row.get("queued_at")),
         status=row["status"], last_error=row["last_error"], payload=json.loads(row["payload"]),
     )
-
-
-@contextmanager
-def open_store(path: str | Path) -> Iterator[Store]:
-    store = Store(path)
-    try:
-        yield store
-    finally:
-        store.close()
