@@ -183,6 +183,12 @@ def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool,
     click.echo(tabulate(table, headers=list(headers or columns), tablefmt="simple"))
 
 
+def check_storyline(config: MonitorConfig, storyline: str) -> None:
+    if storyline not in {s.id for s in config.storylines}:
+        raise click.BadParameter(f"no storyline {storyline!r} in {config.source}",
+                                 param_hint="--storyline")
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return "-"
@@ -262,10 +268,8 @@ def matches(obj: Context, storyline: str | None, limit: int, as_json: bool) -> N
 
     Example: monitor matches --storyline cairo-talks --limit 5
     """
-    config = obj.config
-    if storyline is not None and storyline not in {s.id for s in config.storylines}:
-        raise click.BadParameter(f"no storyline {storyline!r} in {config.source}",
-                                 param_hint="--storyline")
+    if storyline is not None:
+        check_storyline(obj.config, storyline)
     with obj.store() as store:
         rows = store.matches(storyline=storyline, limit=limit)
     emit(rows, ["published", "storyline", "score", "alerted", "source", "title"], as_json)
@@ -384,9 +388,7 @@ def feedback(obj: Context, item: str, verdict: str, storyline: str, as_json: boo
 
     Example: monitor feedback 42 --storyline captive-releases wrong
     """
-    if storyline not in {s.id for s in obj.config.storylines}:
-        raise click.BadParameter(f"no storyline {storyline!r} in {obj.config.source}",
-                                 param_hint="--storyline")
+    check_storyline(obj.config, storyline)
     with obj.store() as store:
         try:
             result = store.record_feedback(item, storyline, right=verdict == "right",
