@@ -50,6 +50,7 @@ from .config import DEFAULT_USER_AGENT, ChannelConfig
 from .errors import ChannelGone, ConfigError, DeliveryPermanent, DeliveryRetryable
 from .fetch import parse_retry_after  # one parser of Retry-After for feeds and receivers
 from .models import Alert
+from .payload import FEED_DOWN, FEED_RECOVERED
 
 if TYPE_CHECKING:  # smtplib and email are imported by the email channel when it sends
     import smtplib
@@ -211,8 +212,7 @@ def _kind(alert: Alert) -> str:
     kind = alert.payload.get("type") if isinstance(alert.payload, dict) else None
     if isinstance(kind, str) and kind:
         return kind
-    return {"match": "storyline.match", "feed_down": "feed.down",
-            "feed_recovered": "feed.recovered"}.get(alert.kind, alert.kind)
+    return alert.kind  # the store writes the same type into the row
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -239,9 +239,9 @@ def subject_of(alert: Alert) -> str:
     """``[<storyline name>] <headline>``, ``[feed down] <feed name>`` or ``[feed recovered] <name>``."""
     data = _data(alert)
     kind = _kind(alert)
-    if kind in ("feed.down", "feed.recovered"):
+    if kind in (FEED_DOWN, FEED_RECOVERED):
         feed = _dict(data.get("feed"))
-        label = "feed down" if kind == "feed.down" else "feed recovered"
+        label = "feed down" if kind == FEED_DOWN else "feed recovered"
         return _one_line(f"[{label}] {feed.get('name') or feed.get('url') or '?'}", 250)
     storyline = _dict(data.get("storyline"))
     item = _dict(data.get("item"))
@@ -358,13 +358,13 @@ def _text_part(alert: Alert) -> str:
     data = _data(alert)
     kind = _kind(alert)
     lines: list[str] = []
-    if kind in ("feed.down", "feed.recovered"):
+    if kind in (FEED_DOWN, FEED_RECOVERED):
         feed = _dict(data.get("feed"))
-        state = "is failing" if kind == "feed.down" else "works again"
+        state = "is failing" if kind == FEED_DOWN else "works again"
         lines.append(f"The feed {feed.get('name') or '?'} {state}.")
         lines.append("")
         lines.append(f"URL: {feed.get('url') or ''}")
-        if kind == "feed.down":
+        if kind == FEED_DOWN:
             lines.append(f"Consecutive errors: {data.get('consecutive_errors', '?')}")
             if data.get("last_error"):
                 lines.append(f"Last error: {data.get('last_error')}")
@@ -414,12 +414,12 @@ def _html_part(alert: Alert) -> str:
     kind = _kind(alert)
     e = html.escape
     rows: list[str] = []
-    if kind in ("feed.down", "feed.recovered"):
+    if kind in (FEED_DOWN, FEED_RECOVERED):
         feed = _dict(data.get("feed"))
-        state = "is failing" if kind == "feed.down" else "works again"
+        state = "is failing" if kind == FEED_DOWN else "works again"
         rows.append(f"<p>The feed <b>{e(str(feed.get('name') or '?'))}</b> {state}.</p><ul>")
         rows.append(f"<li>URL: {_a(feed.get('url'), feed.get('url'))}</li>")
-        if kind == "feed.down":
+        if kind == FEED_DOWN:
             rows.append(f"<li>Consecutive errors: {e(str(data.get('consecutive_errors', '?')))}</li>")
             if data.get("last_error"):
                 rows.append(f"<li>Last error: {e(str(data.get('last_error')))}</li>")
@@ -643,8 +643,8 @@ class AppriseChannel:
         title = subject_of(alert)
         body = _text_part(alert)
         kind = _kind(alert)
-        notify_type = (self._apprise.NotifyType.FAILURE if kind == "feed.down"
-                       else self._apprise.NotifyType.SUCCESS if kind == "feed.recovered"
+        notify_type = (self._apprise.NotifyType.FAILURE if kind == FEED_DOWN
+                       else self._apprise.NotifyType.SUCCESS if kind == FEED_RECOVERED
                        else self._apprise.NotifyType.INFO)
         with self._lock:
             done = set(self._done.get(alert.uid, set()))
@@ -690,9 +690,9 @@ def console_line(alert: Alert) -> str:
     """
     data = _data(alert)
     kind = _kind(alert)
-    if kind in ("feed.down", "feed.recovered"):
+    if kind in (FEED_DOWN, FEED_RECOVERED):
         feed = _dict(data.get("feed"))
-        if kind == "feed.down":
+        if kind == FEED_DOWN:
             line = (f"FEED DOWN [{_one_line(feed.get('name'))}] {_one_line(feed.get('url'))} "
                     f"— {_one_line(data.get('consecutive_errors'))} consecutive errors")
             if data.get("last_error"):

@@ -109,7 +109,7 @@ class Alert:
     id: int
     uid: str  # stable across retries: the webhook-id
     channel: str
-    kind: str  # "match" | "feed_down" | "feed_recovered"
+    kind: str  # payload.MATCH | payload.FEED_DOWN | payload.FEED_RECOVERED
     storyline_id: str | None
     story_id: int | None
     created_at: datetime
