@@ -22,7 +22,9 @@ than 5 letters, fuzzily: the Indel similarity (``rapidfuzz.fuzz.ratio``) of the 
 ``translit`` (final h, doubled letters, e/a and o/u) >= ``threshold``, so that Haniyeh / Haniyah /
 Haniya and al-Hayya / al-Hayyah match while "hostage deal" never matches "hostages in".
 Terms of 5 letters or fewer match exactly only: "Cairo" never matches "Carlo", "truce" never
-"trucker". Fuzzy results are cached per key, so a stream pays rapidfuzz once per new word.
+"trucker". Fuzzy results are cached per key, so a stream pays rapidfuzz once per new word; an n-gram
+is only extended while some term key goes on from it or a fuzzy bucket holds keys that long, and
+words no term can start with are skipped (most words of a text).
 
 The score of a match: the mean over its groups of the best hit's score, each weighted by its field
 (title 1.0, summary ``1 / title_weight``), times 1.0 when all groups meet in one sentence, 0.9
@@ -213,6 +215,10 @@ def _hit_dict(hit: TermHit) -> dict[str, Any]:
 _ALL, _ANY, _NONE, _NOT_NEAR = 0, 1, 2, 3
 
 
+# A word of the text: (folded, stemmed, fuzzy initial, live, position in its field, sentence, where)
+_Token = tuple[str, str, str, bool, int, int, re.Match[str]]
+
+
 @dataclass
 class _Occurrence:
     """A term found in the text."""
@@ -250,15 +256,17 @@ class Matcher:
         # (words in the n-gram, initial) -> (translit keys, term ids); a term of w words is compared with
         # n-grams of w - 1 and w words (al-Hayya / Alhayyah); "cease fire" = "ceasefire" is exact anyway
         self._fuzzy_keys: dict[tuple[int, str], tuple[list[str], list[int]]] = {}
-        self._fuzzy_lengths: dict[int, tuple[int, int]] = {}  # n -> key lengths worth comparing
         self._term_keys: list[str] = []
         self._uses: list[list[tuple[int, int]]] = []  # term id -> [(storyline index, slot index)]
         self._min_threshold = 100.0
         self._max_words = 1
         self._cache: dict[tuple[int, str], tuple[tuple[int, float], ...]] = {}
-        self._word_cache: dict[str, tuple[str, str, str, str]] = {}
-        self._starts: set[str] = set()  # first two letters of every exact key
-        self._fuzzy_starts: set[str] = set()  # the fuzzy buckets
+        self._word_cache: dict[str, tuple[str, str, str, bool]] = {}
+        self._prefixes: set[str] = set()  # every prefix of every exact key: where an n-gram can go on
+        # fuzzy bucket initial -> n -> (shortest, longest) key of an n-gram worth comparing
+        self._fuzzy_reach: dict[str, dict[int, tuple[float, float]]] = {}
+        # fuzzy bucket initial -> [n] -> the longest key of more than n words worth comparing
+        self._fuzzy_onward: dict[str, list[float]] = {}
         for index, config in enumerate(self.storylines):
             line = _Storyline(config, summary_weight=1.0 / max(getattr(config, "title_weight", 1.25), 1.0))
             slots: list[tuple[str, tuple[str, ...]]] = [(f"all[{j}]", g) for j, g in enumerate(config.all)]
@@ -274,6 +282,18 @@ class Matcher:
                     self._uses[self._add_term(term)].append((index, slot))
             self._min_threshold = min(self._min_threshold, float(config.threshold))
             self._lines.append(line)
+        # ratio = 2 * LCS / (a + b) >= t needs a * t / (2 - t) <= b <= a * (2 - t) / t; plus 2 letters
+        # that translit may remove (a final h, doubled letters)
+        t = max(self._min_threshold, 1.0) / 100.0
+        shrink, grow = t / (2 - t), (2 - t) / t
+        for reach in self._fuzzy_reach.values():
+            lengths = {n: (low * shrink - 2, high * grow + 2) for n, (low, high) in reach.items()}
+            reach.clear()
+            reach.update(lengths)
+        for initial, reach in self._fuzzy_reach.items():
+            self._fuzzy_onward[initial] = [
+                max((high for m, (_low, high) in reach.items() if m > n), default=0)
+                for n in range(self._max_words + 1)]
 
     def _add_term(self, term: str) -> int:
         if term in self._term_ids:
@@ -285,25 +305,24 @@ class Matcher:
         key = term_key(term)
         self._term_keys.append(key)
         self._exact.setdefault(key, []).append(term_id)
-        self._starts.add(key[:2])
+        self._prefixes.update(key[:end] for end in range(1, len(key)))
         words = len(_words(term))
         self._max_words = max(self._max_words, min(words + 1, 5))
         letters = sum(len(fold_word(w)) for w in _words(term))
         if letters > SHORT_TERM and key:
             for n in range(max(1, words - 1), words + 1):
                 keys, ids = self._fuzzy_keys.setdefault((n, _initial(key)), ([], []))
-                self._fuzzy_starts.add(_initial(key))
                 keys.append(translit(key))
                 ids.append(term_id)
-                low, high = self._fuzzy_lengths.get(n, (len(key), len(key)))
-                self._fuzzy_lengths[n] = (min(low, len(key)), max(high, len(key)))
+                reach = self._fuzzy_reach.setdefault(_initial(key), {})
+                low, high = reach.get(n, (len(key), len(key)))
+                reach[n] = (min(low, len(key)), max(high, len(key)))
         return term_id
 
     # -- text
 
-    def _tokens(self, text: str, field_name: str, sentence: int,
-                out: list[tuple[str, str, str, int, int, int, int, str, str]]) -> int:
-        """Append (folded, stemmed, field, position, sentence, start, end) for each word of ``text``."""
+    def _tokens(self, text: str, sentence: int, out: list[_Token]) -> int:
+        """Append a ``_Token`` for each word of ``text``; returns the next sentence number."""
         position = 0
         cache = self._word_cache
         dateline = _DATELINE.match(text)
@@ -315,12 +334,17 @@ class Matcher:
             entry = cache.get(word)
             if entry is None:
                 folded = fold_word(word)
-                entry = (folded, stem(folded), folded[:2], _initial(folded))
+                stemmed = stem(folded)
+                initial = _initial(folded)
+                # Can an n-gram that starts with this word match a term? Most words cannot: they are
+                # skipped at once. One-letter words pick their fuzzy bucket from the whole n-gram.
+                live = (stemmed in self._exact or folded in self._prefixes or len(folded) == 1
+                        or initial in self._fuzzy_reach)
+                entry = (folded, stemmed, initial, live)
                 if len(cache) >= _MAX_CACHE:
                     cache.clear()
                 cache[word] = entry
-            out.append((entry[0], entry[1], field_name, position, sentence, found.start(), found.end(),
-                        entry[2], entry[3]))
+            out.append((*entry, position, sentence, found))
             position += 1
         return sentence + 1
 
@@ -345,48 +369,58 @@ class Matcher:
 
     def _scan(self, title: str, summary: str) -> dict[int, list[_Occurrence]]:
         """Every term found in the text: term id -> occurrences."""
-        tokens: list[tuple[str, str, str, int, int, int, int, str, str]] = []
-        sentence = self._tokens(title, "title", 0, tokens)
-        self._tokens(summary, "summary", sentence, tokens)
+        tokens: list[_Token] = []
+        sentence = self._tokens(title, 0, tokens)
+        summary_tokens: list[_Token] = []
+        self._tokens(summary, sentence, summary_tokens)
         found: dict[int, list[_Occurrence]] = {}
-        exact = self._exact
+        self._scan_field(tokens, "title", title, found)
+        self._scan_field(summary_tokens, "summary", summary, found)
+        return found
+
+    def _scan_field(self, tokens: list[_Token], field_name: str, text: str,
+                    found: dict[int, list[_Occurrence]]) -> None:
+        exact, prefixes, buckets = self._exact, self._prefixes, self._fuzzy_keys
+        reaches, onwards, fuzzy_cache = self._fuzzy_reach, self._fuzzy_onward, self._cache
         count = len(tokens)
-        texts = {"title": title, "summary": summary}
-        lengths = self._fuzzy_lengths
-        # ratio = 2 * LCS / (a + b) >= t needs a * t / (2 - t) <= b <= a * (2 - t) / t; plus 2 letters
-        # that translit may remove (a final h, doubled letters)
-        t = max(self._min_threshold, 1.0) / 100.0
-        shrink, grow = t / (2 - t), (2 - t) / t
-        starts, fuzzy_starts, buckets = self._starts, self._fuzzy_starts, self._fuzzy_keys
+        max_words = self._max_words
         for i in range(count):
-            folded, _stemmed, field_name, position, sentence_, start, _end, head, initial = tokens[i]
-            # every key starting here begins with this word: skip words no term can start with
-            if len(folded) > 1 and head not in starts and initial not in fuzzy_starts:
+            folded, _stemmed, initial, live, position, sentence, first = tokens[i]
+            if not live:
                 continue
+            single = len(folded) == 1
+            reach = None if single else reaches.get(initial)
+            onward = None if reach is None else onwards[initial]
             prefix = ""
             best: dict[int, tuple[float, str]] = {}  # per start word: the best n-gram for each term
-            for n in range(1, self._max_words + 1):
-                j = i + n - 1
-                if j >= count or tokens[j][2] != field_name:
+            for j in range(i, min(count, i + max_words)):
+                n = j - i + 1
+                token = tokens[j]
+                key = prefix + token[1]
+                prefix += token[0]
+                ids = exact.get(key)
+                fuzzy: tuple[tuple[int, float], ...] | None = None
+                if single:
+                    initial = _initial(key)
+                    reach = reaches.get(initial)
+                if reach is not None and len(key) > 3:
+                    bounds = reach.get(n)
+                    if bounds is not None and bounds[0] <= len(key) <= bounds[1]:
+                        fuzzy = fuzzy_cache.get((n, key))
+                        if fuzzy is None:
+                            fuzzy = self._fuzzy(n, key, buckets[(n, initial)])
+                if ids or fuzzy:
+                    surface = text[first.start():token[6].end()]
+                    for term_id, score in [(t, 100.0) for t in ids or ()] + list(fuzzy or ()):
+                        if term_id not in best or score > best[term_id][0]:
+                            best[term_id] = (score, surface)
+                # go on while a longer n-gram can still match: some key goes on from this prefix, or
+                # a fuzzy bucket holds keys of more words long enough
+                if not single and prefix not in prefixes and (onward is None or len(prefix) >= onward[n]):
                     break
-                key = prefix + tokens[j][1]
-                prefix += tokens[j][0]
-                hits: list[tuple[int, float]] = [(t, 100.0) for t in exact.get(key, ())]
-                bucket = buckets.get((n, initial if len(folded) > 1 else _initial(key)))
-                if bucket is not None and len(key) > 3:
-                    bounds = lengths[n]
-                    if bounds[0] * shrink - 2 <= len(key) <= bounds[1] * grow + 2:
-                        hits.extend(self._fuzzy(n, key, bucket))
-                if not hits:
-                    continue
-                surface = texts[field_name][start:tokens[j][6]]
-                for term_id, score in hits:
-                    if term_id not in best or score > best[term_id][0]:
-                        best[term_id] = (score, surface)
             for term_id, (score, surface) in best.items():
-                found.setdefault(term_id, []).append(
-                    _Occurrence(field_name, position, sentence_, surface, score))
-        return found
+                occurrence = _Occurrence(field_name, position, sentence, surface, score)
+                found.setdefault(term_id, []).append(occurrence)
 
     # -- decisions
 
