@@ -26,6 +26,7 @@ thread pool (``fetch`` is thread-safe). Each fetch:
 from __future__ import annotations
 
 import email.utils
+import functools
 import heapq
 import logging
 import math
@@ -374,6 +375,7 @@ class _Decoder:
                 data = rest
 
 
+@functools.lru_cache(maxsize=4096)  # the same feed URLs every cycle; httpx.URL is immutable
 def _http_url(url: str) -> httpx.URL:
     try:
         parsed = httpx.URL(url.strip())
