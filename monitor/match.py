@@ -215,8 +215,9 @@ def _hit_dict(hit: TermHit) -> dict[str, Any]:
 _ALL, _ANY, _NONE, _NOT_NEAR = 0, 1, 2, 3
 
 
-# A word of the text: (folded, stemmed, fuzzy initial, live, position in its field, sentence, where)
-_Token = tuple[str, str, str, bool, int, int, re.Match[str]]
+# A word of the text: (folded, stemmed, fuzzy initial, live, position in its field, sentence,
+# index among the field's regex matches)
+_Token = tuple[str, str, str, bool, int, int, int]
 
 
 @dataclass
@@ -321,13 +322,14 @@ class Matcher:
 
     # -- text
 
-    def _tokens(self, text: str, sentence: int, out: list[_Token]) -> int:
-        """Append a ``_Token`` for each word of ``text``; returns the next sentence number."""
+    def _tokens(self, text: str, sentence: int, out: list[_Token]) -> tuple[int, int]:
+        """Append a ``_Token`` for each word of ``text``; returns the next sentence number and
+        where the words start (after a dateline)."""
         position = 0
         cache = self._word_cache
         dateline = _DATELINE.match(text)
-        for found in _WORD.finditer(text, dateline.end() if dateline else 0):
-            word = found.group(0)
+        start = dateline.end() if dateline else 0
+        for index, word in enumerate(_WORD.findall(text, start)):
             if not word[0].isalnum():
                 sentence += 1
                 continue
@@ -344,9 +346,9 @@ class Matcher:
                 if len(cache) >= _MAX_CACHE:
                     cache.clear()
                 cache[word] = entry
-            out.append((*entry, position, sentence, found))
+            out.append((*entry, position, sentence, index))
             position += 1
-        return sentence + 1
+        return sentence + 1, start
 
     def _fuzzy(self, n: int, key: str, bucket: tuple[list[str], list[int]]) -> tuple[tuple[int, float], ...]:
         """Fuzzy matches of the key of an n-gram of ``n`` words (cached)."""
@@ -370,20 +372,21 @@ class Matcher:
     def _scan(self, title: str, summary: str) -> dict[int, list[_Occurrence]]:
         """Every term found in the text: term id -> occurrences."""
         tokens: list[_Token] = []
-        sentence = self._tokens(title, 0, tokens)
+        sentence, title_start = self._tokens(title, 0, tokens)
         summary_tokens: list[_Token] = []
-        self._tokens(summary, sentence, summary_tokens)
+        _sentence, summary_start = self._tokens(summary, sentence, summary_tokens)
         found: dict[int, list[_Occurrence]] = {}
-        self._scan_field(tokens, "title", title, found)
-        self._scan_field(summary_tokens, "summary", summary, found)
+        self._scan_field(tokens, "title", title, title_start, found)
+        self._scan_field(summary_tokens, "summary", summary, summary_start, found)
         return found
 
-    def _scan_field(self, tokens: list[_Token], field_name: str, text: str,
+    def _scan_field(self, tokens: list[_Token], field_name: str, text: str, text_start: int,
                     found: dict[int, list[_Occurrence]]) -> None:
         exact, prefixes, buckets = self._exact, self._prefixes, self._fuzzy_keys
         reaches, onwards, fuzzy_cache = self._fuzzy_reach, self._fuzzy_onward, self._cache
         count = len(tokens)
         max_words = self._max_words
+        spans: list[tuple[int, int]] | None = None  # of the words, found again when a term is found
         for i in range(count):
             folded, _stemmed, initial, live, position, sentence, first = tokens[i]
             if not live:
@@ -410,7 +413,9 @@ class Matcher:
                         if fuzzy is None:
                             fuzzy = self._fuzzy(n, key, buckets[(n, initial)])
                 if ids or fuzzy:
-                    surface = text[first.start():token[6].end()]
+                    if spans is None:
+                        spans = [m.span() for m in _WORD.finditer(text, text_start)]
+                    surface = text[spans[first][0]:spans[token[6]][1]]
                     for term_id, score in [(t, 100.0) for t in ids or ()] + list(fuzzy or ()):
                         if term_id not in best or score > best[term_id][0]:
                             best[term_id] = (score, surface)
