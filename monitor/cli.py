@@ -331,6 +331,10 @@ def check(obj: Context, text: str, summary: str, as_json: bool) -> None:
                    "part, and trained on the tune part, tested on the held-out part.")
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 20),
               help="Folds for --learned.")
+@click.option("--skip-unsure", is_flag=True,
+              help="Leave labels marked \"unsure\" (borderline under the rubric) out of the scoring and "
+                   "the error list, as TDT left out borderline judgements; the report says how many. "
+                   "Default: every label is scored. --learned still trains on them.")
 @click.option("--from-db", is_flag=True,
               help="Decide with the models the daemon trains from the database's examples "
                    "(storylines with learned = true): what `monitor run` would record. Not a fair "
@@ -338,10 +342,12 @@ def check(obj: Context, text: str, summary: str, as_json: bool) -> None:
 @pass_context
 @fails_cleanly
 def eval_command(obj: Context, labels: str, items_path: str, as_json: bool, errors: bool,
-                 learned: bool, folds: int, from_db: bool) -> None:
+                 learned: bool, folds: int, from_db: bool, skip_unsure: bool) -> None:
     """Measure the storylines on labelled items: precision, recall, F1 and C_det.
 
     Example: monitor eval ../shared/data/labels/dev.jsonl --items ../shared/data/news/items.jsonl --learned
+
+    Labels marked "unsure" are scored like the others unless --skip-unsure leaves them out.
     """
     from .evaluate import evaluate, evaluate_learned, load_items, load_labels
     from .match import Matcher
@@ -356,9 +362,9 @@ def eval_command(obj: Context, labels: str, items_path: str, as_json: bool, erro
         with obj.store() as store:
             models = learned_models(obj.config, store, matcher)
         decider = LearnedMatcher(matcher, models)
-    report = evaluate(decider, label_rows, items)
+    report = evaluate(decider, label_rows, items, skip_unsure=skip_unsure)
     if learned:
-        report.learned = evaluate_learned(matcher, label_rows, items, k=folds)
+        report.learned = evaluate_learned(matcher, label_rows, items, k=folds, skip_unsure=skip_unsure)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:

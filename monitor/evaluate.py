@@ -8,6 +8,11 @@ The labelled set is split for honest tuning: an item is *held out* when
 ``int(sha1(id).hexdigest(), 16) % 5 == 0`` (about a fifth). Tune on the rest, look at the held-out
 numbers, never at the held-out errors. Every metric is reported for ``tune``, ``held-out`` and ``all``.
 
+Labels marked ``"unsure": true`` (borderline under the rubric) are scored like any other by default.
+With ``skip_unsure`` (``monitor eval --skip-unsure``) they are left out of the scoring and of the error
+list, as TDT evaluations left out their borderline ("BRIEF") judgements; the report says how many were
+left out of each part. The learned layer still trains on them: only the scoring changes.
+
 The detection cost is the TDT normalised cost with C_miss = 1, C_fa = 0.1, P_target = 0.02:
 ``C_det = P_miss + 0.1 * 0.98 / (1 * 0.02) * P_fa = P_miss + 4.9 * P_fa``.
 """
@@ -197,6 +202,7 @@ class EvalReport:
     seconds: float = 0.0  # time spent matching
     predicted: dict[str, list[str]] = field(default_factory=dict)  # storyline -> ids it matched
     learned: LearnedReport | None = None  # ``monitor eval --learned``
+    unsure_left_out: dict[str, int] | None = None  # part -> unsure items not scored (``skip_unsure``)
 
     def render(self, errors: bool = False) -> str:
         head = (f"{'storyline':<18} {'part':<8} {'items':>5} {'pos':>4} {'TP':>4} {'FP':>4} {'FN':>4} "
@@ -213,6 +219,8 @@ class EvalReport:
         lines.append("")
         lines.append(f"held-out: id-hash fifth (sha1(id) % 5 == 0); C_det = P_miss + 4.9 * P_fa; "
                      f"{total} items matched in {self.seconds:.2f}s ({rate:,.0f} items/s)")
+        if self.unsure_left_out is not None:
+            lines.append(_unsure_line(self.unsure_left_out))
         if self.unlabelled:
             lines.append("not evaluated (no labels): " + ", ".join(self.unlabelled))
         if errors:
@@ -235,6 +243,7 @@ class EvalReport:
             "errors": [e.to_dict() for e in self.errors],
             "seconds": round(self.seconds, 4),
             "predicted": {s: sorted(ids) for s, ids in self.predicted.items()},
+            **({"unsure_left_out": dict(self.unsure_left_out)} if self.unsure_left_out is not None else {}),
             **({"learned": self.learned.to_dict()} if self.learned else {}),
         }
 
@@ -242,9 +251,15 @@ class EvalReport:
 # --------------------------------------------------------------------------- evaluation
 
 
+def _unsure_line(left_out: dict[str, int]) -> str:
+    return (f"unsure labels left out of the scoring (--skip-unsure): {left_out.get('all', 0)} items "
+            f"({left_out.get('tune', 0)} tune, {left_out.get('held-out', 0)} held-out)")
+
+
 def evaluate(matcher: Matcher, labels: Sequence[dict[str, Any]], items: dict[str, dict[str, Any]], *,
-             normalise: Callable[[str], str] = html_to_text) -> EvalReport:
-    """Run ``matcher`` over the labelled items and count, per storyline and part."""
+             normalise: Callable[[str], str] = html_to_text, skip_unsure: bool = False) -> EvalReport:
+    """Run ``matcher`` over the labelled items and count, per storyline and part; with
+    ``skip_unsure``, items labelled ``unsure`` are not scored (``EvalReport.unsure_left_out``)."""
     configured = [s.id for s in matcher.storylines]
     labelled = {s for label in labels for s in label["storylines"]}
     storylines = tuple(s for s in configured if s in labelled)
@@ -257,14 +272,19 @@ def evaluate(matcher: Matcher, labels: Sequence[dict[str, Any]], items: dict[str
     errors: list[ErrorCase] = []
     seconds = 0.0
     predicted_ids: dict[str, list[str]] = {s: [] for s in storylines}
+    left_out = dict.fromkeys(PARTS, 0) if skip_unsure else None
     for label in labels:
+        part = "held-out" if held_out(label["id"]) else "tune"
+        if left_out is not None and label["unsure"]:
+            left_out[part] += 1
+            left_out["all"] += 1
+            continue
         item = items[label["id"]]
         title = normalise(item.get("title") or "")
         summary = normalise(item.get("summary") or "")
         started = time.perf_counter()
         found = {m.storyline_id for m in matcher.match(title, summary)}
         seconds += time.perf_counter() - started
-        part = "held-out" if held_out(label["id"]) else "tune"
         sizes[part] += 1
         sizes["all"] += 1
         truth = set(label["storylines"])
@@ -288,13 +308,15 @@ def evaluate(matcher: Matcher, labels: Sequence[dict[str, Any]], items: dict[str
                     explanations = {e.storyline_id: e for e in matcher.explain(title, summary)}
                 errors.append(ErrorCase(part, storyline, "false positive" if predicted else "miss",
                                         label["id"], title, explanations[storyline].render()))
-    return EvalReport(storylines, counts, sizes, errors, unlabelled, seconds, predicted_ids)
+    return EvalReport(storylines, counts, sizes, errors, unlabelled, seconds, predicted_ids,
+                      unsure_left_out=left_out)
 
 
 def run_eval(storylines: Sequence[StorylineConfig], labels_path: str | Path,
-             items_path: str | Path) -> EvalReport:
+             items_path: str | Path, *, skip_unsure: bool = False) -> EvalReport:
     """What ``monitor eval LABELS --items ITEMS`` prints: load both files, match, count."""
-    return evaluate(Matcher(storylines), load_labels(labels_path), load_items(items_path))
+    return evaluate(Matcher(storylines), load_labels(labels_path), load_items(items_path),
+                    skip_unsure=skip_unsure)
 
 
 # --------------------------------------------------------------------------- the learned layer
@@ -321,6 +343,7 @@ class LearnedReport:
     left_out: int  # tune items sharing a headline with a held-out item, not trained on
     seconds: float = 0.0
     predicted: dict[str, list[str]] = field(default_factory=dict)  # held-out ids the model matched
+    unsure_left_out: dict[str, int] | None = None  # part -> unsure items not scored (still trained on)
 
     def render(self) -> str:
         head = (f"{'storyline':<18} {'method':<8} {'part':<8} {'pos':>4} {'TP':>4} {'FP':>4} "
@@ -340,6 +363,8 @@ class LearnedReport:
         lines.append(f"folds: {self.k}, by sha1(id) // 5 % {self.k}, items with the same headline in "
                      f"one fold; {self.left_out} tune item(s) sharing a headline with a held-out item "
                      "left out of training")
+        if self.unsure_left_out is not None:
+            lines.append(_unsure_line(self.unsure_left_out) + "; still trained on")
         lines.append("thresholds (trained on tune): " + ", ".join(
             f"{s} {t:.2f}" for s, t in self.thresholds.items()) + f"; {self.seconds:.1f}s")
         return "\n".join(lines)
@@ -352,6 +377,7 @@ class LearnedReport:
             "thresholds": dict(self.thresholds), "folds": self.k, "left_out": self.left_out,
             "predicted_held_out": {s: sorted(ids) for s, ids in self.predicted.items()},
             "seconds": round(self.seconds, 2),
+            **({"unsure_left_out": dict(self.unsure_left_out)} if self.unsure_left_out is not None else {}),
         }
 
 
@@ -368,9 +394,11 @@ def _count(counts: Counts, predicted: bool, actual: bool) -> None:
 
 def evaluate_learned(matcher: Matcher, labels: Sequence[dict[str, Any]],
                      items: dict[str, dict[str, Any]], *, k: int = 5,
-                     normalise: Callable[[str], str] = html_to_text) -> LearnedReport:
+                     normalise: Callable[[str], str] = html_to_text,
+                     skip_unsure: bool = False) -> LearnedReport:
     """The learned layer measured honestly next to the rules, per storyline: nested k-fold CV
-    over the tune part, and trained on the tune part then tested on the held-out part."""
+    over the tune part, and trained on the tune part then tested on the held-out part. With
+    ``skip_unsure``, items labelled ``unsure`` are trained on as usual but not scored."""
     from .learn import _headline, cross_val_scores, examples_for, fit, folds
 
     started = time.perf_counter()
@@ -381,6 +409,11 @@ def evaluate_learned(matcher: Matcher, labels: Sequence[dict[str, Any]],
     if missing:
         raise DataError(f"{len(missing)} labelled id(s) not found in the items, e.g. {missing[0]!r}")
     rows = []
+    unsure = {label["id"] for label in labels if label["unsure"]} if skip_unsure else set()
+    left_out_unsure = None
+    if skip_unsure:
+        left_out_unsure = {"tune": sum(1 for i in unsure if not held_out(i)),
+                           "held-out": sum(1 for i in unsure if held_out(i)), "all": len(unsure)}
     for label in labels:
         item = items[label["id"]]
         truth = set(label["storylines"])
@@ -397,10 +430,13 @@ def evaluate_learned(matcher: Matcher, labels: Sequence[dict[str, Any]],
         test = [e for e in found if held_out(e.key)]
         for part, part_examples in (("tune", tune), ("held-out", test)):
             for e in part_examples:
-                _count(counts[("rules", part)][storyline], e.explanation.matched, e.label)
+                if e.key not in unsure:
+                    _count(counts[("rules", part)][storyline], e.explanation.matched, e.label)
         # nested CV: each outer fold's model is fitted (threshold by inner CV) on the other folds
         scores, models = cross_val_scores(tune, k=k, fitter=lambda training: fit(training, k=k))
         for e, score, fold in zip(tune, scores, folds(tune, k), strict=True):
+            if e.key in unsure:
+                continue
             _count(counts[("learned", "tune-cv")][storyline], score >= models[fold].threshold, e.label)
         test_heads = {_headline(e.title) for e in test}
         training = [e for e in tune if _headline(e.title) not in test_heads]
@@ -410,8 +446,9 @@ def evaluate_learned(matcher: Matcher, labels: Sequence[dict[str, Any]],
         predicted[storyline] = []
         for e in test:
             decided = model.decide(e.title, e.summary, e.explanation)
-            _count(counts[("learned", "held-out")][storyline], decided, e.label)
+            if e.key not in unsure:
+                _count(counts[("learned", "held-out")][storyline], decided, e.label)
             if decided:
                 predicted[storyline].append(e.key)
     return LearnedReport(storylines, counts, thresholds, k, left_out,
-                         time.perf_counter() - started, predicted)
+                         time.perf_counter() - started, predicted, left_out_unsure)

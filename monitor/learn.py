@@ -9,7 +9,8 @@ Features of one item for one storyline (names are readable; ``Model.explain`` li
 
 * from the rule explanation: ``rule:matched``, ``rule:score``, ``rule:vetoed``, ``rule:missing``,
   ``rule:near-failed``; per group (``all[0]``, ``all[1]``, ``any``): ``<group>:hit``, its best
-  fuzzy score, ``<group>:title`` (a hit in the title), ``<group>:dropped`` (a hit discarded by a
+  fuzzy score, ``<group>:title`` (a hit in the title), ``<group>~released`` (the words it hit as
+  written, unstemmed: "released" is not "release"), ``<group>:dropped`` (a hit discarded by a
   ``not_near`` context word), and which term hit (``<group>=ceasefire``); ``dropped-by=calls``,
   ``veto=Hezbollah``; proximity of the first two groups (``gap<=3``, ``gap<=8``, ``gap>8``,
   ``gap:fields``);
@@ -52,7 +53,7 @@ MAX_POSITIVE_WEIGHT = 4.0
 L2 = 1e-3
 EPOCHS = 12
 LEARNING_RATE = 0.3
-TEXT_WEIGHT = 0.5  # scales every word feature (the rule features have value ~1)
+TEXT_WEIGHT = 0.25  # scales every word feature (the rule features have value ~1); chosen by CV on tune
 SETTLED = 0.02  # SGD skips examples whose error is below this (the speed of later epochs)
 MIN_EXAMPLES = 2  # per class: below this a storyline keeps its rules
 FORMAT = "ceasefire-monitor/learned-model/1"
@@ -93,6 +94,8 @@ def features(title: str, summary: str, explanation: Explanation) -> dict[str, fl
                 out[f"{name}:title"] = 1.0
             for hit in group.hits:
                 out[f"{name}={hit.term.lower()}"] = 1.0
+                # the words as written: "released" (it happened) is not "release" (it may)
+                out[f"{name}~{'_'.join(fold_word(w) for w in _WORD.findall(hit.found))}"] = 1.0
         else:
             missing += 1
         if group.discarded:

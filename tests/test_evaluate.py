@@ -164,3 +164,46 @@ def test_missing_file_and_missing_item(tmp_path):
     labels = [{"id": "zz", "storylines": ["t"], "unsure": False}]
     with pytest.raises(DataError, match="not found in the items"):
         evaluate(Matcher(PLAIN), labels, {})
+
+
+def test_skip_unsure_leaves_unsure_labels_out_of_the_scoring_only_when_asked(tmp_path):
+    items = tmp_path / "items.jsonl"
+    labels = tmp_path / "labels.jsonl"
+    rows = [("a", "UN votes for a truce", [], True),  # matched, labelled no, unsure: a false positive
+            ("b", "Truce talks resume", ["t"], False),  # a sure hit
+            ("c", "Mediators meet again", ["t"], True),  # labelled yes, unsure, not matched: a miss
+            ("d", "Weather in Gaza", [], False)]
+    items.write_text("".join(json.dumps({"id": i, "title": t, "summary": ""}) + "\n"
+                             for i, t, _s, _u in rows))
+    labels.write_text("".join(json.dumps({"id": i, "storylines": s, "unsure": u}) + "\n"
+                              for i, _t, s, u in rows))
+    storylines = [StorylineConfig("t", "T", all=(("truce",),))]
+
+    scored = run_eval(storylines, labels, items)
+    c = scored.counts["all"]["t"]
+    assert (c.tp, c.fp, c.fn, c.tn) == (1, 1, 1, 1)
+    assert scored.sizes["all"] == 4 and scored.unsure_left_out is None
+    assert {e.item_id for e in scored.errors} == {"a", "c"}
+    assert "unsure" not in scored.render()
+
+    skipped = run_eval(storylines, labels, items, skip_unsure=True)
+    c = skipped.counts["all"]["t"]
+    assert (c.tp, c.fp, c.fn, c.tn) == (1, 0, 0, 1)
+    assert skipped.sizes["all"] == 2 and skipped.errors == []
+    assert skipped.unsure_left_out is not None and skipped.unsure_left_out["all"] == 2
+    assert skipped.unsure_left_out["tune"] + skipped.unsure_left_out["held-out"] == 2
+    assert "unsure labels left out of the scoring (--skip-unsure): 2 items" in skipped.render()
+    assert skipped.to_dict()["unsure_left_out"]["all"] == 2
+
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n\n'
+                      '[[storylines]]\nid = "t"\nname = "T"\nall = [["truce"]]\n')
+    for flags, fp in (([], 1), (["--skip-unsure"], 0)):
+        result = CliRunner().invoke(cli, ["--config", str(config), "eval", str(labels), "--items", str(items),
+                                          "--json", *flags])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["storylines"]["t"]["all"]["fp"] == fp
