@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import os
 import random
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -243,6 +242,10 @@ class Monitor:
         if sum(1 for s in self.store.feed_states() if s.url in urls and s.body_hash is None) < (
                 POOL_MIN_FEEDS):
             return None
+        # imported here: a cycle of 304s (or a daemon's later polls) never needs them
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
         pool = ProcessPoolExecutor(
             max_workers=cores, mp_context=multiprocessing.get_context(method),
