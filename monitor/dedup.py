@@ -14,34 +14,39 @@ from any feed) are exact lookups done by the store.
 
 from __future__ import annotations
 
-import itertools
 import re
 import struct
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 NUM_BANDS = 16
 ROWS_PER_BAND = 2
-NUM_HASHES = NUM_BANDS * ROWS_PER_BAND
+NUM_BINS = NUM_BANDS * ROWS_PER_BAND  # a power of two: a bin is the top bits of a hash
 SUMMARY_WORDS = 60  # syndicated copies differ in how much of the dek they carry
 DUPLICATE_SIMILARITY = 0.5  # Jaccard of shingle sets at or above which two items are one story
 # A headline alone has few shingles: one changed word ("Hamas" / "Israeli delegation arrives
 # in Cairo") moves Jaccard a lot, so short texts must agree more before they are one story.
 SHORT_TEXT_SHINGLES = 10
 SHORT_TEXT_SIMILARITY = 0.8
-_MERSENNE = (1 << 61) - 1
-_MASK32 = 0xFFFFFFFF
-# Fixed, so that fingerprints agree across processes and releases (Python's hash() is salted).
-_COEFFS = [((i * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % _MERSENNE | 1,
-            (i * 0xC2B2AE3D27D4EB4F + 0x165667B19E3779F9) % _MERSENNE) for i in range(NUM_HASHES)]
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_JOINED = re.compile(r"(?<=[^\W\d_])[-‐‑](?=[^\W\d_])")
 TITLE_KEY_MIN_WORDS = 5
-_STOPWORDS = frozenset((
+_MASK32 = 0xFFFFFFFF
+_MASK64 = (1 << 64) - 1
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# A hyphen between two letters: found by the hyphen first (the engine then scans for it), the
+# letter before it checked after; 5x faster than a leading look-behind, the same matches.
+_JOINED = re.compile(r"[-‐‑](?<=[^\W\d_][-‐‑])(?=[^\W\d_])")
+# The punctuation that keeps most non-ASCII texts off the fast path; all of it separates words.
+_PUNCTUATION = "’‘“”—–…£€•\xa0"
+# ASCII bytes to themselves when they are part of a word (lower-case letters, digits), else to a
+# space: on ASCII text, bytes.translate + split gives what _WORD.findall gives, 2.4x faster.
+_ASCII_WORDS = bytes(c if chr(c) in "abcdefghijklmnopqrstuvwxyz0123456789" else 32
+                     for c in range(256))
+_STOP_TEXT = frozenset((
     "a an the and or of to in on at for by with from as is are was were be been it its this that "
     "after over into says said will has have had not but"
 ).split())
+_STOPWORDS = frozenset(word.encode("ascii") for word in _STOP_TEXT)
 # Outlet suffixes in titles ("... - Reuters", "... | AP News") are not part of the story.
 _TITLE_SUFFIX = re.compile(r"\s+[-|–—]\s+[^-|–—]{2,40}$")
 
@@ -63,79 +68,128 @@ class Fingerprint:
         return similarity if similarity >= bar else None
 
 
-def _tokens(text: str) -> list[str]:
-    # "cease-fire" and "ceasefire" are one word; "hostages" and "hostage" too.
-    text = _JOINED.sub("", text.lower())
-    return [w[:-1] if len(w) > 3 and w.endswith("s") else w
-            for w in _WORD.findall(text) if w not in _STOPWORDS]
+def _tokens(text: str) -> list[bytes]:
+    """The words of ``text``, UTF-8 encoded: lower case, stopwords dropped, a plural "s" cut.
+
+    "cease-fire" and "ceasefire" are one word; "hostages" and "hostage" too. The words are
+    those of ``_WORD.findall`` (an ASCII text takes a faster path to the same words): stored
+    shingles and title keys depend on them."""
+    text = text.lower()
+    if "-" in text or "‐" in text or "‑" in text:
+        text = _JOINED.sub("", text)
+    if not text.isascii():
+        for mark in _PUNCTUATION:
+            if mark in text:
+                text = text.replace(mark, " ")
+    if text.isascii():
+        stop = _STOPWORDS
+        return [w[:-1] if w[-1] == 115 and len(w) > 3 else w  # 115: b"s"
+                for w in text.encode("ascii").translate(_ASCII_WORDS).split() if w not in stop]
+    stop = _STOP_TEXT  # the length in characters, not in bytes
+    return [(w[:-1] if w[-1] == "s" and len(w) > 3 else w).encode("utf-8")
+            for w in _WORD.findall(text) if w not in stop]
 
 
-def words(title: str, summary: str) -> list[str]:
-    title = _TITLE_SUFFIX.sub("", title)
-    return _tokens(title) + _tokens(summary)[:SUMMARY_WORDS]
+def words(title: str, summary: str) -> list[bytes]:
+    """The words that make the shingles: the title's, then the summary's first ones."""
+    return _tokens(_headline(title)) + _tokens(summary)[:SUMMARY_WORDS]
 
 
 def title_key(title: str) -> int | None:
     """The same headline, whatever the case, hyphens and word order: one key.
     Only for headlines of five or more words, where an equal set of words is the same story."""
-    tokens = set(_tokens(_TITLE_SUFFIX.sub("", title)))
-    if len(tokens) < TITLE_KEY_MIN_WORDS:
+    return _title_key(_tokens(_headline(title)))
+
+
+def _title_key(headline: list[bytes]) -> int | None:
+    distinct = set(headline)
+    if len(distinct) < TITLE_KEY_MIN_WORDS:
         return None
-    return zlib.crc32(" ".join(sorted(tokens)).encode("utf-8")) | (NUM_BANDS << 32)
+    # Sorted as bytes: UTF-8 keeps the code-point order, so the key of the sorted text is the same.
+    return zlib.crc32(b" ".join(sorted(distinct))) | (NUM_BANDS << 32)
 
 
-def shingles_of(tokens: list[str]) -> frozenset[int]:
-    """Word bigrams (unigrams for very short texts), hashed to 32 bits."""
-    grams = tokens if len(tokens) < 3 else [f"{a} {b}" for a, b in itertools.pairwise(tokens)]
-    return frozenset(zlib.crc32(g.encode("utf-8")) for g in grams)
+def shingles_of(words: list[bytes]) -> frozenset[int]:
+    """Word bigrams (unigrams for very short texts), hashed to 32 bits (CRC-32 of the UTF-8
+    text, words joined by a space)."""
+    if len(words) < 3:
+        return frozenset(map(zlib.crc32, words))
+    return frozenset(map(zlib.crc32, map(b" ".join, pairwise(words))))
+
+
+def _headline(title: str) -> str:
+    if "-" in title or "|" in title or "–" in title or "—" in title:
+        return _TITLE_SUFFIX.sub("", title)
+    return title
 
 
 def fingerprint(title: str, summary: str) -> Fingerprint:
-    shingles = shingles_of(words(title, summary))
-    headline = title_key(title)
+    headline = _tokens(_headline(title))
+    shingles = shingles_of(headline + _tokens(summary)[:SUMMARY_WORDS])
+    key = _title_key(headline)
     if not shingles:
-        return Fingerprint(frozenset(), () if headline is None else (headline,), headline)
-    minima = _minima(shingles)
-    keys = []
-    for band in range(NUM_BANDS):
-        rows = minima[band * ROWS_PER_BAND:(band + 1) * ROWS_PER_BAND]
-        # The band number is mixed in so that equal rows in different bands are different keys;
-        # 63 bits so that the key fits SQLite's signed INTEGER.
-        keys.append(zlib.crc32(struct.pack(f"<I{ROWS_PER_BAND}I", band, *rows))
-                    | (band << 32))
-    if headline is not None:
-        keys.append(headline)
-    return Fingerprint(shingles, tuple(keys), headline)
+        return Fingerprint(frozenset(), () if key is None else (key,), key)
+    keys = band_keys(shingles)
+    if key is not None:
+        keys.append(key)
+    return Fingerprint(shingles, tuple(keys), key)
 
 
-# The NUM_HASHES hashes ((a*s + b) mod 2**61-1) & 0xFFFFFFFF of a shingle s, computed at once in
-# one big integer with a 96-bit slot per hash (a*s + b < 2**94): one multiplication, two
-# Mersenne folds done slot-wise with masks, and the low 32 bits of the slots read back as an
-# array. 2.3x faster than one hash at a time, and the same values: a slot left at 2**61-1 or
-# 2**61 after the folds (the fold is not finished there; odds 2**-60) takes the plain formula.
-_SLOT = 96
-_PACKED_A = sum(a << (_SLOT * i) for i, (a, _b) in enumerate(_COEFFS))
-_PACKED_B = sum(b << (_SLOT * i) for i, (_a, b) in enumerate(_COEFFS))
-_PACKED_M = sum(_MERSENNE << (_SLOT * i) for i in range(NUM_HASHES))
-_PACKED_HIGH = sum(((1 << 33) - 1) << (_SLOT * i) for i in range(NUM_HASHES))
-_PACKED_ONE = sum(1 << (_SLOT * i) for i in range(NUM_HASHES))
-_PACKED_BIT61 = _PACKED_ONE << 61
-_PACKED_LOW32 = _PACKED_ONE * _MASK32
-_PACKED_BYTES = _SLOT * NUM_HASHES // 8
+def band_keys(shingles: frozenset[int]) -> list[int]:
+    """The ``NUM_BANDS`` LSH band keys of a non-empty shingle set (``Fingerprint.band_keys``
+    without the title key)."""
+    signature = _signature(shingles)
+    # Band b is bins 2b and 2b+1: bits 27-58 of the first bin's hash xor the low 32 bits of the
+    # second's (a one-to-one function of its shingle), and the band number above them so that
+    # equal bins in different bands are different keys; 63 bits fit SQLite's signed INTEGER.
+    return [(first >> 27 ^ second) & _MASK32 | tag
+            for first, second, tag in zip(signature[::2], signature[1::2], _BAND_TAGS, strict=True)]
 
 
-def _hashes(s: int) -> Sequence[int]:
-    x = _PACKED_A * s + _PACKED_B
-    y = (x & _PACKED_M) + ((x >> 61) & _PACKED_HIGH)
-    z = (y & _PACKED_M) + ((y >> 61) & _PACKED_ONE)
-    if (z + _PACKED_ONE) & _PACKED_BIT61:
-        return [((a * s + b) % _MERSENNE) & _MASK32 for a, b in _COEFFS]
-    return memoryview((z & _PACKED_LOW32).to_bytes(_PACKED_BYTES, "little")).cast("I")[::_SLOT // 32]
+# One-permutation MinHash with optimal densification (Li, Owen & Zhang 2012; Shrivastava 2017):
+# each shingle is hashed once, h = s * _MIX mod 2**64 (s is a CRC-32, already spread out); the
+# top 5 bits of h choose one of 32 bins and each bin keeps its least h. An empty bin (short
+# texts leave most of them empty) takes the value of the first non-empty bin along its own
+# fixed probe order: two texts then agree on a bin with probability their Jaccard similarity,
+# as with 32 independent hash functions, at the cost of one multiplication per shingle (the
+# 32-hash MinHash of earlier releases was 60 us of the 98 us per item). Measured on pairs made
+# from the shared news items, it finds pairs at Jaccard 0.5-0.6 as often (tests/test_dedup.py).
+# Fixed constants, so that fingerprints agree across processes and releases (Python's hash()
+# is salted); stored keys change meaning with them (schema step 0005 recomputed them).
+_MIX = 0x9E3779B97F4A7C15  # odd: 2**64 / golden ratio
+_BIN_SHIFT = 64 - (NUM_BINS.bit_length() - 1)
+_BAND_TAGS = [band << 32 for band in range(NUM_BANDS)]
 
 
-def _minima(shingles: frozenset[int]) -> list[int]:
-    """The MinHash signature: per hash function, its least value over the shingles."""
-    return list(map(min, zip(*map(_hashes, shingles), strict=True)))
+def _rank(bin_: int, donor: int) -> int:
+    """A fixed pseudo-random rank (SplitMix64's finaliser) of ``donor`` in ``bin_``'s probe order."""
+    z = (bin_ * NUM_BINS + donor + 1) * 0x9E3779B97F4A7C15 & _MASK64
+    z = (z ^ z >> 30) * 0xBF58476D1CE4E5B9 & _MASK64
+    z = (z ^ z >> 27) * 0x94D049BB133111EB & _MASK64
+    return z ^ z >> 31
+
+
+_PROBES = [sorted((j for j in range(NUM_BINS) if j != i), key=lambda j, i=i: _rank(i, j))
+           for i in range(NUM_BINS)]
+
+
+def _signature(shingles: frozenset[int]) -> list[int]:
+    """Per bin, the least hash of the shingles that fall in it, empty bins densified."""
+    # Largest first, so that the last (least) value written for a bin stays.
+    least = {h >> _BIN_SHIFT: h for h in sorted([s * _MIX & _MASK64 for s in shingles],
+                                                 reverse=True)}
+    if len(least) == NUM_BINS:
+        return [least[i] for i in range(NUM_BINS)]
+    signature = []
+    for i, probes in enumerate(_PROBES):
+        value = least.get(i)
+        if value is None:
+            for j in probes:
+                if j in least:
+                    value = least[j]
+                    break
+        signature.append(value)
+    return signature
 
 
 def jaccard(a: frozenset[int], b: frozenset[int]) -> float:

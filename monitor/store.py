@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .config import ChannelConfig, FeedConfig
-from .dedup import Fingerprint, pack_shingles, unpack_shingles
+from .dedup import NUM_BANDS, Fingerprint, band_keys, pack_shingles, unpack_shingles
 from .errors import MonitorError, StoreError
 from .models import Alert, FeedState, Item, Match
 from .payload import FEED_DOWN, FEED_RECOVERED, MATCH, feed_payload, match_payload
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIGRATION_SET = "ceasefire-monitor"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 LOCK_WAIT_SECONDS = 60.0  # how long a write waits for another process's write lock in all
 SQLITE_HEADER = b"SQLite format 3\x00"
 CANDIDATES_PER_KEY = 8  # newest stories looked at per LSH band key
@@ -241,6 +241,48 @@ def _m0004_story_keys_without_rowid(db: sqlite_utils.Database) -> None:
         "ALTER TABLE story_keys_new RENAME TO story_keys",
     ):
         db.conn.execute(statement)
+
+
+@_step("0005_one_permutation_band_keys")
+def _m0005_one_permutation_band_keys(db: sqlite_utils.Database) -> None:
+    """The LSH band keys of every story recomputed from its stored shingles: the fingerprint's
+    MinHash became one-permutation hashing (``dedup.band_keys``), so the keys that earlier
+    releases stored would no longer meet those of new items. The title keys (band tag
+    ``NUM_BANDS``, computed from the headline, which is not stored with the story) are kept.
+
+    The rows are gathered in a temporary table (outside the database file) and copied into the
+    new ``story_keys`` in key order, so that its b-tree is built by appending, not by random
+    inserts."""
+    conn = db.conn
+    for statement in (
+        "CREATE TEMP TABLE story_keys_rebuilt (key INTEGER NOT NULL, published REAL NOT NULL, "
+        "story_id INTEGER NOT NULL)",
+        "INSERT INTO story_keys_rebuilt (key, published, story_id) "
+        f"SELECT key, published, story_id FROM story_keys WHERE key >= {NUM_BANDS << 32} "
+        f"AND key < {(NUM_BANDS + 1) << 32}",
+    ):
+        conn.execute(statement)
+    last = 0
+    while True:  # a chunk of stories at a time: memory stays flat whatever is stored
+        rows = conn.execute("SELECT id, published, shingles FROM stories WHERE id > ? ORDER BY id "
+                            "LIMIT 5000", (last,)).fetchall()
+        if not rows:
+            break
+        last = rows[-1][0]
+        conn.executemany(
+            "INSERT INTO story_keys_rebuilt (key, published, story_id) VALUES (?, ?, ?)",
+            [(key, published, story_id) for story_id, published, blob in rows
+             if (shingles := unpack_shingles(blob)) for key in band_keys(shingles)])
+    for statement in (
+        "CREATE TABLE story_keys_new (key INTEGER NOT NULL, published REAL NOT NULL, "
+        "story_id INTEGER NOT NULL, PRIMARY KEY (key, published, story_id)) WITHOUT ROWID",
+        "INSERT OR IGNORE INTO story_keys_new (key, published, story_id) "
+        "SELECT key, published, story_id FROM story_keys_rebuilt ORDER BY key, published, story_id",
+        "DROP TABLE story_keys_rebuilt",
+        "DROP TABLE story_keys",
+        "ALTER TABLE story_keys_new RENAME TO story_keys",
+    ):
+        conn.execute(statement)
 
 
 # --------------------------------------------------------------------------- values in and out

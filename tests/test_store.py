@@ -8,15 +8,17 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from monitor.config import ChannelConfig, FeedConfig
-from monitor.dedup import fingerprint
+from monitor.dedup import NUM_BANDS, band_keys, fingerprint, unpack_shingles
 from monitor.errors import FeedConnectError, StoreError
 from monitor.models import Item, Match, TermHit
 from monitor.store import AlertPolicy, NewEntry, Store
 
+DATA = Path(__file__).parent / "data"
 NOW = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
 FEEDS = [FeedConfig("Outlet A", "http://127.0.0.1:1/a.xml", 60),
          FeedConfig("Outlet B", "http://127.0.0.1:1/b.xml", 60)]
@@ -187,7 +189,8 @@ def test_reopen_keeps_everything(tmp_path):
     with Store(path) as store:
         assert store.counts()["items"] == 1
         assert store.schema_steps() == ["0001_initial", "0002_outbox_failed_at_requeue",
-                                        "0003_feedback", "0004_story_keys_without_rowid"]
+                                        "0003_feedback", "0004_story_keys_without_rowid",
+                                        "0005_one_permutation_band_keys"]
         assert store.integrity_check() == "ok"
 
 
@@ -210,15 +213,47 @@ def test_database_at_0003_migrates_story_keys_and_keeps_its_stories(tmp_path):
     conn.executemany("INSERT INTO story_keys VALUES (?, ?, ?)", keys)
     conn.close()
     with Store(path) as store:
-        assert store.schema_steps()[-1] == "0004_story_keys_without_rowid"
+        assert store.schema_steps()[-2:] == ["0004_story_keys_without_rowid",
+                                             "0005_one_permutation_band_keys"]
         assert store.integrity_check() == "ok"
         rows = store._read("SELECT key, published, story_id FROM story_keys ORDER BY key")
-        assert [tuple(r.values()) for r in rows] == keys
+        assert [tuple(r.values()) for r in rows] == keys  # written by this release: the same keys
         sql = store._read("SELECT sql FROM sqlite_master WHERE name = 'story_keys'")[0]["sql"]
         assert "WITHOUT ROWID" in sql
         assert not store._read("SELECT name FROM sqlite_master WHERE name = 'story_keys_lookup'")
         # the stored story is still found: the same story from another outlet joins it
         again = record(store, 1, [entry(1, "b1", TITLE + " - Outlet B", summary=SUMMARY)])
+        assert (again.new_items, again.syndicated, again.new_alerts) == (1, 1, 0)
+
+
+def test_database_at_0004_gets_the_new_band_keys_and_keeps_its_title_keys(tmp_path):
+    """A database written by the release before one-permutation MinHash (tests/data/store_0004.sql):
+    the band keys of its stories are recomputed from their shingles, the title keys kept, and
+    new items find the stored stories through either."""
+    path = tmp_path / "monitor.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript((DATA / "store_0004.sql").read_text(encoding="utf-8"))
+    old_rows = set(conn.execute("SELECT key, published, story_id FROM story_keys").fetchall())
+    conn.close()
+    title_rows = {row for row in old_rows if row[0] >> 32 == NUM_BANDS}
+    assert len(old_rows) == 2 * NUM_BANDS + 1 and len(title_rows) == 1
+    with Store(path) as store:
+        assert store.schema_steps()[-1] == "0005_one_permutation_band_keys"
+        assert store.integrity_check() == "ok"
+        rows = {tuple(r.values()) for r in store._read("SELECT key, published, story_id FROM story_keys")}
+        stories = store._read("SELECT id, published, shingles FROM stories")
+        assert len(stories) == 2
+        assert rows == title_rows | {(key, story["published"], story["id"]) for story in stories
+                                     for key in band_keys(unpack_shingles(story["shingles"]))}
+        assert not rows & (old_rows - title_rows)
+        # The story without a title key, told differently by another outlet: found by band keys.
+        again = record(store, 1, [entry(1, "b2", "Gaza truce talks resume in Cairo", summary=(
+            "Egyptian and Qatari mediators met Hamas and Israeli officials in Cairo on Sunday to "
+            "discuss extending the truce in Gaza by two days and freeing more hostages, officials "
+            "said."))])
+        assert (again.new_items, again.syndicated, again.new_alerts) == (1, 1, 0)
+        # The headline story with another summary: found by its kept title key.
+        again = record(store, 1, [entry(1, "b1", TITLE + " - Outlet B", summary="Talks resumed.")])
         assert (again.new_items, again.syndicated, again.new_alerts) == (1, 1, 0)
 
 
