@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import re
 import time
-import urllib.parse
 import xml.etree.ElementTree as ET
 
 from feedparser.datetimes import _parse_date
 from feedparser.mixin import _cp1252
+
+from .normalise import join_url
 
 Entry = tuple[str | None, str, str | None, str, time.struct_time | None]
 
@@ -103,7 +104,7 @@ def _text(element: ET.Element) -> str:
 def _join(base: str, uri: str) -> str:
     uri = _URIFIXER.sub(r"\1\3", uri)
     try:
-        return urllib.parse.urljoin(base, uri)
+        return join_url(base, uri)
     except ValueError:
         return ""
 

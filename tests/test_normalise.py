@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
+import json
 import time
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from monitor.models import RawEntry
-from monitor.normalise import canonical_url, html_to_text, normalise_entry
+from monitor.normalise import canonical_url, html_to_text, join_url, normalise_entry
 
 FEED = "https://feeds.example.com/world/rss.xml"
 NOW = datetime(2024, 8, 8, 20, 0, tzinfo=UTC)
@@ -171,3 +174,38 @@ def test_guid_fallbacks() -> None:
                            summary="Mediators &amp; envoys")).guid == no_link.guid
     long = normalise(entry(guid="x" * 5000)).guid
     assert long.startswith("sha1:") and len(long) == 45
+
+
+_EDGE_URLS = [
+    "http://a.com", "http://a.com/", "http://a.com?", "http://a.com/x?", "http://a.com/x#", "http://a.com/x?#y",
+    "http://a.com/x?a#", "http://a.com/x;p", "http://a.com/x;", "http://[::1]/x", "http://a.com/ x",
+    "http://a.com/x\t", "http:///x", "http://", "https://a.com/x?y=1#z", "HTTP://a.com/x", "http://a.com/x/../y",
+    "http://a.com//x", "http://a.com/x?y=1?z", "http://a.com/x#y#z", "http://a.com:80/x", "http://a.com:bad/x",
+    "http://\u00e9.com/x", "http://a.com/\x7f", "http://a.com/x?q=a;b", "https://a.com/%20x", "http://user@a.com/x",
+    "/relative/path", "relative", "//proto.relative/x", "mailto:x@y.z", "javascript:alert(1)", "",
+]
+
+
+def test_join_url_is_urljoin_with_a_shortcut() -> None:
+    """The shortcut for plain absolute links must never change what urljoin gives."""
+    from urllib.parse import urljoin
+
+    data = Path(__file__).parent / "data"
+    urls = set(_EDGE_URLS)
+    for name in ("e2e_items.jsonl", "items_sample.jsonl"):
+        for line in (data / name).read_text().splitlines():
+            urls.update(v for k, v in json.loads(line).items() if k in ("link", "url", "guid") and v)
+    shortcut = 0
+    bases = ["http://b.org/feed", "https://b.org/f/", "", "http://b.org/?x#y"]
+    for base, url in itertools.product(bases, urls):
+        try:
+            expected = urljoin(base, url)
+        except ValueError:
+            expected = "ValueError"
+        try:
+            got = join_url(base, url)
+        except ValueError:
+            got = "ValueError"
+        assert got == expected, (base, url)
+        shortcut += got == url and url.startswith("http")
+    assert len(urls) > 60 and shortcut > 100  # real links took the shortcut and were checked
