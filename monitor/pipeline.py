@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -222,13 +223,69 @@ class Monitor:
         self._pool = self._start_pool(feeds)
         try:
             # the feeds' writes share a transaction per GROUP_COMMIT_SECONDS (store.grouped_writes)
-            with self.store.grouped_writes(), ThreadPoolExecutor(
-                    max_workers=workers, thread_name_prefix="poll") as pool:
-                return list(pool.map(self.poll_feed, feeds))
+            with self.store.grouped_writes():
+                return self._poll_concurrently(feeds, workers)
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None
+
+    def _poll_concurrently(self, feeds: Sequence[FeedConfig], workers: int) -> list[FeedReport]:
+        """``poll_feed`` over ``feeds`` in up to ``workers`` threads, in config order.
+
+        Threads pay off only while polls wait (on the network, or on the parse workers); when
+        every poll is quick they contend for the GIL instead (1,000 polls answered 304 on
+        loopback: 0.31 s in one thread, 0.49 s in eight). So polling starts in one thread, and
+        another is started whenever every running thread has been in one poll for longer
+        than ``RAMP_AFTER``, up to ``workers``."""
+        reports: list[FeedReport | None] = [None] * len(feeds)
+        queue = iter(enumerate(feeds))
+        lock = threading.Lock()
+        started: dict[int, float] = {}  # thread number -> when its current poll started
+        finished = threading.Event()
+        stopping = threading.Event()  # set when the caller is interrupted: no new polls start
+        running = [0]
+
+        def work(number: int) -> None:
+            try:
+                while True:
+                    with lock:
+                        index, feed = next(queue, (-1, None)) if not stopping.is_set() else (-1, None)
+                        if feed is None:
+                            started.pop(number, None)
+                            return
+                        started[number] = time.monotonic()
+                    reports[index] = self.poll_feed(feed)
+            finally:
+                with lock:
+                    running[0] -= 1
+                    if not running[0]:
+                        finished.set()
+
+        threads: list[threading.Thread] = []
+
+        def start() -> None:
+            with lock:
+                running[0] += 1
+            thread = threading.Thread(target=work, args=(len(threads),), name=f"poll-{len(threads)}")
+            threads.append(thread)
+            thread.start()
+
+        start()
+        try:
+            while not finished.wait(RAMP_AFTER):
+                if len(threads) < workers:
+                    with lock:
+                        now = time.monotonic()
+                        waiting = len(started) == running[0] and all(
+                            now - since >= RAMP_AFTER for since in started.values())
+                    if waiting:
+                        start()
+        finally:  # interrupted (Ctrl-C): the polls in flight end, no other starts
+            stopping.set()
+            for thread in threads:
+                thread.join()
+        return [report for report in reports if report is not None]
 
     def _start_pool(self, feeds: Sequence[FeedConfig]) -> Executor | None:
         """A process pool for the CPU work of many feeds at once (parsing is the wall, not the
@@ -331,6 +388,7 @@ class Monitor:
 
 # --------------------------------------------------------------------------- the CPU work of a body
 
+RAMP_AFTER = 0.005  # seconds in one poll after which another polling thread is started
 POOL_MIN_FEEDS = 16  # fewer new feeds in one poll_all: no process pool (its start costs ~20 ms)
 
 

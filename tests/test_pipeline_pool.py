@@ -67,3 +67,46 @@ def test_pool_stores_what_one_process_stores(tmp_path, monkeypatch):
     assert outcomes[:20] == [("new", 5)] * 20
     assert outcomes[20 + 3] == ("new", 2)  # only the two new entries of the changed feed
     assert {outcome for outcome, _ in outcomes[20:]} == {"new", "not_modified"}
+
+
+def test_poll_all_adds_threads_while_polls_wait(tmp_path, monkeypatch):
+    """Polling starts in one thread and adds threads while every poll waits on the network,
+    up to fetch_workers and never more; the reports keep the config's order."""
+    import threading
+    import time
+
+    state = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    def slow(handler) -> None:
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.3)
+        with lock:
+            state["now"] -= 1
+        feed = int(handler.path.rsplit("/f", 1)[1].split(".")[0])
+        body = rss(_items(feed, 1))
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/rss+xml")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    with FeedServer() as server:
+        lines = ["[monitor]", f'database = "{tmp_path / "slow.db"}"', "fetch_workers = 3", ""]
+        for index in range(8):
+            server.set_handler(f"/f{index}.xml", slow)
+            lines += ["[[feeds]]", f'name = "f{index}"', f'url = "{server.url(f"/f{index}.xml")}"', ""]
+        (tmp_path / "slow.toml").write_text("\n".join(lines))
+        config = load_config(tmp_path / "slow.toml")
+        monkeypatch.setattr(pipeline, "POOL_MIN_FEEDS", 10**9)
+        with Store(config.database) as store:
+            monitor = Monitor(config, store)
+            try:
+                reports = monitor.poll_all()
+            finally:
+                monitor.close()
+    assert [r.feed for r in reports] == [f"f{i}" for i in range(8)]
+    assert [r.outcome for r in reports] == ["new"] * 8
+    assert state["most"] == 3
