@@ -34,9 +34,9 @@ from .errors import (
 )
 from .fetch import Fetcher, backoff_delay, jittered
 from .match import Matcher
-from .models import ParsedFeed
+from .models import Item, ParsedFeed
 from .normalise import normalise_entry
-from .store import AlertPolicy, GuidReader, NewEntry, PollOutcome, Store
+from .store import AlertPolicy, GuidReader, KnownEntries, NewEntry, PollOutcome, Store
 
 if TYPE_CHECKING:  # the learned layer is imported only when a storyline has learned = true
     from .learn import LearnedMatcher, Model
@@ -175,8 +175,7 @@ class Monitor:
         if pool is not None:  # parse, normalise, match and fingerprint on another core
             digest = pool.submit(_digest_in_worker, job).result()
         else:
-            digest = _digest(job, _parse(job), self.matcher,
-                             lambda guids: self.store.known_guids(feed.url, guids))
+            digest = _digest(job, _parse(job), self.matcher, self.store)
         stored = self.store.record_poll(
             feed.url, digest.new_entries, now=now, status=result.status, next_poll_at=next_poll_at,
             policy=policy, etag=result.etag, last_modified=result.last_modified,
@@ -412,20 +411,32 @@ class _Digest:
     bozo: str | None
 
 
-def _digest(job: _Job, parsed: ParsedFeed, matcher: Any,
-            known_guids: Callable[[list[str]], set[str]]) -> _Digest:
-    """Normalise the parsed entries; fingerprint and match only those not stored yet."""
+def _digest(job: _Job, parsed: ParsedFeed, matcher: Any, stored: KnownEntries) -> _Digest:
+    """Normalise the parsed entries; fingerprint and match only those not stored yet.
+
+    An entry whose canonical URL is already stored (the same article in another feed) becomes
+    an entry of that item in the store (dedup layer 2) and is neither matched nor fingerprinted:
+    ``NewEntry.fingerprint`` is None. The store's own look-up, at write time, finds the URL too:
+    items are never deleted. URLs stored by polls not committed yet are not seen here; those
+    entries take the whole path and the store still finds them."""
     items = [normalise_entry(entry, feed_url=job.feed_url, source=job.source, first_seen=job.now)
              for entry in parsed.entries]
-    known = known_guids([item.guid for item in items])
-    new_entries = []
+    known = stored.known_guids(job.feed_url, [item.guid for item in items])
+    fresh: list[Item] = []
     seen: set[str] = set()
     for item in items:
         if item.guid in known or item.guid in seen:
             continue
         seen.add(item.guid)
-        new_entries.append(NewEntry(item=item, fingerprint=fingerprint(item.title, item.summary),
-                                    matches=tuple(matcher.match(item.title, item.summary))))
+        fresh.append(item)
+    stored_urls = stored.known_urls([item.url for item in fresh if item.url])
+    new_entries = []
+    for item in fresh:
+        if item.url in stored_urls:
+            new_entries.append(NewEntry(item=item, fingerprint=None, matches=()))
+        else:
+            new_entries.append(NewEntry(item=item, fingerprint=fingerprint(item.title, item.summary),
+                                        matches=tuple(matcher.match(item.title, item.summary))))
     return _Digest(len(items), new_entries, parsed.bozo)
 
 
@@ -445,9 +456,7 @@ def _parse(job: _Job) -> ParsedFeed:
 
 
 def _digest_in_worker(job: _Job) -> _Digest:
-    reader: GuidReader = _worker["reader"]
-    return _digest(job, _parse(job), _worker["matcher"],
-                   lambda guids: reader.known_guids(job.feed_url, guids))
+    return _digest(job, _parse(job), _worker["matcher"], _worker["reader"])
 
 
 def learned_models(config: MonitorConfig, store: Store, matcher: Matcher) -> dict[str, Model]:

@@ -26,10 +26,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .config import ChannelConfig, FeedConfig
-from .dedup import NUM_BANDS, Fingerprint, band_keys, pack_shingles, unpack_shingles
+from .dedup import NUM_BANDS, Fingerprint, band_keys, unpack_shingles
 from .errors import MonitorError, StoreError
 from .models import Alert, FeedState, Item, Match
 from .payload import FEED_DOWN, FEED_RECOVERED, MATCH, feed_payload, match_payload
@@ -292,11 +292,22 @@ def _m0005_one_permutation_band_keys(db: sqlite_utils.Database) -> None:
 
 @dataclass(frozen=True)
 class NewEntry:
-    """An entry of this poll that the store has not seen (by feed + guid), ready to record."""
+    """An entry of this poll that the store has not seen (by feed + guid), ready to record.
+    ``fingerprint`` is None (and ``matches`` empty) when its canonical URL was found stored
+    already: it becomes an entry of that item, with no further work."""
 
     item: Item
-    fingerprint: Fingerprint
+    fingerprint: Fingerprint | None
     matches: tuple[Match, ...]
+
+
+class KnownEntries(Protocol):
+    """What the pipeline asks before matching: which entries and URLs are stored already
+    (``Store`` in the monitor's process, ``GuidReader`` in a parse worker)."""
+
+    def known_guids(self, feed_url: str, guids: Sequence[str]) -> set[str]: ...
+
+    def known_urls(self, urls: Sequence[str]) -> set[str]: ...
 
 
 @dataclass(frozen=True)
@@ -539,6 +550,11 @@ class Store:
         with self._lock:
             return self._retrying(lambda: _known_guids(self.db.conn, feed_url, guids))
 
+    def known_urls(self, urls: Sequence[str]) -> set[str]:
+        """The canonical URLs already stored as items (dedup layer 2)."""
+        with self._lock:
+            return self._retrying(lambda: _known_urls(self.db.conn, urls))
+
     def record_not_modified(self, feed_url: str, *, now: datetime, status: int,
                             next_poll_at: datetime, etag: str | None = None,
                             last_modified: str | None = None,
@@ -640,6 +656,9 @@ class Store:
                 batch.entries.append((item.feed_url, item.guid, known))
                 counts["known_url"] += 1
                 return
+        if entry.fingerprint is None:  # never: the pipeline found this URL stored, and items stay
+            raise StoreError(f"entry {item.guid!r} of {item.feed_url} came without a fingerprint "
+                             f"but its URL {item.url!r} is not stored")
         published = item.published.timestamp()
         item_id = batch.next_item_id
         batch.next_item_id += 1
@@ -961,9 +980,9 @@ class _PollBatch:
         self.items: list[tuple[Any, ...]] = []
         self.entries: list[tuple[str, str, int]] = []
         self.matches: list[tuple[Any, ...]] = []
-        # stories of this poll not yet written: key -> [(published, story_id)], id -> shingles
+        # stories of this poll not yet written: key -> [(published, story_id)], id -> fingerprint
         self.pending_keys: dict[int, list[tuple[float, int]]] = {}
-        self.pending_shingles: dict[int, frozenset[int]] = {}
+        self.pending: dict[int, Fingerprint] = {}
 
     def claim_entry(self, feed_url: str, guid: str) -> bool:
         """False when (feed, guid) is stored or was recorded earlier in this poll."""
@@ -975,11 +994,11 @@ class _PollBatch:
     def add_story(self, fingerprint: Fingerprint, published: float, item_id: int) -> int:
         story_id = self.next_story_id
         self.next_story_id += 1
-        self.stories.append((story_id, item_id, published, pack_shingles(fingerprint.shingles)))
+        self.stories.append((story_id, item_id, published, fingerprint.packed))
         for key in set(fingerprint.band_keys):
             self.keys.append((key, published, story_id))
             self.pending_keys.setdefault(key, []).append((published, story_id))
-        self.pending_shingles[story_id] = fingerprint.shingles
+        self.pending[story_id] = fingerprint
         return story_id
 
     def flush(self) -> None:
@@ -1004,7 +1023,7 @@ class _PollBatch:
                 "created_at) VALUES (?, ?, ?, ?, ?, ?)", self.matches)
         self.stories, self.keys, self.items, self.entries, self.matches = [], [], [], [], []
         self.pending_keys.clear()
-        self.pending_shingles.clear()
+        self.pending.clear()
 
     def _pending(self, key: int, low: float, high: float) -> list[tuple[float, int]]:
         return [row for row in self.pending_keys.get(key, ()) if low <= row[0] <= high]
@@ -1053,8 +1072,8 @@ class _PollBatch:
         if not shared:
             return None
         candidates = sorted(shared, key=shared.__getitem__, reverse=True)[:MAX_CANDIDATES]
-        texts = {story_id: self.pending_shingles[story_id] for story_id in candidates
-                 if story_id in self.pending_shingles}
+        texts = {story_id: self.pending[story_id].shingles for story_id in candidates
+                 if story_id in self.pending}
         wanted = [story_id for story_id in candidates if story_id not in texts]
         if wanted:
             for story_id, blob in self.conn.execute(
@@ -1089,18 +1108,35 @@ def _applied_steps(conn: sqlite3.Connection) -> set[str]:
 
 
 class GuidReader:
-    """A read-only connection for ``known_guids`` in a worker process of the pipeline: WAL lets
-    it read while the monitor's one writer writes. Opened on first use, in the worker."""
+    """A read-only connection for ``known_guids`` and ``known_urls`` in a worker process of the
+    pipeline: WAL lets it read while the monitor's one writer writes. Opened on first use, in
+    the worker; it sees what the writer has committed."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._conn: sqlite3.Connection | None = None
 
-    def known_guids(self, feed_url: str, guids: Sequence[str]) -> set[str]:
+    def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             self._conn = sqlite3.connect(self.path, timeout=LOCK_WAIT_SECONDS, isolation_level=None)
             self._conn.execute("PRAGMA query_only = ON")
-        return _known_guids(self._conn, feed_url, guids)
+        return self._conn
+
+    def known_guids(self, feed_url: str, guids: Sequence[str]) -> set[str]:
+        return _known_guids(self._connection(), feed_url, guids)
+
+    def known_urls(self, urls: Sequence[str]) -> set[str]:
+        return _known_urls(self._connection(), urls)
+
+
+def _known_urls(conn: sqlite3.Connection, urls: Sequence[str]) -> set[str]:
+    known: set[str] = set()
+    for start in range(0, len(urls), 500):
+        chunk = list(urls[start:start + 500])
+        rows = conn.execute(f"SELECT DISTINCT url FROM items WHERE url IN ({','.join('?' * len(chunk))})",
+                            chunk)
+        known.update(row[0] for row in rows)
+    return known
 
 
 def _known_guids(conn: sqlite3.Connection, feed_url: str, guids: Sequence[str]) -> set[str]:

@@ -154,3 +154,17 @@ def test_band_keys_find_most_pairs_at_jaccard_half():
 def test_keys_fit_sqlite_integers():
     keys = fingerprint("A long headline about a Gaza truce deal", "and a summary of it").band_keys
     assert all(0 <= key < 2**63 for key in keys)
+
+
+def test_fingerprint_travels_packed() -> None:
+    """Workers pickle fingerprints to the store: the shingles go as packed bytes, and the set
+    comes back equal when asked for."""
+    import pickle
+
+    original = fingerprint("Hamas delegation arrives in Cairo for truce talks",
+                           "Egyptian mediators met the delegation on Monday to discuss a pause.")
+    blob = pickle.dumps(original, protocol=pickle.HIGHEST_PROTOCOL)
+    copy = pickle.loads(blob)
+    assert "shingles" not in copy.__dict__  # built on demand, not sent
+    assert copy == original and copy.shingles == original.shingles and copy.band_keys == original.band_keys
+    assert copy.duplicates(original.shingles) == 1.0

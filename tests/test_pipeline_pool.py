@@ -110,3 +110,49 @@ def test_poll_all_adds_threads_while_polls_wait(tmp_path, monkeypatch):
     assert [r.feed for r in reports] == [f"f{i}" for i in range(8)]
     assert [r.outcome for r in reports] == ["new"] * 8
     assert state["most"] == 3
+
+
+def test_entries_of_stored_urls_are_not_matched_again(tmp_path, monkeypatch):
+    """The same articles under other guids in other feeds (same links): the parse workers see
+    the URLs stored and send the entries without matching or fingerprinting them; the store
+    records them as entries of the stored items (dedup layer 2), with no new item or match."""
+    from monitor.models import ParsedFeed, RawEntry
+    from monitor.pipeline import _digest, _Job
+
+    with FeedServer() as server:
+        for index in range(4):
+            server.set_feed(f"/f{index}.xml", rss(_items(index, 6)))
+        lines = ["[monitor]", f'database = "{tmp_path / "urls.db"}"', "", "[[storylines]]",
+                 'id = "talks"', 'name = "Talks"',
+                 'all = [["Cairo", "Doha", "Qatar"], ["truce", "ceasefire", "talks"]]', ""]
+        for index in range(8):
+            lines += ["[[feeds]]", f'name = "f{index}"', f'url = "{server.url(f"/f{index}.xml")}"', ""]
+        (tmp_path / "urls.toml").write_text("\n".join(lines))
+        config = load_config(tmp_path / "urls.toml")
+        monkeypatch.setattr(pipeline, "POOL_MIN_FEEDS", 2)
+        with Store(config.database) as store:
+            monitor = Monitor(config, store)
+            try:
+                first = monitor.poll_all(config.feeds[:4])
+                for index in range(4, 8):  # feeds 4-7 carry feeds 0-3's articles under new guids
+                    copies = [dict(item, guid=f"copy-{item['guid']}") for item in _items(index - 4, 6)]
+                    server.set_feed(f"/f{index}.xml", rss(copies))
+                second = monitor.poll_all(config.feeds[4:])
+                stored_url = _items(0, 1)[0]["link"]
+                now = datetime.now(UTC)
+                job = _Job(body=b"", url="", content_type=None, content_location=None,
+                           feed_url="https://other.example/feed", source="other", now=now)
+                parsed = ParsedFeed(None, (
+                    RawEntry("x1", "Qatar truce talks resume", stored_url, "", None),
+                    RawEntry("x2", "Qatar truce talks resume", "https://news.example/new/1", "", None)))
+                digest = _digest(job, parsed, monitor.matcher, store)
+            finally:
+                monitor.close()
+    assert sum(r.stored.new_items for r in first) == 24
+    assert [(r.stored.new_items, r.stored.known_url, r.stored.new_matches) for r in second] == [(0, 6, 0)] * 4
+    stored, new = digest.new_entries
+    assert (stored.fingerprint, stored.matches) == (None, ())
+    assert new.fingerprint is not None and [m.storyline_id for m in new.matches] == ["talks"]
+    with sqlite3.connect(config.database) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 24
+        assert conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 48
