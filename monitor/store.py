@@ -553,7 +553,7 @@ class Store:
     def known_urls(self, urls: Sequence[str]) -> set[str]:
         """The canonical URLs already stored as items (dedup layer 2)."""
         with self._lock:
-            return self._retrying(lambda: _known_urls(self.db.conn, urls))
+            return set(self._retrying(lambda: _stored_urls(self.db.conn, urls)))
 
     def record_not_modified(self, feed_url: str, *, now: datetime, status: int,
                             next_poll_at: datetime, etag: str | None = None,
@@ -964,13 +964,7 @@ class _PollBatch:
                 urls.add(entry.item.url)
         self.seen = {(feed, guid) for feed, feed_guids in guids.items()
                      for guid in _known_guids(conn, feed, feed_guids)}
-        self.urls: dict[str, int] = {}
-        url_list = sorted(urls)
-        for start in range(0, len(url_list), 500):
-            chunk = url_list[start:start + 500]
-            self.urls.update(conn.execute(
-                f"SELECT url, MIN(id) FROM items WHERE url IN ({','.join('?' * len(chunk))}) "
-                "GROUP BY url", chunk).fetchall())
+        self.urls = _stored_urls(conn, sorted(urls))
         self.next_item_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM items").fetchone()[0]
         self.next_story_id = conn.execute(
             "SELECT COALESCE(MAX(id), 0) + 1 FROM stories").fetchone()[0]
@@ -1126,17 +1120,18 @@ class GuidReader:
         return _known_guids(self._connection(), feed_url, guids)
 
     def known_urls(self, urls: Sequence[str]) -> set[str]:
-        return _known_urls(self._connection(), urls)
+        return set(_stored_urls(self._connection(), urls))
 
 
-def _known_urls(conn: sqlite3.Connection, urls: Sequence[str]) -> set[str]:
-    known: set[str] = set()
+def _stored_urls(conn: sqlite3.Connection, urls: Sequence[str]) -> dict[str, int]:
+    """Which of ``urls`` are stored as items (dedup layer 2): URL -> the first item's id."""
+    stored: dict[str, int] = {}
     for start in range(0, len(urls), 500):
         chunk = list(urls[start:start + 500])
-        rows = conn.execute(f"SELECT DISTINCT url FROM items WHERE url IN ({','.join('?' * len(chunk))})",
-                            chunk)
-        known.update(row[0] for row in rows)
-    return known
+        stored.update(conn.execute(
+            f"SELECT url, MIN(id) FROM items WHERE url IN ({','.join('?' * len(chunk))}) "
+            "GROUP BY url", chunk).fetchall())
+    return stored
 
 
 def _known_guids(conn: sqlite3.Connection, feed_url: str, guids: Sequence[str]) -> set[str]:
