@@ -351,10 +351,8 @@ class Matcher:
         return sentence + 1, start
 
     def _fuzzy(self, n: int, key: str, bucket: tuple[list[str], list[int]]) -> tuple[tuple[int, float], ...]:
-        """Fuzzy matches of the key of an n-gram of ``n`` words (cached)."""
-        cached = self._cache.get((n, key))
-        if cached is not None:
-            return cached
+        """Fuzzy matches of the key of an n-gram of ``n`` words, computed and cached (the scan
+        looks in ``_cache`` first)."""
         found: list[tuple[int, float]] = []
         if bucket:
             keys, ids = bucket
