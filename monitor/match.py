@@ -24,7 +24,8 @@ Haniya and al-Hayya / al-Hayyah match while "hostage deal" never matches "hostag
 Terms of 5 letters or fewer match exactly only: "Cairo" never matches "Carlo", "truce" never
 "trucker". Fuzzy results are cached per key, so a stream pays rapidfuzz once per new word; an n-gram
 is only extended while some term key goes on from it or a fuzzy bucket holds keys that long, and
-words no term can start with are skipped (most words of a text).
+words no term can start with, exactly or fuzzily, are skipped (about half the words of a news text;
+``Matcher._word`` says how that is decided without losing a match).
 
 The score of a match: the mean over its groups of the best hit's score, each weighted by its field
 (title 1.0, summary ``1 / title_weight``), times 1.0 when all groups meet in one sentence, 0.9
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import LCSseq
 
 from .config import StorylineConfig
 from .models import Match, TermHit
@@ -215,9 +217,10 @@ def _hit_dict(hit: TermHit) -> dict[str, Any]:
 _ALL, _ANY, _NONE, _NOT_NEAR = 0, 1, 2, 3
 
 
-# A word of the text: (folded, stemmed, fuzzy initial, live, position in its field, sentence,
-# index among the field's regex matches)
-_Token = tuple[str, str, str, bool, int, int, int]
+# A word of the text: (folded, stemmed, fuzzy bucket initial or "" when no fuzzy match can start at
+# it, live, n-grams of 2+ words may match fuzzily, position in its field, sentence, index among the
+# field's regex matches)
+_Token = tuple[str, str, str, bool, bool, int, int, int]
 
 
 @dataclass
@@ -262,7 +265,7 @@ class Matcher:
         self._min_threshold = 100.0
         self._max_words = 1
         self._cache: dict[tuple[int, str], tuple[tuple[int, float], ...]] = {}
-        self._word_cache: dict[str, tuple[str, str, str, bool]] = {}
+        self._word_cache: dict[str, tuple[str, str, str, bool, bool]] = {}
         self._prefixes: set[str] = set()  # every prefix of every exact key: where an n-gram can go on
         # fuzzy bucket initial -> n -> (shortest, longest) key of an n-gram worth comparing
         self._fuzzy_reach: dict[str, dict[int, tuple[float, float]]] = {}
@@ -335,20 +338,45 @@ class Matcher:
                 continue
             entry = cache.get(word)
             if entry is None:
-                folded = fold_word(word)
-                stemmed = stem(folded)
-                initial = _initial(folded)
-                # Can an n-gram that starts with this word match a term? Most words cannot: they are
-                # skipped at once. One-letter words pick their fuzzy bucket from the whole n-gram.
-                live = (stemmed in self._exact or folded in self._prefixes or len(folded) == 1
-                        or initial in self._fuzzy_reach)
-                entry = (folded, stemmed, initial, live)
+                entry = self._word(word)
                 if len(cache) >= _MAX_CACHE:
                     cache.clear()
                 cache[word] = entry
             out.append((*entry, position, sentence, index))
             position += 1
         return sentence + 1, start
+
+    def _word(self, word: str) -> tuple[str, str, str, bool, bool]:
+        """What the scan needs to know about a word of the text (cached per word): folded, stemmed,
+        fuzzy initial, live, fuzzy n-grams of 2+ words possible.
+
+        A word is live when an n-gram starting with it can match a term; most words cannot and
+        are skipped at once. Exact: its stem is a key, or its folded form a prefix of one. Fuzzy,
+        one word: computed here (and cached, as the scan would). Fuzzy, 2+ words: the n-gram's
+        ``translit`` key starts with this word's, and the Indel distance to a term key is at least
+        the letters of this word left out of their longest common subsequence; when that already
+        exceeds what ``threshold`` allows for every key of the bucket, no such n-gram can match.
+        One-letter words stay live: their bucket comes from the whole n-gram ("U N")."""
+        folded = fold_word(word)
+        stemmed = stem(folded)
+        initial = _initial(folded)
+        if len(folded) == 1:
+            return folded, stemmed, initial, True, True
+        reach = self._fuzzy_reach.get(initial)
+        one = multi = False
+        if reach is not None:
+            bounds = reach.get(1)
+            if bounds is not None and len(stemmed) > 3 and bounds[0] <= len(stemmed) <= bounds[1]:
+                one = bool(self._cache.get((1, stemmed)) or
+                           self._fuzzy(1, stemmed, self._fuzzy_keys[(1, initial)]))
+            head = translit(folded + "_")[:-1]  # as it starts the key of a longer n-gram
+            slack = 1.0 - self._min_threshold / 100.0
+            multi = any(
+                len(head) - LCSseq.similarity(head, other) <= slack * (bounds[1] + len(other)) + 1e-6
+                for n, bounds in reach.items() if n > 1
+                for other in self._fuzzy_keys[(n, initial)][0])
+        live = one or multi or stemmed in self._exact or folded in self._prefixes
+        return folded, stemmed, initial if one or multi else "", live, multi
 
     def _fuzzy(self, n: int, key: str, bucket: tuple[list[str], list[int]]) -> tuple[tuple[int, float], ...]:
         """Fuzzy matches of the key of an n-gram of ``n`` words, computed and cached (the scan
@@ -386,12 +414,12 @@ class Matcher:
         max_words = self._max_words
         spans: list[tuple[int, int]] | None = None  # of the words, found again when a term is found
         for i in range(count):
-            folded, _stemmed, initial, live, position, sentence, first = tokens[i]
+            folded, _stemmed, initial, live, multi, position, sentence, first = tokens[i]
             if not live:
                 continue
             single = len(folded) == 1
             reach = None if single else reaches.get(initial)
-            onward = None if reach is None else onwards[initial]
+            onward = onwards[initial] if reach is not None and multi else None
             prefix = ""
             best: dict[int, tuple[float, str]] = {}  # per start word: the best n-gram for each term
             for j in range(i, min(count, i + max_words)):
@@ -404,7 +432,7 @@ class Matcher:
                 if single:
                     initial = _initial(key)
                     reach = reaches.get(initial)
-                if reach is not None and len(key) > 3:
+                if reach is not None and len(key) > 3 and (multi or n == 1):
                     bounds = reach.get(n)
                     if bounds is not None and bounds[0] <= len(key) <= bounds[1]:
                         fuzzy = fuzzy_cache.get((n, key))
@@ -413,7 +441,7 @@ class Matcher:
                 if ids or fuzzy:
                     if spans is None:
                         spans = [m.span() for m in _WORD.finditer(text, text_start)]
-                    surface = text[spans[first][0]:spans[token[6]][1]]
+                    surface = text[spans[first][0]:spans[token[7]][1]]
                     for term_id, score in [(t, 100.0) for t in ids or ()] + list(fuzzy or ()):
                         if term_id not in best or score > best[term_id][0]:
                             best[term_id] = (score, surface)
