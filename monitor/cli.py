@@ -7,6 +7,7 @@ bad database or bad input files.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import signal
@@ -135,6 +136,10 @@ def run(obj: Context, once: bool) -> None:
     # Until the daemon's event loop takes SIGTERM over, it stops us like Ctrl-C: an open
     # transaction rolls back and we exit 0, as a stop during start-up should.
     signal.signal(signal.SIGTERM, _interrupt)
+    # A poll allocates many short-lived objects (entries, words, rows) beside long-lived caches:
+    # at the default threshold (700) a young collection ran every few items, ~8 % of the parse
+    # workers' time. Every 20,000 allocations instead; cycles are still collected.
+    gc.set_threshold(20_000, 10, 10)
     try:
         _run(obj, config, once)
     except KeyboardInterrupt:
