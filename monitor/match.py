@@ -421,7 +421,7 @@ class Matcher:
             reach = None if single else reaches.get(initial)
             onward = onwards[initial] if reach is not None and multi else None
             prefix = ""
-            best: dict[int, tuple[float, str]] = {}  # per start word: the best n-gram for each term
+            best: dict[int, tuple[float, str]] | None = None  # per term: the best n-gram from here
             for j in range(i, min(count, i + max_words)):
                 n = j - i + 1
                 token = tokens[j]
@@ -442,6 +442,8 @@ class Matcher:
                     if spans is None:
                         spans = [m.span() for m in _WORD.finditer(text, text_start)]
                     surface = text[spans[first][0]:spans[token[7]][1]]
+                    if best is None:
+                        best = {}
                     for term_id, score in [(t, 100.0) for t in ids or ()] + list(fuzzy or ()):
                         if term_id not in best or score > best[term_id][0]:
                             best[term_id] = (score, surface)
@@ -449,6 +451,8 @@ class Matcher:
                 # a fuzzy bucket holds keys of more words long enough
                 if not single and prefix not in prefixes and (onward is None or len(prefix) >= onward[n]):
                     break
+            if best is None:
+                continue
             for term_id, (score, surface) in best.items():
                 occurrence = _Occurrence(field_name, position, sentence, surface, score)
                 found.setdefault(term_id, []).append(occurrence)
