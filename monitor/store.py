@@ -1021,7 +1021,8 @@ class _PollBatch:
         self.pending.clear()
 
     def _pending(self, key: int, low: float, high: float) -> list[tuple[float, int]]:
-        return [row for row in self.pending_keys.get(key, ()) if low <= row[0] <= high]
+        rows = self.pending_keys.get(key)  # most keys of a poll are not shared: None
+        return [row for row in rows if low <= row[0] <= high] if rows else []
 
     def find_story(self, fingerprint: Fingerprint, published: float, window: float) -> int | None:
         """Layer 3: the story of a near-duplicate item within the window, by LSH band keys:
@@ -1057,9 +1058,10 @@ class _PollBatch:
         for key, row_published, story_id in rows:
             stored.setdefault(key, []).append((row_published, story_id))
         shared: dict[int, int] = {}
+        pending_keys = self.pending_keys
         for key in keys:
             newest = stored.get(key, [])
-            pending = self._pending(key, low, high)
+            pending = self._pending(key, low, high) if key in pending_keys else None
             if pending:
                 newest = sorted([*newest, *pending], reverse=True)[:CANDIDATES_PER_KEY]
             for _published, story_id in newest:
