@@ -7,6 +7,7 @@ bad database or bad input files.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
 import logging
@@ -136,10 +137,7 @@ def run(obj: Context, once: bool) -> None:
     # Until the daemon's event loop takes SIGTERM over, it stops us like Ctrl-C: an open
     # transaction rolls back and we exit 0, as a stop during start-up should.
     signal.signal(signal.SIGTERM, _interrupt)
-    # A poll allocates many short-lived objects (entries, words, rows) beside long-lived caches:
-    # at the default threshold (700) a young collection ran every few items, ~8 % of the parse
-    # workers' time. Every 20,000 allocations instead; cycles are still collected.
-    gc.set_threshold(20_000, 10, 10)
+    _tune_process()
     try:
         _run(obj, config, once)
     except KeyboardInterrupt:
@@ -148,6 +146,24 @@ def run(obj: Context, once: bool) -> None:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _tune_process() -> None:
+    """Settings for a long-running monitor process (the parse workers inherit them by fork)."""
+    # A poll allocates many short-lived objects (entries, words, rows) beside long-lived caches:
+    # at the default threshold (700) a young collection ran every few items, ~8 % of the parse
+    # workers' time. Every 20,000 allocations instead; cycles are still collected.
+    gc.set_threshold(20_000, 10, 10)
+    # glibc gives each thread that allocates its own malloc arena and keeps what is freed in it:
+    # with the polling threads writing to SQLite in turn, the cold cycle of the stream farm held
+    # 98 MB resident against 72 MB with two arenas, at the same speed (MALLOC_ARENA_MAX=2).
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, 2)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to limit
+
+
+_M_ARENA_MAX = -8  # mallopt parameter, glibc's malloc.h
 
 
 def _run(obj: Context, config: MonitorConfig, once: bool) -> None:
