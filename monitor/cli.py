@@ -148,6 +148,9 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+_M_ARENA_MAX = -8  # mallopt parameter, glibc's malloc.h
+
+
 def _tune_process() -> None:
     """Settings for a long-running monitor process (the parse workers inherit them by fork)."""
     # A poll allocates many short-lived objects (entries, words, rows) beside long-lived caches:
@@ -161,9 +164,6 @@ def _tune_process() -> None:
         ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, 2)
     except (OSError, AttributeError):
         pass  # not glibc: nothing to limit
-
-
-_M_ARENA_MAX = -8  # mallopt parameter, glibc's malloc.h
 
 
 def _run(obj: Context, config: MonitorConfig, once: bool) -> None:

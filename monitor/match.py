@@ -372,8 +372,8 @@ class Matcher:
             head = translit(folded + "_")[:-1]  # as it starts the key of a longer n-gram
             slack = 1.0 - self._min_threshold / 100.0
             multi = any(
-                len(head) - LCSseq.similarity(head, other) <= slack * (bounds[1] + len(other)) + 1e-6
-                for n, bounds in reach.items() if n > 1
+                len(head) - LCSseq.similarity(head, other) <= slack * (longest + len(other)) + 1e-6
+                for n, (_shortest, longest) in reach.items() if n > 1
                 for other in self._fuzzy_keys[(n, initial)][0])
         live = one or multi or stemmed in self._exact or folded in self._prefixes
         return folded, stemmed, initial if one or multi else "", live, multi

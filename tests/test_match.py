@@ -204,7 +204,7 @@ def test_skipped_words_never_hold_a_match():
                 == [e.to_dict() for e in unpruned.explain(title, summary)]), title
         found += bool(pruned.match(title, summary))
     assert found >= 10  # the texts do exercise matches
-    # and most words of a real text are skipped
+    # and a good part of a real text's words are skipped
     tokens = []
     pruned._tokens(texts[5][1], 0, tokens)
     assert sum(1 for t in tokens if not t[3]) > len(tokens) / 3
