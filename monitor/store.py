@@ -1021,8 +1021,7 @@ class _PollBatch:
         self.pending.clear()
 
     def _pending(self, key: int, low: float, high: float) -> list[tuple[float, int]]:
-        rows = self.pending_keys.get(key)  # most keys of a poll are not shared: None
-        return [row for row in rows if low <= row[0] <= high] if rows else []
+        return [row for row in self.pending_keys.get(key, ()) if low <= row[0] <= high]
 
     def find_story(self, fingerprint: Fingerprint, published: float, window: float) -> int | None:
         """Layer 3: the story of a near-duplicate item within the window, by LSH band keys:
@@ -1061,6 +1060,7 @@ class _PollBatch:
         pending_keys = self.pending_keys
         for key in keys:
             newest = stored.get(key, [])
+            # most keys of an item are held by no pending story: no call for those
             pending = self._pending(key, low, high) if key in pending_keys else None
             if pending:
                 newest = sorted([*newest, *pending], reverse=True)[:CANDIDATES_PER_KEY]
