@@ -6,9 +6,12 @@ The database is the monitor's own (``Store`` creates the schema), filled in bulk
 N - 5,000 synthetic items (real titles and summaries from the news data, their own URLs,
 uniformly random LSH band keys and shingle sets as distinct texts have, published at 50,000
 items a day up to the end of the stream), plus the last 5,000 items of the real stream with
-their real fingerprints. Then MEASURE real items of the same weeks (``items.jsonl``, talks and
-release news: many have near-duplicates in the stream) go through match, fingerprint and
-``record_poll`` (the three dedup layers and the inserts), in polls of 50. Prints one JSON line.
+their real matches and fingerprints. The synthetic stories all have band keys, as if every
+stored item had matched a storyline (the monitor keys only matched items): the story index at
+its largest, and the database at its largest per item. Then MEASURE real items of the same
+weeks (``items.jsonl``, talks and release news: many have near-duplicates in the stream) go
+through match, fingerprint (of those that matched, as the pipeline does) and ``record_poll``
+(the three dedup layers and the inserts), in polls of 50. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -95,9 +98,10 @@ def main() -> None:
 
     for start in range(0, len(real), 500):  # the real stream, with real fingerprints
         items = entries_of(real[start:start + 500], "real-stream")
-        store.record_poll("real-stream", [NewEntry(i, fingerprint(i.title, i.summary), ())
-                                          for i in items], now=now, status=200, next_poll_at=now,
-                          policy=policy)
+        matched = [tuple(matcher.match(i.title, i.summary)) for i in items]
+        store.record_poll("real-stream", [NewEntry(i, fingerprint(i.title, i.summary), m)
+                                          for i, m in zip(items, matched, strict=True)],
+                          now=now, status=200, next_poll_at=now, policy=policy)
     build_seconds = time.perf_counter() - built
     store.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     size = db.stat().st_size
@@ -111,7 +115,8 @@ def main() -> None:
         t0 = clock()
         matches = [tuple(matcher.match(i.title, i.summary)) for i in chunk]
         t1 = clock()
-        prints = [fingerprint(i.title, i.summary) for i in chunk]
+        prints = [fingerprint(i.title, i.summary) if m else None
+                  for i, m in zip(chunk, matches, strict=True)]
         t2 = clock()
         outcome = store.record_poll(f"measure-{start}", [NewEntry(i, f, m) for i, f, m in
                                                          zip(chunk, prints, matches, strict=True)],

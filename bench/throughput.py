@@ -46,7 +46,8 @@ def main() -> None:
             t2 = clock()
             matches = [tuple(matcher.match(i.title, i.summary)) for i in items]
             t3 = clock()
-            prints = [fingerprint(i.title, i.summary) for i in items]
+            prints = [fingerprint(i.title, i.summary) if m else None  # as the pipeline does
+                      for i, m in zip(items, matches, strict=True)]
             t4 = clock()
             store.record_poll(feed.url, [NewEntry(i, f, m) for i, f, m in zip(items, prints, matches,
                                                                                 strict=True)],

@@ -412,11 +412,12 @@ class _Digest:
 
 
 def _digest(job: _Job, parsed: ParsedFeed, matcher: Any, stored: KnownEntries) -> _Digest:
-    """Normalise the parsed entries; fingerprint and match only those not stored yet.
+    """Normalise the parsed entries; match those not stored yet, and fingerprint those that
+    matched (the store compares no other item with the stories it holds).
 
     An entry whose canonical URL is already stored (the same article in another feed) becomes
     an entry of that item in the store (dedup layer 2) and is neither matched nor fingerprinted:
-    ``NewEntry.fingerprint`` is None. The store's own look-up, at write time, finds the URL too:
+    ``NewEntry.url_known``. The store's own look-up, at write time, finds the URL too:
     items are never deleted. URLs stored by polls not committed yet are not seen here; those
     entries take the whole path and the store still finds them."""
     items = [normalise_entry(entry, feed_url=job.feed_url, source=job.source, first_seen=job.now)
@@ -433,10 +434,12 @@ def _digest(job: _Job, parsed: ParsedFeed, matcher: Any, stored: KnownEntries) -
     new_entries = []
     for item in fresh:
         if item.url in stored_urls:
-            new_entries.append(NewEntry(item=item, fingerprint=None, matches=()))
-        else:
-            new_entries.append(NewEntry(item=item, fingerprint=fingerprint(item.title, item.summary),
-                                        matches=tuple(matcher.match(item.title, item.summary))))
+            new_entries.append(NewEntry(item=item, fingerprint=None, matches=(), url_known=True))
+            continue
+        matches = tuple(matcher.match(item.title, item.summary))
+        # only a matched item is compared with other stories (see NewEntry)
+        new_entries.append(NewEntry(item=item, matches=matches, fingerprint=fingerprint(
+            item.title, item.summary) if matches else None))
     return _Digest(len(items), new_entries, parsed.bozo)
 
 

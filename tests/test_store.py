@@ -39,7 +39,7 @@ def entry(feed: int, guid: str, title: str, *, url: str | None = None, summary: 
                 url=url or f"https://news.example/{guid}", title=title, summary=summary,
                 published=published)
     matches = (Match("cairo-talks", 95.0, (TermHit("Cairo", "Cairo", 100.0),)),) if matched else ()
-    return NewEntry(item, fingerprint(title, summary), matches)
+    return NewEntry(item, fingerprint(title, summary) if matched else None, matches)
 
 
 @pytest.fixture
@@ -91,6 +91,31 @@ def test_syndicated_story_alerts_once_and_lists_sources(store):
     rows = store.matches(limit=10)
     assert len({r["story_id"] for r in rows}) == 1
     assert sorted(r["alerted"] for r in rows) == [False, True]
+
+
+def test_only_matched_items_are_compared_with_stories(store):
+    # Two outlets carry a story no storyline matched: each copy is a story of its own, with no
+    # band keys, so a matched copy later starts a story (and alerts) rather than joining one.
+    record(store, 0, [entry(0, "g1", TITLE, summary=SUMMARY, matched=False)])
+    copy = record(store, 1, [entry(1, "g2", TITLE, summary=SUMMARY, url="https://other.example/2",
+                                   matched=False)])
+    assert (copy.new_items, copy.syndicated, copy.new_alerts) == (1, 0, 0)
+    assert store.counts()["stories"] == 2
+    assert store.db.conn.execute("SELECT COUNT(*) FROM story_keys").fetchone()[0] == 0
+    matched = record(store, 1, [entry(1, "g3", TITLE + " - AP", summary=SUMMARY,
+                                      url="https://other.example/3")])
+    assert (matched.syndicated, matched.new_alerts) == (0, 2)
+    again = record(store, 0, [entry(0, "g4", TITLE + " - Reuters", summary=SUMMARY,
+                                    url="https://news.example/4")])
+    assert (again.syndicated, again.new_alerts) == (1, 0)  # matched copies are one story
+
+
+def test_entry_skipped_for_a_stored_url_that_is_not_stored_is_refused(store):
+    skipped = entry(0, "g1", TITLE, matched=False)
+    skipped = NewEntry(skipped.item, None, (), url_known=True)
+    with pytest.raises(StoreError, match="is stored, but it is not"):
+        record(store, 0, [skipped])
+    assert store.counts()["items"] == 0
 
 
 def test_different_story_same_topic_alerts_again(store):
