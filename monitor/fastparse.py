@@ -27,6 +27,7 @@ from feedparser.mixin import _cp1252
 
 from .normalise import join_url
 
+_C1_CONTROLS = re.compile("[\x80-\x9f]")  # the keys of feedparser's _cp1252 table
 Entry = tuple[str | None, str, str | None, str, time.struct_time | None]
 
 _DC = "{http://purl.org/dc/elements/1.1/}"
@@ -88,11 +89,14 @@ def _charset(content_type: str | None) -> str | None:
 
 def _fix(value: str) -> str:
     """feedparser's last steps for every text value of a UTF-8 document."""
+    if value.isascii():  # both steps leave ASCII as it is; most values are ASCII
+        return value
     try:
         value = value.encode("iso-8859-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
         pass
-    return value.translate(_cp1252)
+    # str.translate looks up every character in the dict: only when there is one to change
+    return value.translate(_cp1252) if _C1_CONTROLS.search(value) else value
 
 
 def _text(element: ET.Element) -> str:
