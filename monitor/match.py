@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -217,10 +218,12 @@ def _hit_dict(hit: TermHit) -> dict[str, Any]:
 _ALL, _ANY, _NONE, _NOT_NEAR = 0, 1, 2, 3
 
 
-# A word of the text: (folded, stemmed, fuzzy bucket initial or "" when no fuzzy match can start at
-# it, live, n-grams of 2+ words may match fuzzily, position in its field, sentence, index among the
-# field's regex matches)
-_Token = tuple[str, str, str, bool, bool, int, int, int]
+# A word of the text, as the scan needs it (cached per word): folded, stemmed, fuzzy bucket initial
+# or "" when no fuzzy match can start at it, live, n-grams of 2+ words may match fuzzily
+_WordInfo = tuple[str, str, str, bool, bool]
+# A sentence mark ("." "!" " - " ...) in a field's list of words: it ends a sentence, and the
+# n-grams go over it (as if it were not there); never live.
+_MARK: _WordInfo = ("", "", "", False, False)
 
 
 @dataclass
@@ -265,7 +268,7 @@ class Matcher:
         self._min_threshold = 100.0
         self._max_words = 1
         self._cache: dict[tuple[int, str], tuple[tuple[int, float], ...]] = {}
-        self._word_cache: dict[str, tuple[str, str, str, bool, bool]] = {}
+        self._word_cache: dict[str, _WordInfo] = {}
         self._prefixes: set[str] = set()  # every prefix of every exact key: where an n-gram can go on
         # fuzzy bucket initial -> n -> (shortest, longest) key of an n-gram worth comparing
         self._fuzzy_reach: dict[str, dict[int, tuple[float, float]]] = {}
@@ -325,28 +328,27 @@ class Matcher:
 
     # -- text
 
-    def _tokens(self, text: str, sentence: int, out: list[_Token]) -> tuple[int, int]:
-        """Append a ``_Token`` for each word of ``text``; returns the next sentence number and
-        where the words start (after a dateline)."""
-        position = 0
-        cache = self._word_cache
+    def _field_words(self, text: str) -> tuple[list[_WordInfo], int]:
+        """The ``_WordInfo`` of each word of ``text`` (``_MARK`` for a sentence mark), in the order
+        of ``_WORD``'s matches, and where they start (after a dateline). The per-word look-ups are
+        one ``map`` over the cache; only words not seen before are worked out."""
         dateline = _DATELINE.match(text)
         start = dateline.end() if dateline else 0
-        for index, word in enumerate(_WORD.findall(text, start)):
-            if not word[0].isalnum():
-                sentence += 1
-                continue
-            entry = cache.get(word)
-            if entry is None:
-                entry = self._word(word)
-                if len(cache) >= _MAX_CACHE:
-                    cache.clear()
-                cache[word] = entry
-            out.append((*entry, position, sentence, index))
-            position += 1
-        return sentence + 1, start
+        words = _WORD.findall(text, start)
+        cache = self._word_cache
+        infos: list[_WordInfo | None] = list(map(cache.get, words))
+        if not all(infos):  # some word not in the cache (every info is a non-empty tuple)
+            for index, info in enumerate(infos):
+                if info is None:
+                    word = words[index]
+                    info = self._word(word) if word[0].isalnum() else _MARK
+                    if len(cache) >= _MAX_CACHE:
+                        cache.clear()
+                    cache[word] = info
+                    infos[index] = info
+        return infos, start  # type: ignore[return-value]  # no None left
 
-    def _word(self, word: str) -> tuple[str, str, str, bool, bool]:
+    def _word(self, word: str) -> _WordInfo:
         """What the scan needs to know about a word of the text (cached per word): folded, stemmed,
         fuzzy initial, live, fuzzy n-grams of 2+ words possible.
 
@@ -397,34 +399,38 @@ class Matcher:
 
     def _scan(self, title: str, summary: str) -> dict[int, list[_Occurrence]]:
         """Every term found in the text: term id -> occurrences."""
-        tokens: list[_Token] = []
-        sentence, title_start = self._tokens(title, 0, tokens)
-        summary_tokens: list[_Token] = []
-        _sentence, summary_start = self._tokens(summary, sentence, summary_tokens)
         found: dict[int, list[_Occurrence]] = {}
-        self._scan_field(tokens, "title", title, title_start, found)
-        self._scan_field(summary_tokens, "summary", summary, summary_start, found)
+        words, start = self._field_words(title)
+        self._scan_field(words, "title", title, start, 0, found)
+        # the title is sentence 0 and more after each of its marks; the summary starts after them
+        summary_words, summary_start = self._field_words(summary)
+        self._scan_field(summary_words, "summary", summary, summary_start, words.count(_MARK) + 1,
+                         found)
         return found
 
-    def _scan_field(self, tokens: list[_Token], field_name: str, text: str, text_start: int,
-                    found: dict[int, list[_Occurrence]]) -> None:
+    def _scan_field(self, words: list[_WordInfo], field_name: str, text: str, text_start: int,
+                    first_sentence: int, found: dict[int, list[_Occurrence]]) -> None:
         exact, prefixes, buckets = self._exact, self._prefixes, self._fuzzy_keys
         reaches, onwards, fuzzy_cache = self._fuzzy_reach, self._fuzzy_onward, self._cache
-        count = len(tokens)
+        count = len(words)
         max_words = self._max_words
         spans: list[tuple[int, int]] | None = None  # of the words, found again when a term is found
-        for i in range(count):
-            folded, _stemmed, initial, live, multi, position, sentence, first = tokens[i]
-            if not live:
+        marks: list[int] | None = None  # indexes of the sentence marks, likewise
+        for i, info in enumerate(words):
+            if not info[3]:  # not live (or a mark)
                 continue
+            folded, _stemmed, initial, _live, multi = info
             single = len(folded) == 1
             reach = None if single else reaches.get(initial)
             onward = onwards[initial] if reach is not None and multi else None
             prefix = ""
             best: dict[int, tuple[float, str]] | None = None  # per term: the best n-gram from here
-            for j in range(i, min(count, i + max_words)):
-                n = j - i + 1
-                token = tokens[j]
+            n = 0
+            for j in range(i, count):
+                token = words[j]
+                if token is _MARK:
+                    continue
+                n += 1
                 key = prefix + token[1]
                 prefix += token[0]
                 ids = exact.get(key)
@@ -441,7 +447,7 @@ class Matcher:
                 if ids or fuzzy:
                     if spans is None:
                         spans = [m.span() for m in _WORD.finditer(text, text_start)]
-                    surface = text[spans[first][0]:spans[token[7]][1]]
+                    surface = text[spans[i][0]:spans[j][1]]
                     if best is None:
                         best = {}
                     for term_id, score in [(t, 100.0) for t in ids or ()] + list(fuzzy or ()):
@@ -449,12 +455,17 @@ class Matcher:
                             best[term_id] = (score, surface)
                 # go on while a longer n-gram can still match: some key goes on from this prefix, or
                 # a fuzzy bucket holds keys of more words long enough
-                if not single and prefix not in prefixes and (onward is None or len(prefix) >= onward[n]):
+                if n == max_words or (not single and prefix not in prefixes and (
+                        onward is None or len(prefix) >= onward[n])):
                     break
             if best is None:
                 continue
+            if marks is None:
+                marks = [k for k, word in enumerate(words) if word is _MARK]
+            before = bisect_right(marks, i)  # the marks before this word
             for term_id, (score, surface) in best.items():
-                occurrence = _Occurrence(field_name, position, sentence, surface, score)
+                occurrence = _Occurrence(field_name, i - before, first_sentence + before, surface,
+                                         score)
                 found.setdefault(term_id, []).append(occurrence)
 
     # -- decisions

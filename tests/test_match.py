@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import StorylineConfig, load_config, packaged_default_path
-from monitor.match import Matcher, _initial, stem, term_key, translit
+from monitor.match import _MARK, Matcher, _initial, stem, term_key, translit
 from monitor.normalise import html_to_text
 
 DATA = Path(__file__).parent / "data"
@@ -205,6 +205,19 @@ def test_skipped_words_never_hold_a_match():
         found += bool(pruned.match(title, summary))
     assert found >= 10  # the texts do exercise matches
     # and a good part of a real text's words are skipped
-    tokens = []
-    pruned._tokens(texts[5][1], 0, tokens)
-    assert sum(1 for t in tokens if not t[3]) > len(tokens) / 3
+    words = [info for info in pruned._field_words(texts[5][1])[0] if info is not _MARK]
+    assert sum(1 for info in words if not info[3]) > len(words) / 3
+
+
+def test_positions_count_words_and_sentences_end_at_marks():
+    matcher = Matcher([StorylineConfig("t", "T", all=(("truce",), ("talks",)))])
+    # in one sentence: 1.0; in one field, other sentences: 0.9; in two fields: 0.8
+    same_sentence, = matcher.explain("Truce talks", "")
+    same_field, = matcher.explain("Truce agreed. Then talks", "")
+    two_fields, = matcher.explain("Truce agreed", "talks")
+    assert (same_sentence.score, same_field.score) == (100.0, 90.0)
+    assert two_fields.score == pytest.approx((100 + 100 / 1.25) / 2 * 0.8)
+    hits = {h.term: h for g in same_field.groups for h in g.hits}
+    assert hits["talks"].position == 3  # "Truce agreed . Then talks": the mark is not a word
+    summary_first, = matcher.explain("Truce. Agreed!", "Talks resume")
+    assert summary_first.score == pytest.approx((100 + 100 / 1.25) / 2 * 0.8)
