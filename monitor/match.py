@@ -226,6 +226,24 @@ _WordInfo = tuple[str, str, str, bool, bool]
 _MARK: _WordInfo = ("", "", "", False, False)
 
 
+class _Surface:
+    """A field's text, to give the words of a hit as written. Their offsets are found (a second
+    pass of ``_WORD``) only when a hit is shown or explained: most items' hits never are, as
+    they match no storyline."""
+
+    __slots__ = ("_spans", "start", "text")
+
+    def __init__(self, text: str, start: int) -> None:
+        self.text, self.start = text, start
+        self._spans: list[tuple[int, int]] | None = None
+
+    def words(self, first: int, last: int) -> str:
+        """The text from the ``first``-th to the ``last``-th match of ``_WORD`` (after ``start``)."""
+        if self._spans is None:
+            self._spans = [m.span() for m in _WORD.finditer(self.text, self.start)]
+        return self.text[self._spans[first][0]:self._spans[last][1]]
+
+
 @dataclass
 class _Occurrence:
     """A term found in the text."""
@@ -233,8 +251,15 @@ class _Occurrence:
     field: str
     position: int  # word index within the field
     sentence: int  # sentence index over title + summary (the title is sentence 0)
-    found: str
     score: float
+    surface: _Surface
+    first: int  # the n-gram's first and last matches of _WORD in the field
+    last: int
+
+    @property
+    def found(self) -> str:
+        """The words of the text that matched, as written."""
+        return self.surface.words(self.first, self.last)
 
 
 @dataclass
@@ -267,7 +292,8 @@ class Matcher:
         self._uses: list[list[tuple[int, int]]] = []  # term id -> [(storyline index, slot index)]
         self._min_threshold = 100.0
         self._max_words = 1
-        self._cache: dict[tuple[int, str], tuple[tuple[int, float], ...]] = {}
+        # [n] -> n-gram key -> its fuzzy matches (one dict per n: no tuple key to build per look-up)
+        self._cache: list[dict[str, tuple[tuple[int, float], ...]]] = []
         self._word_cache: dict[str, _WordInfo] = {}
         self._prefixes: set[str] = set()  # every prefix of every exact key: where an n-gram can go on
         # fuzzy bucket initial -> n -> (shortest, longest) key of an n-gram worth comparing
@@ -301,6 +327,7 @@ class Matcher:
             self._fuzzy_onward[initial] = [
                 max((high for m, (_low, high) in reach.items() if m > n), default=0)
                 for n in range(self._max_words + 1)]
+        self._cache = [{} for _n in range(self._max_words + 1)]
 
     def _add_term(self, term: str) -> int:
         if term in self._term_ids:
@@ -369,7 +396,7 @@ class Matcher:
         if reach is not None:
             bounds = reach.get(1)
             if bounds is not None and len(stemmed) > 3 and bounds[0] <= len(stemmed) <= bounds[1]:
-                one = bool(self._cache.get((1, stemmed)) or
+                one = bool(self._cache[1].get(stemmed) or
                            self._fuzzy(1, stemmed, self._fuzzy_keys[(1, initial)]))
             head = translit(folded + "_")[:-1]  # as it starts the key of a longer n-gram
             slack = 1.0 - self._min_threshold / 100.0
@@ -392,9 +419,10 @@ class Matcher:
                 if self._term_keys[ids[i]] != key:  # an exact match is found (at 100) by the dict
                     found.append((ids[i], round(score, 1)))
         result = tuple(found)
-        if len(self._cache) >= _MAX_CACHE:
-            self._cache.clear()
-        self._cache[(n, key)] = result
+        cache = self._cache[n]
+        if len(cache) >= _MAX_CACHE:
+            cache.clear()
+        cache[key] = result
         return result
 
     def _scan(self, title: str, summary: str) -> dict[int, list[_Occurrence]]:
@@ -414,8 +442,8 @@ class Matcher:
         reaches, onwards, fuzzy_cache = self._fuzzy_reach, self._fuzzy_onward, self._cache
         count = len(words)
         max_words = self._max_words
-        spans: list[tuple[int, int]] | None = None  # of the words, found again when a term is found
-        marks: list[int] | None = None  # indexes of the sentence marks, likewise
+        marks: list[int] | None = None  # indexes of the sentence marks, found when a term is found
+        surface: _Surface | None = None
         for i, info in enumerate(words):
             if not info[3]:  # not live (or a mark)
                 continue
@@ -424,7 +452,8 @@ class Matcher:
             reach = None if single else reaches.get(initial)
             onward = onwards[initial] if reach is not None and multi else None
             prefix = ""
-            best: dict[int, tuple[float, str]] | None = None  # per term: the best n-gram from here
+            best: dict[int, tuple[float, int]] | None = None  # per term: (score, last word) of the
+            # best n-gram from here
             n = 0
             for j in range(i, count):
                 token = words[j]
@@ -441,18 +470,15 @@ class Matcher:
                 if reach is not None and len(key) > 3 and (multi or n == 1):
                     bounds = reach.get(n)
                     if bounds is not None and bounds[0] <= len(key) <= bounds[1]:
-                        fuzzy = fuzzy_cache.get((n, key))
+                        fuzzy = fuzzy_cache[n].get(key)
                         if fuzzy is None:
                             fuzzy = self._fuzzy(n, key, buckets[(n, initial)])
                 if ids or fuzzy:
-                    if spans is None:
-                        spans = [m.span() for m in _WORD.finditer(text, text_start)]
-                    surface = text[spans[i][0]:spans[j][1]]
                     if best is None:
                         best = {}
                     for term_id, score in [(t, 100.0) for t in ids or ()] + list(fuzzy or ()):
                         if term_id not in best or score > best[term_id][0]:
-                            best[term_id] = (score, surface)
+                            best[term_id] = (score, j)
                 # go on while a longer n-gram can still match: some key goes on from this prefix, or
                 # a fuzzy bucket holds keys of more words long enough
                 if n == max_words or (not single and prefix not in prefixes and (
@@ -460,12 +486,13 @@ class Matcher:
                     break
             if best is None:
                 continue
-            if marks is None:
+            if marks is None or surface is None:
                 marks = [k for k, word in enumerate(words) if word is _MARK]
+                surface = _Surface(text, text_start)
             before = bisect_right(marks, i)  # the marks before this word
-            for term_id, (score, surface) in best.items():
-                occurrence = _Occurrence(field_name, i - before, first_sentence + before, surface,
-                                         score)
+            for term_id, (score, last) in best.items():
+                occurrence = _Occurrence(field_name, i - before, first_sentence + before, score,
+                                         surface, i, last)
                 found.setdefault(term_id, []).append(occurrence)
 
     # -- decisions
