@@ -481,9 +481,16 @@ class Matcher:
                             best[term_id] = (score, j)
                 # go on while a longer n-gram can still match: some key goes on from this prefix, or
                 # a fuzzy bucket holds keys of more words long enough
-                if n == max_words or (not single and prefix not in prefixes and (
-                        onward is None or len(prefix) >= onward[n])):
+                if n == max_words:
                     break
+                if prefix not in prefixes:
+                    if not single:
+                        if onward is None or len(prefix) >= onward[n]:
+                            break
+                    elif len(prefix) >= 3:  # from 3 letters on, the bucket of the n-grams to come
+                        ahead = onwards.get(_initial(prefix))  # from a one-letter word is known
+                        if ahead is None or len(prefix) >= ahead[n]:
+                            break
             if best is None:
                 continue
             if marks is None or surface is None:
