@@ -632,7 +632,7 @@ class Store:
         def operation() -> PollOutcome:
             counts = {"new_items": 0, "known_url": 0, "syndicated": 0, "new_matches": 0,
                       "new_alerts": 0}
-            batch = _PollBatch(self.db.conn, entries)
+            batch = _PollBatch(self.db.conn, entries, now)
             for entry in entries:
                 self._record_entry(entry, now, policy, counts, batch)
             batch.flush()
@@ -683,7 +683,7 @@ class Store:
                 counts["syndicated"] += 1
         batch.items.append(
             (item_id, item.feed_url, item.source, item.guid, item.url, item.title, item.summary,
-             iso(item.published), int(item.published_known), iso(now), story_id))
+             iso(item.published), int(item.published_known), batch.now, story_id))
         if item.url:
             batch.urls.setdefault(item.url, item_id)
         batch.entries.append((item.feed_url, item.guid, item_id))
@@ -694,7 +694,7 @@ class Store:
             hits = [{"term": h.term, "found": h.found, "score": h.score, "field": h.field}
                     for h in match.hits]
             batch.matches.append((item_id, match.storyline_id, story_id, match.score,
-                                  json.dumps(hits), iso(now)))
+                                  json.dumps(hits), batch.now))
             counts["new_matches"] += 1
             if not alertable:
                 continue
@@ -967,8 +967,9 @@ class _PollBatch:
     candidates, so the same decisions, as writing every row at once.
     """
 
-    def __init__(self, conn: sqlite3.Connection, entries: Sequence[NewEntry]) -> None:
+    def __init__(self, conn: sqlite3.Connection, entries: Sequence[NewEntry], now: datetime) -> None:
         self.conn = conn
+        self.now = iso(now)  # the time of the poll, as every row of it is written
         guids: dict[str, list[str]] = {}
         urls: set[str] = set()
         for entry in entries:
