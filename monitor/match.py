@@ -442,7 +442,8 @@ class Matcher:
         reaches, onwards, fuzzy_cache = self._fuzzy_reach, self._fuzzy_onward, self._cache
         count = len(words)
         max_words = self._max_words
-        marks: list[int] | None = None  # indexes of the sentence marks, found when a term is found
+        # found when a term is found: the indexes of the sentence marks, and the text's words
+        marks: list[int] = []
         surface: _Surface | None = None
         for i, info in enumerate(words):
             if not info[3]:  # not live (or a mark)
@@ -493,7 +494,7 @@ class Matcher:
                             break
             if best is None:
                 continue
-            if marks is None or surface is None:
+            if surface is None:
                 marks = [k for k, word in enumerate(words) if word is _MARK]
                 surface = _Surface(text, text_start)
             before = bisect_right(marks, i)  # the marks before this word
