@@ -592,6 +592,8 @@ class Matcher:
         for slot, (rule, terms) in enumerate(line.slots):
             if rule == "not_near" and not terms:
                 continue
+            if not explain and rule in ("none", "not_near"):
+                continue  # match() keeps the hits of the groups only
             hits = _best_hits(per_slot[slot])
             if rule == "not_near":
                 matched_slot = not any(discarded)
