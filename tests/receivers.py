@@ -91,8 +91,10 @@ class WebhookReceiver:
 
     ``received`` holds one dict per request: ``id``, ``timestamp``, ``signature``
     (header values or None), ``headers`` (lower-cased), ``body`` (bytes), ``json``
-    (parsed or None), ``verified`` (bool; False when no secret), ``error``
-    (the verification error text), ``method``, ``path``, ``status`` (what we answered).
+    (parsed or None), ``complete`` (False when the sender went away before the whole body
+    arrived: a SIGKILL between headers and body), ``verified`` (bool; False when no secret or
+    the body is incomplete), ``error`` (the verification error text), ``method``, ``path``,
+    ``status`` (what we answered; None when nobody was left to answer).
     """
 
     def __init__(self, secret: str | None = TEST_SECRET, *, hang_seconds: float = 10.0) -> None:
@@ -210,8 +212,11 @@ class WebhookReceiver:
         length = int(handler.headers.get("content-length") or 0)
         body = handler.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in handler.headers.items()}
+        complete = len(body) == length
         verified, error = False, None
-        if self.secret:
+        if not complete:
+            error = f"incomplete body: {len(body)} of {length} bytes before the sender went away"
+        elif self.secret:
             try:
                 standardwebhooks.Webhook(self.secret).verify(body, headers)
                 verified = True
@@ -223,18 +228,26 @@ class WebhookReceiver:
             parsed = json.loads(body) if body else None
         except ValueError:
             parsed = None
-        with self._lock:
-            reply = self._queue.popleft() if self._queue else self._default
+        # Nobody is left to answer an incomplete request, and no real receiver would act on it;
+        # it takes no queued answer.
+        reply = None
+        if complete:
+            with self._lock:
+                reply = self._queue.popleft() if self._queue else self._default
         record = {
             "method": handler.command, "path": handler.path,
             "id": headers.get("webhook-id"), "timestamp": headers.get("webhook-timestamp"),
             "signature": headers.get("webhook-signature"), "headers": headers, "body": body,
-            "json": parsed, "verified": verified, "error": error,
-            "status": 200 if reply.hang else reply.status, "at": time.time(),
+            "json": parsed, "complete": complete, "verified": verified, "error": error,
+            "status": None if reply is None else 200 if reply.hang else reply.status,
+            "at": time.time(),
         }
         with self._changed:
             self.received.append(record)
             self._changed.notify_all()
+        if reply is None:
+            handler.close_connection = True
+            return
         if reply.hang:
             self._release.wait(self.hang_seconds)
             reply = _Reply(200)
