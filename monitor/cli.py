@@ -352,6 +352,10 @@ def check(obj: Context, text: str, summary: str, as_json: bool) -> None:
                    "part, and trained on the tune part, tested on the held-out part.")
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 20),
               help="Folds for --learned.")
+@click.option("--train", "train_paths", multiple=True, type=click.Path(dir_okay=False),
+              metavar="LABELS",
+              help="With --learned: train on these labelled files (repeatable; their items also "
+                   "in --items) and test on every item of LABELS, instead of the held-out fifth.")
 @click.option("--skip-unsure", is_flag=True,
               help="Leave labels marked \"unsure\" (borderline under the rubric) out of the scoring and "
                    "the error list, as TDT left out borderline judgements; the report says how many. "
@@ -363,7 +367,8 @@ def check(obj: Context, text: str, summary: str, as_json: bool) -> None:
 @pass_context
 @fails_cleanly
 def eval_command(obj: Context, labels: str, items_path: str, as_json: bool, errors: bool,
-                 learned: bool, folds: int, from_db: bool, skip_unsure: bool) -> None:
+                 learned: bool, folds: int, train_paths: tuple[str, ...], from_db: bool,
+                 skip_unsure: bool) -> None:
     """Measure the storylines on labelled items: precision, recall, F1 and C_det.
 
     Example: monitor eval ../shared/data/labels/dev.jsonl --items ../shared/data/news/items.jsonl --learned
@@ -373,7 +378,10 @@ def eval_command(obj: Context, labels: str, items_path: str, as_json: bool, erro
     from .evaluate import evaluate, evaluate_learned, load_items, load_labels
     from .match import Matcher
 
+    if train_paths and not learned:
+        raise click.UsageError("--train needs --learned (it trains the learned layer)")
     label_rows, items = load_labels(Path(labels)), load_items(Path(items_path))
+    train = {path: load_labels(Path(path)) for path in train_paths} or None
     matcher = Matcher(obj.config.storylines)
     decider: Any = matcher
     if from_db:
@@ -385,7 +393,8 @@ def eval_command(obj: Context, labels: str, items_path: str, as_json: bool, erro
         decider = LearnedMatcher(matcher, models)
     report = evaluate(decider, label_rows, items, skip_unsure=skip_unsure)
     if learned:
-        report.learned = evaluate_learned(matcher, label_rows, items, k=folds, skip_unsure=skip_unsure)
+        report.learned = evaluate_learned(matcher, label_rows, items, k=folds, skip_unsure=skip_unsure,
+                                          train=train)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:

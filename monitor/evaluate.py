@@ -329,6 +329,16 @@ LEARNED_ROWS = (
     ("learned", "held-out", "learned, trained on the whole tune part (threshold by CV on it), "
                             "tested on the held-out fifth"),
 )
+# With training files (``monitor eval LABELS --learned --train FILE``), "tune" is every item of the
+# training files and "held-out" every item of LABELS.
+TRAIN_FILE_ROWS = (
+    ("rules", "tune", "rules, on the training files"),
+    ("learned", "tune-cv", "learned, k-fold cross-validation over the training files (nested: each "
+                           "fold's threshold chosen by CV inside its training folds)"),
+    ("rules", "held-out", "rules, on every item of the labels file"),
+    ("learned", "held-out", "learned, trained on the training files (threshold by CV on them), "
+                            "tested on every item of the labels file"),
+)
 
 
 @dataclass
@@ -344,6 +354,11 @@ class LearnedReport:
     seconds: float = 0.0
     predicted: dict[str, list[str]] = field(default_factory=dict)  # held-out ids the model matched
     unsure_left_out: dict[str, int] | None = None  # part -> unsure items not scored (still trained on)
+    train_files: tuple[str, ...] = ()  # --train: "tune" is these files, "held-out" all of LABELS
+
+    @property
+    def rows(self) -> tuple[tuple[str, str, str], ...]:
+        return TRAIN_FILE_ROWS if self.train_files else LEARNED_ROWS
 
     def render(self) -> str:
         head = (f"{'storyline':<18} {'method':<8} {'part':<8} {'pos':>4} {'TP':>4} {'FP':>4} "
@@ -351,15 +366,17 @@ class LearnedReport:
         lines = ["learned layer vs rules (never trained and tested on the same items)", head,
                  "-" * len(head)]
         for storyline in self.storylines:
-            for method, part, _what in LEARNED_ROWS:
+            for method, part, _what in self.rows:
                 c = self.counts[(method, part)][storyline]
                 lines.append(
                     f"{storyline:<18} {method:<8} {part:<8} {c.tp + c.fn:>4} {c.tp:>4} {c.fp:>4} "
                     f"{c.fn:>4} {c.tn:>4}  {c.precision:>5.3f} {c.recall:>6.3f} {c.f1:>5.3f} "
                     f"{c.c_det:>6.3f}")
         lines.append("")
-        for method, part, what in LEARNED_ROWS:
+        for method, part, what in self.rows:
             lines.append(f"{method} {part}: {what}")
+        if self.train_files:
+            lines.append("training files: " + ", ".join(self.train_files))
         lines.append(f"folds: {self.k}, by sha1(id) // 5 % {self.k}, items with the same headline in "
                      f"one fold; {self.left_out} tune item(s) sharing a headline with a held-out item "
                      "left out of training")
@@ -371,9 +388,10 @@ class LearnedReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "rows": {f"{method} {part}": what for method, part, what in LEARNED_ROWS},
+            "rows": {f"{method} {part}": what for method, part, what in self.rows},
             "storylines": {s: {f"{m} {p}": self.counts[(m, p)][s].to_dict()
-                               for m, p, _w in LEARNED_ROWS} for s in self.storylines},
+                               for m, p, _w in self.rows} for s in self.storylines},
+            "train_files": list(self.train_files),
             "thresholds": dict(self.thresholds), "folds": self.k, "left_out": self.left_out,
             "predicted_held_out": {s: sorted(ids) for s, ids in self.predicted.items()},
             "seconds": round(self.seconds, 2),
@@ -395,13 +413,30 @@ def _count(counts: Counts, predicted: bool, actual: bool) -> None:
 def evaluate_learned(matcher: Matcher, labels: Sequence[dict[str, Any]],
                      items: dict[str, dict[str, Any]], *, k: int = 5,
                      normalise: Callable[[str], str] = html_to_text,
-                     skip_unsure: bool = False) -> LearnedReport:
+                     skip_unsure: bool = False,
+                     train: dict[str, Sequence[dict[str, Any]]] | None = None) -> LearnedReport:
     """The learned layer measured honestly next to the rules, per storyline: nested k-fold CV
     over the tune part, and trained on the tune part then tested on the held-out part. With
-    ``skip_unsure``, items labelled ``unsure`` are trained on as usual but not scored."""
+    ``skip_unsure``, items labelled ``unsure`` are trained on as usual but not scored.
+
+    ``train`` (``{file name: labels}``) replaces the id-hash split: the tune part is every item of
+    those labels (an id also in ``labels`` is left out of them) and the held-out part every item
+    of ``labels``: a model trained on one labelled set, tested on another."""
     from .learn import _headline, cross_val_scores, examples_for, fit, folds
 
     started = time.perf_counter()
+    tested: set[str] | None = None
+    if train is not None:
+        tested = {label["id"] for label in labels}
+        training_labels = [label for rows in train.values() for label in rows
+                           if label["id"] not in tested]
+        if len({label["id"] for label in training_labels}) != len(training_labels):
+            raise DataError("an id is labelled in two training files")
+        labels = [*training_labels, *labels]
+
+    def is_held_out(key: str) -> bool:
+        return held_out(key) if tested is None else key in tested
+
     configured = [s.id for s in matcher.storylines]
     labelled = {s for label in labels for s in label["storylines"]}
     storylines = tuple(s for s in configured if s in labelled)
@@ -412,8 +447,8 @@ def evaluate_learned(matcher: Matcher, labels: Sequence[dict[str, Any]],
     unsure = {label["id"] for label in labels if label["unsure"]} if skip_unsure else set()
     left_out_unsure = None
     if skip_unsure:
-        left_out_unsure = {"tune": sum(1 for i in unsure if not held_out(i)),
-                           "held-out": sum(1 for i in unsure if held_out(i)), "all": len(unsure)}
+        left_out_unsure = {"tune": sum(1 for i in unsure if not is_held_out(i)),
+                           "held-out": sum(1 for i in unsure if is_held_out(i)), "all": len(unsure)}
     for label in labels:
         item = items[label["id"]]
         truth = set(label["storylines"])
@@ -426,8 +461,8 @@ def evaluate_learned(matcher: Matcher, labels: Sequence[dict[str, Any]],
     left_out = 0
     for storyline in storylines:
         found = examples.get(storyline, [])
-        tune = [e for e in found if not held_out(e.key)]
-        test = [e for e in found if held_out(e.key)]
+        tune = [e for e in found if not is_held_out(e.key)]
+        test = [e for e in found if is_held_out(e.key)]
         for part, part_examples in (("tune", tune), ("held-out", test)):
             for e in part_examples:
                 if e.key not in unsure:
@@ -451,4 +486,5 @@ def evaluate_learned(matcher: Matcher, labels: Sequence[dict[str, Any]],
             if decided:
                 predicted[storyline].append(e.key)
     return LearnedReport(storylines, counts, thresholds, k, left_out,
-                         time.perf_counter() - started, predicted, left_out_unsure)
+                         time.perf_counter() - started, predicted, left_out_unsure,
+                         tuple(train or ()))

@@ -268,3 +268,61 @@ def test_eval_learned_reports_cv_and_held_out_next_to_the_rules(tmp_path):
     assert set(rows) == {"rules tune", "learned tune-cv", "rules held-out", "learned held-out"}
     # rules rows agree with the plain report
     assert rows["rules held-out"]["tp"] == report["storylines"]["ceasefire-talks"]["held-out"]["tp"]
+
+
+def test_eval_train_files_train_on_one_labelled_set_and_test_on_another(tmp_path):
+    """--train: the model is fitted on the training file only (an id also in LABELS is left out
+    of it) and every item of LABELS is scored; the rules rows are those of each file."""
+    from monitor.evaluate import html_to_text
+    from monitor.learn import _headline, examples_for
+
+    runner = CliRunner()
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n\n' + _default_storylines(()))
+    lines = (DATA / "labels_sample.jsonl").read_text().splitlines()
+    test_lines, train_lines = lines[1::2], [*lines[0::2], lines[1]]  # lines[1] is in both
+    (tmp_path / "train.jsonl").write_text("\n".join(train_lines) + "\n")
+    (tmp_path / "test.jsonl").write_text("\n".join(test_lines) + "\n")
+    items = str(DATA / "items_sample.jsonl")
+    report = json.loads(_invoke(runner, config, "eval", str(tmp_path / "test.jsonl"), "--items", items,
+                                "--learned", "--folds", "3", "--train", str(tmp_path / "train.jsonl"),
+                                "--json"))
+    learned = report["learned"]
+    assert learned["train_files"] == [str(tmp_path / "train.jsonl")]
+    for storyline in ("ceasefire-talks", "captive-releases"):
+        rows = learned["storylines"][storyline]
+        held = rows["learned held-out"]
+        assert held["tp"] + held["fp"] + held["fn"] + held["tn"] == len(test_lines)
+        assert {k: rows["rules held-out"][k] for k in ("tp", "fp", "fn", "tn")} == {
+            k: report["storylines"][storyline]["all"][k] for k in ("tp", "fp", "fn", "tn")}
+        tune = rows["rules tune"]
+        assert tune["tp"] + tune["fp"] + tune["fn"] + tune["tn"] == len(train_lines) - 1
+
+    # the same decisions as a model fitted here on the training file alone
+    by_id = {json.loads(line)["id"]: json.loads(line) for line in Path(items).read_text().splitlines()}
+    matcher = Matcher(load_config(config).storylines)
+
+    def rows_of(labelled):
+        out = []
+        for line in labelled:
+            label = json.loads(line)
+            item = by_id[label["id"]]
+            out.append((label["id"], html_to_text(item["title"]), html_to_text(item["summary"] or ""),
+                        {s: s in label["storylines"] for s in ("ceasefire-talks", "captive-releases")}))
+        return out
+
+    test_rows = rows_of(test_lines)
+    test_ids = {row[0] for row in test_rows}
+    train_examples = examples_for(matcher, [r for r in rows_of(train_lines) if r[0] not in test_ids])
+    test_examples = examples_for(matcher, test_rows)
+    for storyline in ("ceasefire-talks", "captive-releases"):
+        heads = {_headline(e.title) for e in test_examples[storyline]}
+        model = fit([e for e in train_examples[storyline] if _headline(e.title) not in heads], k=3)
+        decided = sorted(e.key for e in test_examples[storyline]
+                         if model.decide(e.title, e.summary, e.explanation))
+        assert decided == learned["predicted_held_out"][storyline]
+    assert learned["predicted_held_out"]["captive-releases"]
+
+    refused = runner.invoke(cli, ["--config", str(config), "eval", str(tmp_path / "test.jsonl"),
+                                  "--items", items, "--train", str(tmp_path / "train.jsonl")])
+    assert refused.exit_code == 2 and "--train needs --learned" in refused.output
