@@ -316,11 +316,15 @@ def check(obj: Context, text: str, summary: str, as_json: bool) -> None:
     matcher = Matcher(obj.config.storylines)
     explanations = matcher.explain(title, body)
     models = {}
-    if any(s.learned for s in obj.config.storylines):  # the model the daemon would train
+    if any(s.learned for s in obj.config.storylines):  # the models the daemon would use
         from .pipeline import learned_models
 
         with obj.store() as store:
             models = learned_models(obj.config, store, matcher)
+    elif any(s.model for s in obj.config.storylines):
+        from .pipeline import shipped_models
+
+        models = shipped_models(obj.config)
     if as_json:
         out = []
         for e in explanations:
@@ -360,6 +364,8 @@ def check(obj: Context, text: str, summary: str, as_json: bool) -> None:
               help="Leave labels marked \"unsure\" (borderline under the rubric) out of the scoring and "
                    "the error list, as TDT left out borderline judgements; the report says how many. "
                    "Default: every label is scored. --learned still trains on them.")
+@click.option("--rules", "rules_only", is_flag=True,
+              help="Decide with the rules alone, not with the storylines' model files.")
 @click.option("--from-db", is_flag=True,
               help="Decide with the models the daemon trains from the database's examples "
                    "(storylines with learned = true): what `monitor run` would record. Not a fair "
@@ -367,8 +373,8 @@ def check(obj: Context, text: str, summary: str, as_json: bool) -> None:
 @pass_context
 @fails_cleanly
 def eval_command(obj: Context, labels: str, items_path: str, as_json: bool, errors: bool,
-                 learned: bool, folds: int, train_paths: tuple[str, ...], from_db: bool,
-                 skip_unsure: bool) -> None:
+                 learned: bool, folds: int, train_paths: tuple[str, ...], rules_only: bool,
+                 from_db: bool, skip_unsure: bool) -> None:
     """Measure the storylines on labelled items: precision, recall, F1 and C_det.
 
     Example: monitor eval ../shared/data/labels/dev.jsonl --items ../shared/data/news/items.jsonl --learned
@@ -380,27 +386,41 @@ def eval_command(obj: Context, labels: str, items_path: str, as_json: bool, erro
 
     if train_paths and not learned:
         raise click.UsageError("--train needs --learned (it trains the learned layer)")
+    if rules_only and from_db:
+        raise click.UsageError("--rules and --from-db: choose one")
     label_rows, items = load_labels(Path(labels)), load_items(Path(items_path))
     train = {path: load_labels(Path(path)) for path in train_paths} or None
     matcher = Matcher(obj.config.storylines)
     decider: Any = matcher
+    models: dict[str, Any] = {}
     if from_db:
-        from .learn import LearnedMatcher
         from .pipeline import learned_models
 
         with obj.store() as store:
             models = learned_models(obj.config, store, matcher)
+    elif not rules_only:
+        from .pipeline import shipped_models
+
+        models = shipped_models(obj.config)
+    if models:
+        from .learn import LearnedMatcher
+
         decider = LearnedMatcher(matcher, models)
     report = evaluate(decider, label_rows, items, skip_unsure=skip_unsure)
+    report.decided_by = {s.id: (f"model: {models[s.id].trained_on or 'trained on stored examples'}"
+                                if s.id in models else "rules") for s in obj.config.storylines}
     if learned:
         report.learned = evaluate_learned(matcher, label_rows, items, k=folds, skip_unsure=skip_unsure,
                                           train=train)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
-        if from_db:
-            click.echo("decided as the daemon would: storylines with learned = true by the models "
-                       "trained on the database's examples\n")
+        if models:
+            click.echo(f"decided as 'monitor run' does{' with this database' if from_db else ''}: "
+                       + "; ".join(f"{sid} by its {how}" for sid, how in report.decided_by.items()
+                                   if how != "rules")
+                       + "; the others by their rules (--rules: the rules alone). A model is no "
+                         "fair test on items it was trained on.\n")
         click.echo(report.render(errors=errors))
         if report.learned is not None:
             click.echo("")
@@ -488,6 +508,77 @@ def learn(obj: Context, labels: str, items_path: str, part: str) -> None:
         learned = obj.config.storyline(storyline).learned
         click.echo(f"  {storyline}: {t.get('examples', 0)} examples, {t.get('positives', 0)} positive"
                    + ("" if learned else " (learned = false in the config: the rules decide)"))
+
+
+@cli.command(name="train")
+@click.argument("labels", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--items", "items_path", required=True, type=click.Path(dir_okay=False),
+              help="JSONL of items (id, title, summary) the labels refer to.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for the model files (<storyline>.json).")
+@click.option("--storyline", "only", multiple=True, metavar="ID",
+              help="Train only this storyline (repeatable). Default: every configured storyline "
+                   "the labels mention.")
+@pass_context
+@fails_cleanly
+def train_command(obj: Context, labels: tuple[str, ...], items_path: str, out_dir: str,
+                  only: tuple[str, ...]) -> None:
+    """Train the learned layer on labelled files and write a model file per storyline.
+
+    A storyline's `model = "FILE"` in the config makes the model decide it (until `learned = true`
+    and the desk's own examples train one). The model records the rules it was trained with: edit
+    the storyline's rules and it stands aside until trained again. Measure before you ship:
+    `monitor eval OTHER.jsonl --items ITEMS --learned --train LABELS`.
+
+    Example: monitor train ../shared/data/labels/dev.jsonl labels/fresh-2026-11-26.jsonl
+    --items ../shared/data/news/items.jsonl --out config/models
+    """
+    from .evaluate import DataError, html_to_text, load_items, load_labels
+    from .learn import examples_for, fit, is_candidate, rules_fingerprint
+    from .match import Matcher
+
+    items = load_items(Path(items_path))
+    rows: dict[str, dict[str, Any]] = {}
+    for path in labels:
+        for row in load_labels(Path(path)):
+            if row["id"] in rows:
+                raise DataError(f"{path}: id {row['id']!r} is labelled in two files")
+            if row["id"] not in items:
+                raise DataError(f"{path}: id {row['id']!r} is not in {items_path}")
+            rows[row["id"]] = row
+    mentioned = {s for row in rows.values() for s in row["storylines"]}
+    configured = {s.id for s in obj.config.storylines}
+    unknown = [s for s in only if s not in configured]
+    if unknown:
+        raise click.BadParameter(f"no storyline {unknown[0]!r} in the config", param_hint="--storyline")
+    storylines = [s for s in obj.config.storylines if s.id in (set(only) or mentioned)]
+    if not storylines:
+        raise DataError("no configured storyline is labelled in these files")
+    wanted = {s.id for s in storylines}
+    matcher = Matcher(obj.config.storylines)
+    examples = examples_for(matcher, (
+        (key, html_to_text(items[key].get("title") or ""), html_to_text(items[key].get("summary") or ""),
+         {s: s in row["storylines"] for s in wanted}) for key, row in rows.items()))
+    names = ", ".join(Path(p).name for p in labels)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for storyline in storylines:
+        found = examples.get(storyline.id, [])
+        candidates = [e for e in found if is_candidate(e.explanation)]
+        positives = sum(1 for e in candidates if e.label)
+        if positives < 2 or len(candidates) - positives < 2:
+            click.echo(f"{storyline.id}: too few candidate examples ({positives} positive of "
+                       f"{len(candidates)}); no model written")
+            continue
+        model = fit(found, threshold=storyline.learned_threshold or None)
+        model.rules = rules_fingerprint(storyline)
+        model.trained_on = (f"{len(found)} labelled items of {names} "
+                            f"({sum(1 for e in found if e.label)} positive)")
+        path = out / f"{storyline.id}.json"
+        path.write_text(model.to_json() + "\n", encoding="utf-8")
+        click.echo(f"{storyline.id}: {path} ({model.examples} candidate examples, {model.positives} "
+                   f"positive, threshold {model.threshold:.2f} by cross-validation"
+                   f"{'' if not storyline.learned_threshold else ' (set in the config)'})")
 
 
 # --------------------------------------------------------------------------- the outbox

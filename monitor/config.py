@@ -19,6 +19,8 @@ from typing import Any
 
 from .errors import ConfigError
 
+MODEL_FORMAT = "ceasefire-monitor/learned-model/1"  # monitor.learn.FORMAT (config imports no stage)
+
 DEFAULT_USER_AGENT = "ceasefire-monitor/0.1 (+https://github.com/ceasefire-monitor)"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -72,6 +74,9 @@ class StorylineConfig:
     # ``monitor feedback``), a model trained on them decides; else the rules alone.
     learned: bool = False
     learned_threshold: float = 0.0  # the model's probability cut; 0: chosen by cross-validation
+    # A model trained elsewhere (``monitor train``) that decides this storyline until the desk's
+    # own examples train one (``learned = true``): the absolute path of its JSON file.
+    model: str = ""
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -349,7 +354,7 @@ class _Reader:
             raw = self.table(raw, where, {"id", "name", "description", "all", "any", "none",
                                           "threshold", "near", "not_near", "not_near_window",
                                           "title_weight", "min_score", "learned",
-                                          "learned_threshold"})
+                                          "learned_threshold", "model"})
             if "id" not in raw:
                 raise self.fail(f"{where}.id", "a storyline id (a required key)")
             storyline_id = self.string(raw["id"], f"{where}.id")
@@ -389,8 +394,33 @@ class _Reader:
                 learned=self.boolean(raw.get("learned", False), f"{where}.learned"),
                 learned_threshold=self.fraction(raw.get("learned_threshold", 0.0),
                                                 f"{where}.learned_threshold"),
+                model=self.model_file(raw["model"], f"{where}.model", storyline_id)
+                if "model" in raw else "",
             ))
         return tuple(storylines)
+
+    def model_file(self, value: Any, where: str, storyline_id: str) -> str:
+        """A model file (relative to the config file's folder, symlinks followed): readable, a
+        learned model, of this storyline. Whether it fits the storyline's rules is checked where
+        it is used (``monitor.pipeline.shipped_models``)."""
+        import json
+
+        name = self.string(value, where)
+        path = (Path(self.source).resolve().parent / name).resolve()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ConfigError(f"{self.source}: {where}: cannot read {path}: "
+                              f"{error.strerror or error}") from None
+        except ValueError as error:
+            raise ConfigError(f"{self.source}: {where}: {path} is not valid JSON: {error}") from None
+        if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
+            raise ConfigError(f"{self.source}: {where}: {path} is not a learned model "
+                              f"(expected \"format\": \"{MODEL_FORMAT}\"; made by 'monitor train')")
+        if data.get("storyline") != storyline_id:
+            raise ConfigError(f"{self.source}: {where}: {path} is the model of storyline "
+                              f"{data.get('storyline')!r}, not {storyline_id!r}")
+        return str(path)
 
     def terms(self, value: Any, where: str, allow_empty: bool = False) -> tuple[str, ...]:
         terms = self.strings(value, where)

@@ -203,6 +203,7 @@ class EvalReport:
     predicted: dict[str, list[str]] = field(default_factory=dict)  # storyline -> ids it matched
     learned: LearnedReport | None = None  # ``monitor eval --learned``
     unsure_left_out: dict[str, int] | None = None  # part -> unsure items not scored (``skip_unsure``)
+    decided_by: dict[str, str] = field(default_factory=dict)  # storyline -> "rules" or its model
 
     def render(self, errors: bool = False) -> str:
         head = (f"{'storyline':<18} {'part':<8} {'items':>5} {'pos':>4} {'TP':>4} {'FP':>4} {'FN':>4} "
@@ -240,6 +241,7 @@ class EvalReport:
             "storylines": {s: {part: self.counts[part][s].to_dict() for part in PARTS}
                            for s in self.storylines},
             "unlabelled": list(self.unlabelled),
+            "decided_by": dict(self.decided_by),
             "errors": [e.to_dict() for e in self.errors],
             "seconds": round(self.seconds, 4),
             "predicted": {s: sorted(ids) for s, ids in self.predicted.items()},

@@ -41,11 +41,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .config import MODEL_FORMAT
 from .match import Explanation, Matcher, fold_word, stem
 from .models import Match, TermHit
 
 __all__ = ["Contribution", "Example", "LearnedMatcher", "Model", "choose_threshold", "cross_val_scores",
-           "features", "fit", "fold_of", "is_candidate", "train"]
+           "features", "fit", "fold_of", "is_candidate", "rules_fingerprint", "train"]
 
 DIM_BITS = 18
 SUMMARY_WEIGHT = 0.5
@@ -56,7 +57,7 @@ LEARNING_RATE = 0.3
 TEXT_WEIGHT = 0.25  # scales every word feature (the rule features have value ~1); chosen by CV on tune
 SETTLED = 0.02  # SGD skips examples whose error is below this (the speed of later epochs)
 MIN_EXAMPLES = 2  # per class: below this a storyline keeps its rules
-FORMAT = "ceasefire-monitor/learned-model/1"
+FORMAT = MODEL_FORMAT
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 
 
@@ -191,6 +192,8 @@ class Model:
     examples: int = 0
     positives: int = 0
     dim_bits: int = DIM_BITS
+    rules: str = ""  # rules_fingerprint() of the storyline it was trained with ("" if not recorded)
+    trained_on: str = ""  # what it was trained on, for people (a model file says it)
 
     def logit(self, named: dict[str, float]) -> float:
         weights = self.weights
@@ -235,7 +238,7 @@ class Model:
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "storyline": self.storyline_id, "bias": self.bias,
                 "threshold": self.threshold, "examples": self.examples, "positives": self.positives,
-                "dim_bits": self.dim_bits,
+                "dim_bits": self.dim_bits, "rules": self.rules, "trained_on": self.trained_on,
                 "weights": {str(i): w for i, w in sorted(self.weights.items())}}
 
     @classmethod
@@ -247,7 +250,8 @@ class Model:
         return cls(storyline_id=data["storyline"], bias=float(data["bias"]),
                    weights={int(i): float(w) for i, w in data["weights"].items()},
                    threshold=float(data["threshold"]), examples=int(data["examples"]),
-                   positives=int(data["positives"]))
+                   positives=int(data["positives"]), rules=str(data.get("rules", "")),
+                   trained_on=str(data.get("trained_on", "")))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))
@@ -466,6 +470,17 @@ def build_models(matcher: Matcher,
         fixed = (thresholds or {}).get(storyline) or None
         models[storyline] = fit(found, k=k, threshold=fixed)
     return models
+
+
+def rules_fingerprint(storyline: Any) -> str:
+    """What a model's features depend on in a storyline's config: its rules (terms, contexts,
+    windows, thresholds), not its name, description or learned-layer settings. A model trained
+    with other rules would read features that no longer mean what they meant."""
+    rules = tuple(getattr(storyline, name) for name in (
+        "id", "all", "any", "none", "threshold", "near", "not_near", "not_near_window",
+        "title_weight", "min_score"))
+    settings = (FORMAT, DIM_BITS, SUMMARY_WEIGHT, TEXT_WEIGHT)
+    return hashlib.sha1(repr((settings, rules)).encode("utf-8")).hexdigest()[:16]
 
 
 def examples_fingerprint(storyline: Any, rows: Sequence[tuple[str, str, str, bool]],

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .alert import Channel, make_channel
@@ -26,6 +27,7 @@ from .config import ChannelConfig, FeedConfig, MonitorConfig
 from .dedup import fingerprint
 from .errors import (
     ChannelGone,
+    ConfigError,
     DeliveryPermanent,
     DeliveryRetryable,
     FeedError,
@@ -462,10 +464,47 @@ def _digest_in_worker(job: _Job) -> _Digest:
     return _digest(job, _parse(job), _worker["matcher"], _worker["reader"])
 
 
+def shipped_models(config: MonitorConfig) -> dict[str, Model]:
+    """The models of the storylines with a ``model`` file (``monitor train``), each checked
+    against the rules it was trained with: a storyline whose rules changed since keeps its rules
+    (a warning says so), as features of other rules no longer mean what the model learned."""
+    wanted = [s for s in config.storylines if s.model]
+    if not wanted:
+        return {}
+    from .learn import Model, rules_fingerprint
+
+    models: dict[str, Model] = {}
+    for storyline in wanted:
+        try:
+            model = Model.from_json(Path(storyline.model).read_text(encoding="utf-8"))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ConfigError(f"storyline {storyline.id}: model {storyline.model}: "
+                              f"cannot load it: {error}") from None
+        if model.rules != rules_fingerprint(storyline):
+            log.warning("%s: the model %s was trained with other rules for this storyline (edited "
+                        "since?); the rules alone decide (retrain it with 'monitor train')",
+                        storyline.id, storyline.model)
+            continue
+        models[storyline.id] = model
+    return models
+
+
 def learned_models(config: MonitorConfig, store: Store, matcher: Matcher) -> dict[str, Model]:
-    """The learned layer of the storylines with ``learned = true``, from the examples in the store
-    (``monitor learn``, ``monitor feedback``): the saved model when neither the examples nor the
-    rules changed since it was trained, else trained now and saved. The others keep their rules."""
+    """The models that decide, per storyline: for ``learned = true``, one trained on the examples
+    in the store (``monitor learn``, ``monitor feedback``): the saved model when neither the
+    examples nor the rules changed since it was trained, else trained now and saved. A storyline
+    without such a model uses its ``model`` file if it has one; the others keep their rules."""
+    models = _store_models(config, store, matcher)
+    for storyline_id, model in shipped_models(config).items():
+        if storyline_id not in models:
+            models[storyline_id] = model
+            log.info("%s: decided by the model %s (%s), threshold %.2f", storyline_id,
+                     Path(next(s.model for s in config.storylines if s.id == storyline_id)).name,
+                     model.trained_on or f"{model.examples} examples", model.threshold)
+    return models
+
+
+def _store_models(config: MonitorConfig, store: Store, matcher: Matcher) -> dict[str, Model]:
     wanted = [s for s in config.storylines if s.learned]
     if not wanted:
         return {}
@@ -488,9 +527,10 @@ def learned_models(config: MonitorConfig, store: Store, matcher: Matcher) -> dic
     for storyline in wanted:
         model = models.get(storyline.id)
         if model is None:
-            log.warning("%s: learned = true but too few examples stored (%d); rules alone "
+            log.warning("%s: learned = true but too few examples stored (%d); %s "
                         "(add some with 'monitor learn' or 'monitor feedback')", storyline.id,
-                        len(stored[storyline.id]))
+                        len(stored[storyline.id]),
+                        "its model file decides" if storyline.model else "rules alone")
         else:
             log.info("%s: learned layer %s on %d candidate examples (%d positive), threshold %.2f",
                      storyline.id, "trained" if storyline.id in todo else "loaded, trained",

@@ -24,10 +24,9 @@ def filled(tmp_path):
              "guid": "2", "published": now - timedelta(minutes=6), "summary": "A 6.5-metre statue."},
         ]))
         config = tmp_path / "monitor.toml"
-        from monitor.config import packaged_default_path
+        from defaults import default_storylines
 
-        storylines = packaged_default_path().read_text()
-        storylines = storylines[storylines.index("[[storylines]]"):]
+        storylines = default_storylines()
         config.write_text(f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n\n'
                           f'[[feeds]]\nname = "Local"\nurl = "{server.url("/f.xml")}"\n\n'
                           + storylines)

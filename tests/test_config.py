@@ -160,6 +160,13 @@ def test_default_config_is_valid_and_shipped():
         "ceasefire-talks", "cairo-talks", "captive-releases", "humanitarian-pause"}
     # The repository's config/monitor.toml is the packaged one.
     assert (REPO / "config" / "monitor.toml").read_bytes() == packaged_default_path().read_bytes()
+    # Its model files ship with it and were trained with these rules (else they stand aside).
+    from monitor.pipeline import shipped_models
+
+    models = shipped_models(config)
+    assert set(models) == {"ceasefire-talks", "cairo-talks", "captive-releases"}
+    assert all(m.examples > 2000 and 0 < m.threshold < 1 for m in models.values())
+    assert load_config(REPO / "config" / "monitor.toml", environ={}).storylines == config.storylines
 
 
 def test_cli_bad_config_exits_2_without_traceback(tmp_path):

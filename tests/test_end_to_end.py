@@ -100,11 +100,10 @@ to = ["desk@example.org"]
 
 
 def _storylines() -> str:
-    # The shipped storylines: the end-to-end behaviour is that of the default config.
-    from monitor.config import packaged_default_path
+    # The shipped storylines and their models: the end-to-end behaviour is that of the default config.
+    from defaults import default_storylines
 
-    text = packaged_default_path().read_text()
-    return text[text.index("[[storylines]]"):]
+    return default_storylines()
 
 
 @pytest.fixture

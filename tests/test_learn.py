@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from feedserver import FeedServer, rss
 
 from monitor.cli import cli
-from monitor.config import StorylineConfig, load_config, packaged_default_path
+from monitor.config import StorylineConfig, load_config
 from monitor.errors import ConfigError
 from monitor.learn import (
     Example,
@@ -201,29 +201,39 @@ def test_desk_feedback_through_the_cli_changes_a_later_decision(tmp_path):
 
 
 def _default_storylines(learned: tuple[str, ...]) -> str:
-    text = packaged_default_path().read_text()
-    text = text[text.index("[[storylines]]"):]
-    for storyline in learned:
-        text = text.replace(f'id = "{storyline}"\n', f'id = "{storyline}"\nlearned = true\n')
-    return text
+    from defaults import default_storylines
+
+    return default_storylines(learned)
+
+
+def _e2e_items(tmp_path: Path) -> tuple[list[dict], Path]:
+    """The end-to-end items and a labels file of them."""
+    items = [json.loads(line) for line in (DATA / "e2e_items.jsonl").read_text().splitlines()]
+    labels = tmp_path / "e2e_labels.jsonl"
+    labels.write_text("".join(json.dumps({"id": i["id"], "storylines": i["storylines"]}) + "\n"
+                              for i in items))
+    return items, labels
+
+
+def _e2e_config(tmp_path: Path, server: FeedServer, items: list[dict], storylines: str) -> Path:
+    """A config polling ``items`` served as one feed by ``server``."""
+    now = datetime.now(UTC)
+    server.set_feed("/f.xml", rss([{"title": i["title"], "summary": i["summary"], "link": i["link"],
+                                    "guid": i["id"], "published": now - timedelta(minutes=n)}
+                                   for n, i in enumerate(items)]))
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n\n'
+                      f'[[feeds]]\nname = "Local"\nurl = "{server.url("/f.xml")}"\n\n' + storylines)
+    return config
 
 
 def test_pipeline_with_learning_records_what_eval_decides(tmp_path):
     """A real poll with the learned layer on, against `monitor eval --from-db` on the same items."""
     runner = CliRunner()
-    items = [json.loads(line) for line in (DATA / "e2e_items.jsonl").read_text().splitlines()]
-    labels = tmp_path / "e2e_labels.jsonl"
-    labels.write_text("".join(json.dumps({"id": i["id"], "storylines": i["storylines"]}) + "\n"
-                              for i in items))
-    now = datetime.now(UTC)
+    items, labels = _e2e_items(tmp_path)
     with FeedServer() as server:
-        server.set_feed("/f.xml", rss([{"title": i["title"], "summary": i["summary"], "link": i["link"],
-                                        "guid": i["id"], "published": now - timedelta(minutes=n)}
-                                       for n, i in enumerate(items)]))
-        config = tmp_path / "monitor.toml"
-        config.write_text(f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n\n'
-                          f'[[feeds]]\nname = "Local"\nurl = "{server.url("/f.xml")}"\n\n'
-                          + _default_storylines(("ceasefire-talks", "captive-releases")))
+        config = _e2e_config(tmp_path, server, items,
+                             _default_storylines(("ceasefire-talks", "captive-releases")))
         out = _invoke(runner, config, "learn", str(DATA / "labels_sample.jsonl"), "--items",
                       str(DATA / "items_sample.jsonl"))
         assert "ceasefire-talks: 28 examples, 8 positive" in out
@@ -257,13 +267,13 @@ def test_eval_learned_reports_cv_and_held_out_next_to_the_rules(tmp_path):
     config = tmp_path / "monitor.toml"
     config.write_text(f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n\n' + _default_storylines(()))
     out = _invoke(runner, config, "eval", str(DATA / "labels_sample.jsonl"), "--items",
-                  str(DATA / "items_sample.jsonl"), "--learned", "--folds", "3")
+                  str(DATA / "items_sample.jsonl"), "--learned", "--folds", "3", "--rules")
     assert "learned layer vs rules (never trained and tested on the same items)" in out
     for row in ("rules    tune", "learned  tune-cv", "rules    held-out", "learned  held-out"):
         assert f"captive-releases   {row}" in out
     report = json.loads(_invoke(runner, config, "eval", str(DATA / "labels_sample.jsonl"), "--items",
                                 str(DATA / "items_sample.jsonl"), "--learned", "--folds", "3",
-                                "--json"))
+                                "--rules", "--json"))
     rows = report["learned"]["storylines"]["ceasefire-talks"]
     assert set(rows) == {"rules tune", "learned tune-cv", "rules held-out", "learned held-out"}
     # rules rows agree with the plain report
@@ -286,7 +296,7 @@ def test_eval_train_files_train_on_one_labelled_set_and_test_on_another(tmp_path
     items = str(DATA / "items_sample.jsonl")
     report = json.loads(_invoke(runner, config, "eval", str(tmp_path / "test.jsonl"), "--items", items,
                                 "--learned", "--folds", "3", "--train", str(tmp_path / "train.jsonl"),
-                                "--json"))
+                                "--rules", "--json"))
     learned = report["learned"]
     assert learned["train_files"] == [str(tmp_path / "train.jsonl")]
     for storyline in ("ceasefire-talks", "captive-releases"):
@@ -326,3 +336,110 @@ def test_eval_train_files_train_on_one_labelled_set_and_test_on_another(tmp_path
     refused = runner.invoke(cli, ["--config", str(config), "eval", str(tmp_path / "test.jsonl"),
                                   "--items", items, "--train", str(tmp_path / "train.jsonl")])
     assert refused.exit_code == 2 and "--train needs --learned" in refused.output
+
+
+def test_shipped_models_decide_what_run_records_and_eval_reports(tmp_path):
+    """The default config's model files decide: a real poll records what `monitor eval` (no
+    database) predicts for the same items, with the model's probability as the score."""
+    from defaults import default_storylines
+
+    from monitor.normalise import html_to_text
+    from monitor.pipeline import shipped_models
+
+    runner = CliRunner()
+    items, labels = _e2e_items(tmp_path)
+    with FeedServer() as server:
+        config = _e2e_config(tmp_path, server, items, default_storylines())
+        _invoke(runner, config, "run", "--once")
+        recorded = json.loads(_invoke(runner, config, "matches", "--json", "--limit", "1000"))
+    report = json.loads(_invoke(runner, config, "eval", str(labels), "--items",
+                                str(DATA / "e2e_items.jsonl"), "--json"))
+    rules = json.loads(_invoke(runner, config, "eval", str(labels), "--items",
+                               str(DATA / "e2e_items.jsonl"), "--json", "--rules"))
+    models = shipped_models(load_config(config))
+    assert set(models) == {"ceasefire-talks", "cairo-talks", "captive-releases"}
+    assert report["decided_by"]["ceasefire-talks"].startswith("model: 2889 labelled items")
+    assert rules["decided_by"]["ceasefire-talks"] == "rules"
+    by_title = {html_to_text(i["title"]): i for i in items}
+    for storyline in ("ceasefire-talks", "cairo-talks", "captive-releases"):
+        stored = sorted(by_title[r["title"]]["id"] for r in recorded if r["storyline"] == storyline)
+        assert stored == report["predicted"][storyline], storyline
+        assert stored, storyline
+    matcher = Matcher(load_config(config).storylines)
+    for row in recorded:
+        summary = html_to_text(by_title[row["title"]]["summary"])
+        explanation = next(e for e in matcher.explain(row["title"], summary)
+                           if e.storyline_id == row["storyline"])
+        if row["storyline"] in models:
+            p = models[row["storyline"]].probability(row["title"], summary, explanation)
+            assert row["score"] == round(100 * p, 1) and p >= models[row["storyline"]].threshold
+
+
+def test_train_writes_model_files_that_stand_aside_when_the_rules_change(tmp_path, caplog):
+    from defaults import default_storylines
+
+    from monitor.learn import rules_fingerprint
+
+    runner = CliRunner()
+    base = f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n\n'
+    config = tmp_path / "train.toml"
+    config.write_text(base + default_storylines(models=False))
+    labels, items = str(DATA / "labels_sample.jsonl"), str(DATA / "items_sample.jsonl")
+    out = _invoke(runner, config, "train", labels, "--items", items, "--out", str(tmp_path / "models"),
+                  "--storyline", "ceasefire-talks", "--storyline", "captive-releases")
+    assert "ceasefire-talks: " in out and "captive-releases: " in out and "cairo" not in out
+    storylines = load_config(config).storylines
+    saved = Model.from_json((tmp_path / "models" / "ceasefire-talks.json").read_text())
+    assert saved.rules == rules_fingerprint(storylines[0]) and saved.examples > 0
+    assert saved.trained_on == "28 labelled items of labels_sample.jsonl (8 positive)"
+
+    # a config naming the files (relative to itself) decides with them
+    text = default_storylines(models=False).replace(
+        'id = "ceasefire-talks"\n', 'id = "ceasefire-talks"\nmodel = "models/ceasefire-talks.json"\n')
+    shipped = tmp_path / "monitor.toml"
+    shipped.write_text(base + text)
+    report = json.loads(_invoke(runner, shipped, "eval", labels, "--items", items, "--json"))
+    assert report["decided_by"]["ceasefire-talks"] == f"model: {saved.trained_on}"
+    assert report["decided_by"]["captive-releases"] == "rules"
+    from monitor.evaluate import html_to_text
+
+    matcher = Matcher(load_config(shipped).storylines)
+    expected = []
+    for line in Path(items).read_text().splitlines():
+        item = json.loads(line)
+        title, summary = html_to_text(item["title"]), html_to_text(item["summary"] or "")
+        if saved.decide(title, summary, matcher.explain(title, summary)[0]):
+            expected.append(item["id"])
+    assert report["predicted"]["ceasefire-talks"] == sorted(expected)
+    checked = json.loads(_invoke(runner, shipped, "check", "Truce talks in Cairo", "--json"))
+    assert checked[0]["learned"]["threshold"] == saved.threshold
+    assert "learned" not in checked[2]
+
+    # edit the storyline's rules: the model stands aside, with a warning, and the rules decide
+    edited = tmp_path / "edited.toml"
+    edited.write_text(base + text.replace('none = ["Hezbollah", "Lebanon", "Lebanese"]',
+                                          'none = ["Hezbollah", "Lebanon", "Lebanese", "Syria"]', 1))
+    rules_only = json.loads(_invoke(runner, edited, "eval", labels, "--items", items, "--json", "--rules"))
+    with caplog.at_level("WARNING", logger="monitor"):
+        stood_aside = json.loads(_invoke(runner, edited, "eval", labels, "--items", items, "--json"))
+    assert stood_aside["decided_by"]["ceasefire-talks"] == "rules"
+    assert stood_aside["predicted"] == rules_only["predicted"]
+    assert "trained with other rules for this storyline" in caplog.text
+
+
+@pytest.mark.parametrize("content, expected", [
+    (None, "storylines[0].model: cannot read "),
+    ("{not json", "is not valid JSON"),
+    ('{"format": "something else"}', "is not a learned model"),
+    ('{"format": "ceasefire-monitor/learned-model/1", "storyline": "other"}',
+     "is the model of storyline 'other', not 'talks'"),
+])
+def test_config_model_file_errors_name_the_file_and_the_key(tmp_path, content, expected):
+    if content is not None:
+        (tmp_path / "talks.json").write_text(content)
+    config = tmp_path / "monitor.toml"
+    config.write_text('[[storylines]]\nid = "talks"\nall = [["truce"]]\nmodel = "talks.json"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert str(caught.value).startswith(f"{config}: ") and expected in str(caught.value)
+    assert str(tmp_path / "talks.json") in str(caught.value)
