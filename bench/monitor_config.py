@@ -5,8 +5,10 @@ packaged default, read at run time so that tuning them is measured, plus 16 gene
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from importlib import resources
+from pathlib import Path
 
 # 16 more storylines about the other news of the same months: (id, all-groups, none).
 _GENERATED: list[tuple[str, list[list[str]], list[str]]] = [
@@ -34,12 +36,16 @@ def _toml(value: object) -> str:
 
 
 def default_storylines_text() -> str:
-    """The [[storylines]] tables of the packaged default config, verbatim."""
-    text = (resources.files("monitor") / "default_config" / "monitor.toml").read_text("utf-8")
+    """The [[storylines]] tables of the packaged default config, verbatim but for their model
+    files' paths, made absolute (a model file is found relative to the config naming it)."""
+    folder = Path(str(resources.files("monitor") / "default_config")).resolve()
+    text = (folder / "monitor.toml").read_text("utf-8")
     start = text.index("[[storylines]]")
     rest = text[start:]
     end = rest.find("\n[[alerts]]")
-    return rest if end < 0 else rest[:end]
+    rest = rest if end < 0 else rest[:end]
+    return re.sub(r'^model = "([^"]+)"$', lambda m: f"model = {_toml(str(folder / m.group(1)))}",
+                  rest, flags=re.M)
 
 
 def monitor_toml(urls: Sequence[str], *, database: str, interval: str = "5m",

@@ -46,7 +46,8 @@ from .match import Explanation, Matcher, fold_word, stem
 from .models import Match, TermHit
 
 __all__ = ["Contribution", "Example", "LearnedMatcher", "Model", "choose_threshold", "cross_val_scores",
-           "features", "fit", "fold_of", "is_candidate", "rules_fingerprint", "train"]
+           "features", "fit", "fold_of", "is_candidate", "rule_features", "rules_fingerprint",
+           "text_features", "text_vector", "train"]
 
 DIM_BITS = 18
 SUMMARY_WEIGHT = 0.5
@@ -75,6 +76,11 @@ def is_candidate(explanation: Explanation) -> bool:
 
 def features(title: str, summary: str, explanation: Explanation) -> dict[str, float]:
     """The named features of one item for one storyline (see the module docstring)."""
+    return {**rule_features(explanation), **text_features(title, summary)}
+
+
+def rule_features(explanation: Explanation) -> dict[str, float]:
+    """The features read from the rules' explanation (named apart from the text's ``t:``/``s:``)."""
     out: dict[str, float] = {}
     out["rule:matched"] = 1.0 if explanation.matched else 0.0
     out["rule:score"] = explanation.score / 100.0
@@ -109,6 +115,13 @@ def features(title: str, summary: str, explanation: Explanation) -> dict[str, fl
     gap = _gap(groups)
     if gap is not None:
         out[gap] = 1.0
+    return out
+
+
+def text_features(title: str, summary: str) -> dict[str, float]:
+    """The word and word-pair features of the title and (weighted less) the summary: the same
+    for every storyline, so ``text_vector`` computes them once per item."""
+    out: dict[str, float] = {}
     for prefix, text, weight in (("t", title, TEXT_WEIGHT), ("s", summary, TEXT_WEIGHT * SUMMARY_WEIGHT)):
         words = _text_words(text)
         for i, word in enumerate(words):
@@ -116,6 +129,11 @@ def features(title: str, summary: str, explanation: Explanation) -> dict[str, fl
             if i:
                 out[f"{prefix}:{words[i - 1]}_{word}"] = weight
     return out
+
+
+def text_vector(title: str, summary: str) -> list[tuple[int, float]]:
+    """``text_features`` hashed: pass it to ``Model.probability`` for every model of one item."""
+    return _vector(text_features(title, summary))
 
 
 def _gap(groups: Sequence[Any]) -> str | None:
@@ -195,14 +213,21 @@ class Model:
     rules: str = ""  # rules_fingerprint() of the storyline it was trained with ("" if not recorded)
     trained_on: str = ""  # what it was trained on, for people (a model file says it)
 
-    def logit(self, named: dict[str, float]) -> float:
-        weights = self.weights
-        return self.bias + sum(value * weights.get(index, 0.0) for index, value in _vector(named))
-
-    def probability(self, title: str, summary: str, explanation: Explanation) -> float:
+    def probability(self, title: str, summary: str, explanation: Explanation,
+                    text: list[tuple[int, float]] | None = None) -> float:
+        """P(the item belongs to the storyline); ``text`` is ``text_vector(title, summary)`` when
+        the caller has it already (one item, several models)."""
         if not is_candidate(explanation):
             return 0.0
-        return _sigmoid(self.logit(features(title, summary, explanation)))
+        weights = self.weights
+        if text is None:
+            text = text_vector(title, summary)
+        z = self.bias
+        for index, value in _vector(rule_features(explanation)):
+            z += value * weights.get(index, 0.0)
+        for index, value in text:
+            z += value * weights.get(index, 0.0)
+        return _sigmoid(z)
 
     def decide(self, title: str, summary: str, explanation: Explanation) -> bool:
         return self.probability(title, summary, explanation) >= self.threshold
@@ -411,24 +436,26 @@ class LearnedMatcher:
         self.matcher = matcher
         self.models = dict(models)
         self.storylines = matcher.storylines
+        self._order = {s.id: i for i, s in enumerate(matcher.storylines)}  # ties: config order
 
     def explain(self, title: str, summary: str) -> list[Explanation]:
         return self.matcher.explain(title, summary)
 
     def match(self, title: str, summary: str) -> list[Match]:
-        matches = []
-        for explanation in self.matcher.explain(title, summary):
-            model = self.models.get(explanation.storyline_id)
-            hits: tuple[TermHit, ...] = tuple(h for g in explanation.groups
-                                              if g.rule not in ("none", "not_near") for h in g.hits)
-            if model is None:
-                if explanation.matched:
-                    matches.append(Match(explanation.storyline_id, explanation.score, hits))
-                continue
-            p = model.probability(title, summary, explanation)
+        # One scan of the text: the rules' lean decision for the storylines without a model, the
+        # full explanation (the model's input) for candidates of those with one.
+        matches, explained = self.matcher.match_explaining(title, summary, self.models)
+        text: list[tuple[int, float]] | None = None
+        for explanation in explained:
+            if text is None:
+                text = text_vector(title, summary)
+            model = self.models[explanation.storyline_id]
+            p = model.probability(title, summary, explanation, text)
             if p >= model.threshold:
+                hits: tuple[TermHit, ...] = tuple(h for g in explanation.groups
+                                                  if g.rule not in ("none", "not_near") for h in g.hits)
                 matches.append(Match(explanation.storyline_id, round(100.0 * p, 1), hits))
-        matches.sort(key=lambda m: -m.score)
+        matches.sort(key=lambda m: (-m.score, self._order[m.storyline_id]))
         return matches
 
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -522,6 +522,34 @@ class Matcher:
                 matches.append(Match(self._lines[index].config.id, result.score, hits))
         matches.sort(key=lambda m: -m.score)
         return matches
+
+    def match_explaining(self, title: str, summary: str, storyline_ids: Collection[str]
+                         ) -> tuple[list[Match], list[Explanation]]:
+        """One scan of the text for two kinds of storyline: ``match()``'s matches of those not in
+        ``storyline_ids``, and the explanations of those in it for which the rules found a term of
+        some group (in configuration order): the others would explain as nothing found."""
+        found = self._scan(title, summary)
+        covered: dict[int, set[int]] = {}
+        for term_id in found:
+            for index, slot in self._uses[term_id]:
+                covered.setdefault(index, set()).add(slot)
+        matches, explained = [], []
+        for index in sorted(covered):
+            line = self._lines[index]
+            if line.config.id in storyline_ids:
+                if covered[index] & self._required[index]:
+                    result = self._decide(index, found, explain=True)
+                    assert result is not None
+                    explained.append(result)
+                continue
+            if not self._required[index] <= covered[index]:
+                continue
+            result = self._decide(index, found, explain=False)
+            if result is not None and result.matched:
+                hits = tuple(h for g in result.groups if g.rule not in ("none", "not_near") for h in g.hits)
+                matches.append(Match(line.config.id, result.score, hits))
+        matches.sort(key=lambda m: -m.score)
+        return matches, explained
 
     def explain(self, title: str, summary: str) -> list[Explanation]:
         """The reasoning of every storyline, matched or not, in configuration order."""

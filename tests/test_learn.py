@@ -443,3 +443,42 @@ def test_config_model_file_errors_name_the_file_and_the_key(tmp_path, content, e
         load_config(config)
     assert str(caught.value).startswith(f"{config}: ") and expected in str(caught.value)
     assert str(tmp_path / "talks.json") in str(caught.value)
+
+
+def test_learned_matcher_one_scan_path_equals_explaining_every_storyline():
+    """LearnedMatcher.match scans once (rules' lean path, explanations only for the model's
+    candidates); it must decide exactly as explaining every storyline and asking each model."""
+    from monitor.config import packaged_default_path
+    from monitor.normalise import html_to_text
+    from monitor.pipeline import shipped_models
+
+    config = load_config(packaged_default_path(), environ={})
+    models = shipped_models(config)
+    matcher = Matcher(config.storylines)
+    learned = LearnedMatcher(Matcher(config.storylines), models)
+    texts = []
+    for name in ("items_sample.jsonl", "e2e_items.jsonl"):
+        for line in (DATA / name).read_text().splitlines():
+            item = json.loads(line)
+            texts.append((html_to_text(item["title"]), html_to_text(item["summary"] or "")))
+    texts.append(("Bronze Shakira statue unveiled in Colombia", ""))
+    # a tie at 100 between a model's storyline and a rules' one: configuration order decides
+    texts.append(("Gaza truce: aid trucks roll in as Israel and Hamas begin four-day pause under "
+                  "Qatar-brokered deal", ""))
+    decided = 0
+    for title, summary in texts:
+        expected = []
+        for e in matcher.explain(title, summary):
+            hits = tuple(h for g in e.groups if g.rule not in ("none", "not_near") for h in g.hits)
+            if e.storyline_id in models:
+                p = models[e.storyline_id].probability(title, summary, e)
+                if p >= models[e.storyline_id].threshold:
+                    expected.append((e.storyline_id, round(100.0 * p, 1), hits))
+            elif e.matched:
+                expected.append((e.storyline_id, e.score, hits))
+        expected.sort(key=lambda m: -m[1])
+        got = [(m.storyline_id, m.score, m.hits) for m in learned.match(title, summary)]
+        assert got == expected, title
+        decided += bool(got)
+    assert decided >= 20
+    assert [m.storyline_id for m in learned.match(*texts[-1])] == ["ceasefire-talks", "humanitarian-pause"]
