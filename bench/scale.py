@@ -34,9 +34,9 @@ def main() -> None:
     measure = int(sys.argv[4]) if len(sys.argv) > 4 else 2_000
     from monitor.config import load_config
     from monitor.dedup import NUM_BANDS, fingerprint, pack_shingles
-    from monitor.match import Matcher
     from monitor.models import RawEntry
     from monitor.normalise import normalise_entry
+    from monitor.pipeline import config_matcher
     from monitor.store import AlertPolicy, NewEntry, Store
 
     for path in db.parent.glob(db.name + "*"):
@@ -86,7 +86,7 @@ def main() -> None:
     now = datetime.now(UTC)
     policy = AlertPolicy(channels=(), storyline_names={}, alert_after=now, alert_undated=False,
                          dedup_window=config.dedup_window)
-    matcher = Matcher(config.storylines)
+    matcher = config_matcher(config)  # the rules and the shipped models, as the pipeline
 
     def entries_of(rows: list[dict], feed: str) -> list:
         out = []

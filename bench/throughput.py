@@ -18,9 +18,9 @@ def main() -> None:
     config_path, farm, db = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
     from monitor.config import load_config
     from monitor.dedup import fingerprint
-    from monitor.match import Matcher
     from monitor.normalise import normalise_entry
     from monitor.parse import parse_feed
+    from monitor.pipeline import config_matcher
     from monitor.store import AlertPolicy, NewEntry, Store
 
     for path in db.parent.glob(db.name + "*"):
@@ -31,7 +31,7 @@ def main() -> None:
     seconds = dict.fromkeys(("parse", "normalise", "match", "fingerprint", "store"), 0.0)
     clock = time.perf_counter
     started = clock()
-    matcher = Matcher(config.storylines)
+    matcher = config_matcher(config)  # the rules and the shipped models, as the pipeline
     items_total = 0
     with Store(db) as store:
         store.sync_feeds(config.feeds)

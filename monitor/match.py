@@ -527,7 +527,8 @@ class Matcher:
                          ) -> tuple[list[Match], list[Explanation]]:
         """One scan of the text for two kinds of storyline: ``match()``'s matches of those not in
         ``storyline_ids``, and the explanations of those in it for which the rules found a term of
-        some group (in configuration order): the others would explain as nothing found."""
+        the first group (in configuration order): the learned layer's candidates
+        (``monitor.learn.is_candidate``); it scores no other."""
         found = self._scan(title, summary)
         covered: dict[int, set[int]] = {}
         for term_id in found:
@@ -537,7 +538,7 @@ class Matcher:
         for index in sorted(covered):
             line = self._lines[index]
             if line.config.id in storyline_ids:
-                if covered[index] & self._required[index]:
+                if 0 in covered[index]:  # slot 0: all[0], or any when there is no all
                     result = self._decide(index, found, explain=True)
                     assert result is not None
                     explained.append(result)

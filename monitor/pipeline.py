@@ -464,6 +464,18 @@ def _digest_in_worker(job: _Job) -> _Digest:
     return _digest(job, _parse(job), _worker["matcher"], _worker["reader"])
 
 
+def config_matcher(config: MonitorConfig) -> Matcher | LearnedMatcher:
+    """What decides with this config and no database: the rules, and the storylines' model
+    files (``monitor eval`` without ``--from-db``, the benchmarks)."""
+    matcher = Matcher(config.storylines)
+    models = shipped_models(config)
+    if not models:
+        return matcher
+    from .learn import LearnedMatcher
+
+    return LearnedMatcher(matcher, models)
+
+
 def shipped_models(config: MonitorConfig) -> dict[str, Model]:
     """The models of the storylines with a ``model`` file (``monitor train``), each checked
     against the rules it was trained with: a storyline whose rules changed since keeps its rules
