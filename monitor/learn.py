@@ -68,8 +68,20 @@ _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 # --------------------------------------------------------------------------- features
 
 
+_TOKENS: dict[str, str] = {}  # word as written -> folded and stemmed: news repeats its words
+
+
 def _text_words(text: str) -> list[str]:
-    return [stem(fold_word(w)) for w in _WORD.findall(text)]
+    tokens = _TOKENS
+    out = []
+    for word in _WORD.findall(text):
+        token = tokens.get(word)
+        if token is None:
+            if len(tokens) >= 1 << 17:
+                tokens.clear()  # bounded: a long-running daemon meets ever new words
+            token = tokens[word] = stem(fold_word(word))
+        out.append(token)
+    return out
 
 
 GATE = "first-group"  # what is_candidate asks (part of a model's rules fingerprint)
