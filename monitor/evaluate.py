@@ -308,8 +308,13 @@ def evaluate(matcher: Matcher, labels: Sequence[dict[str, Any]], items: dict[str
             if predicted != actual:
                 if explanations is None:
                     explanations = {e.storyline_id: e for e in matcher.explain(title, summary)}
+                explanation = explanations[storyline]
+                text = explanation.render()
+                model = getattr(matcher, "models", {}).get(storyline)  # a LearnedMatcher's
+                if model is not None:  # the model decided: show its reasoning too
+                    text += "\n" + model.render(title, summary, explanation)
                 errors.append(ErrorCase(part, storyline, "false positive" if predicted else "miss",
-                                        label["id"], title, explanations[storyline].render()))
+                                        label["id"], title, text))
     return EvalReport(storylines, counts, sizes, errors, unlabelled, seconds, predicted_ids,
                       unsure_left_out=left_out)
 

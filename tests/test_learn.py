@@ -419,6 +419,14 @@ def test_train_writes_model_files_that_stand_aside_when_the_rules_change(tmp_pat
         if saved.decide(title, summary, matcher.explain(title, summary)[0]):
             expected.append(item["id"])
     assert report["predicted"]["ceasefire-talks"] == sorted(expected)
+    # the errors show the model's reasoning where a model decided, and only there (items it was
+    # not trained on, so that it makes some)
+    _items_e2e, e2e_labels = _e2e_items(tmp_path)
+    errors = json.loads(_invoke(runner, shipped, "eval", str(e2e_labels), "--items",
+                                str(DATA / "e2e_items.jsonl"), "--json"))["errors"]
+    for error in errors:
+        assert ("learned: probability" in error["explanation"]) == (error["storyline"] == "ceasefire-talks")
+    assert any(e["storyline"] == "ceasefire-talks" for e in errors)
     checked = json.loads(_invoke(runner, shipped, "check", "Truce talks in Cairo", "--json"))
     assert checked[0]["learned"]["threshold"] == saved.threshold
     assert "learned" not in checked[2]
