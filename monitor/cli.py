@@ -534,7 +534,7 @@ def train_command(obj: Context, labels: tuple[str, ...], items_path: str, out_di
     --items ../shared/data/news/items.jsonl --out config/models
     """
     from .evaluate import DataError, html_to_text, load_items, load_labels
-    from .learn import examples_for, fit, is_candidate, rules_fingerprint
+    from .learn import MIN_EXAMPLES, build_models, rules_fingerprint
     from .match import Matcher
 
     items = load_items(Path(items_path))
@@ -554,26 +554,24 @@ def train_command(obj: Context, labels: tuple[str, ...], items_path: str, out_di
     storylines = [s for s in obj.config.storylines if s.id in (set(only) or mentioned)]
     if not storylines:
         raise DataError("no configured storyline is labelled in these files")
-    wanted = {s.id for s in storylines}
-    matcher = Matcher(obj.config.storylines)
-    examples = examples_for(matcher, (
-        (key, html_to_text(items[key].get("title") or ""), html_to_text(items[key].get("summary") or ""),
-         {s: s in row["storylines"] for s in wanted}) for key, row in rows.items()))
+    texts = {key: (html_to_text(items[key].get("title") or ""), html_to_text(items[key].get("summary") or ""))
+             for key in rows}
+    stored = {s.id: [(key, *texts[key], s.id in row["storylines"]) for key, row in rows.items()]
+              for s in storylines}
+    models = build_models(Matcher(obj.config.storylines), stored,
+                          thresholds={s.id: s.learned_threshold for s in storylines})
     names = ", ".join(Path(p).name for p in labels)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for storyline in storylines:
-        found = examples.get(storyline.id, [])
-        candidates = [e for e in found if is_candidate(e.explanation)]
-        positives = sum(1 for e in candidates if e.label)
-        if positives < 2 or len(candidates) - positives < 2:
-            click.echo(f"{storyline.id}: too few candidate examples ({positives} positive of "
-                       f"{len(candidates)}); no model written")
+        positives = sum(1 for *_text, label in stored[storyline.id] if label)
+        model = models.get(storyline.id)
+        if model is None:
+            click.echo(f"{storyline.id}: fewer than {MIN_EXAMPLES} positive or negative candidate "
+                       f"examples ({positives} positive items); no model written")
             continue
-        model = fit(found, threshold=storyline.learned_threshold or None)
         model.rules = rules_fingerprint(storyline)
-        model.trained_on = (f"{len(found)} labelled items of {names} "
-                            f"({sum(1 for e in found if e.label)} positive)")
+        model.trained_on = f"{len(rows)} labelled items of {names} ({positives} positive)"
         path = out / f"{storyline.id}.json"
         path.write_text(model.to_json() + "\n", encoding="utf-8")
         click.echo(f"{storyline.id}: {path} ({model.examples} candidate examples, {model.positives} "

@@ -466,7 +466,7 @@ def _digest_in_worker(job: _Job) -> _Digest:
 
 def config_matcher(config: MonitorConfig) -> Matcher | LearnedMatcher:
     """What decides with this config and no database: the rules, and the storylines' model
-    files (``monitor eval`` without ``--from-db``, the benchmarks)."""
+    files (as ``monitor eval`` without ``--from-db``; the benchmarks time it)."""
     matcher = Matcher(config.storylines)
     models = shipped_models(config)
     if not models:
@@ -511,7 +511,7 @@ def learned_models(config: MonitorConfig, store: Store, matcher: Matcher) -> dic
         if storyline_id not in models:
             models[storyline_id] = model
             log.info("%s: decided by the model %s (%s), threshold %.2f", storyline_id,
-                     Path(next(s.model for s in config.storylines if s.id == storyline_id)).name,
+                     Path(config.storyline(storyline_id).model).name,
                      model.trained_on or f"{model.examples} examples", model.threshold)
     return models
 
