@@ -19,7 +19,8 @@ from typing import Any
 
 from .errors import ConfigError
 
-MODEL_FORMAT = "ceasefire-monitor/learned-model/1"  # monitor.learn.FORMAT (config imports no stage)
+# The format of monitor.learn's model files: defined here, as config imports no pipeline stage.
+MODEL_FORMAT = "ceasefire-monitor/learned-model/1"
 
 DEFAULT_USER_AGENT = "ceasefire-monitor/0.1 (+https://github.com/ceasefire-monitor)"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")

@@ -61,7 +61,6 @@ LEARNING_RATE = 0.3
 TEXT_WEIGHT = 0.25  # scales every word feature (the rule features have value ~1); chosen by CV on tune
 SETTLED = 0.02  # SGD skips examples whose error is below this (the speed of later epochs)
 MIN_EXAMPLES = 2  # per class: below this a storyline keeps its rules
-FORMAT = MODEL_FORMAT
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 
 
@@ -282,15 +281,15 @@ class Model:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "storyline": self.storyline_id, "bias": self.bias,
+        return {"format": MODEL_FORMAT, "storyline": self.storyline_id, "bias": self.bias,
                 "threshold": self.threshold, "examples": self.examples, "positives": self.positives,
                 "dim_bits": self.dim_bits, "rules": self.rules, "trained_on": self.trained_on,
                 "weights": {str(i): w for i, w in sorted(self.weights.items())}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Model:
-        if data.get("format") != FORMAT:
-            raise ValueError(f"not a learned model of format {FORMAT!r}")
+        if data.get("format") != MODEL_FORMAT:
+            raise ValueError(f"not a learned model of format {MODEL_FORMAT!r}")
         if data.get("dim_bits") != DIM_BITS:
             raise ValueError(f"a model with {data.get('dim_bits')}-bit feature hashing; expected {DIM_BITS}")
         return cls(storyline_id=data["storyline"], bias=float(data["bias"]),
@@ -527,7 +526,7 @@ def rules_fingerprint(storyline: Any) -> str:
     rules = tuple(getattr(storyline, name) for name in (
         "id", "all", "any", "none", "threshold", "near", "not_near", "not_near_window",
         "title_weight", "min_score"))
-    settings = (FORMAT, DIM_BITS, SUMMARY_WEIGHT, TEXT_WEIGHT, GATE)
+    settings = (MODEL_FORMAT, DIM_BITS, SUMMARY_WEIGHT, TEXT_WEIGHT, GATE)
     return hashlib.sha1(repr((settings, rules)).encode("utf-8")).hexdigest()[:16]
 
 
@@ -537,7 +536,7 @@ def examples_fingerprint(storyline: Any, rows: Sequence[tuple[str, str, str, boo
     (its config's repr), the threshold setting and every example. Equal fingerprints: the saved
     model can be reused instead of trained again."""
     digest = hashlib.sha1()
-    settings = (FORMAT, DIM_BITS, SUMMARY_WEIGHT, TEXT_WEIGHT, L2, EPOCHS, LEARNING_RATE, SETTLED,
+    settings = (MODEL_FORMAT, DIM_BITS, SUMMARY_WEIGHT, TEXT_WEIGHT, L2, EPOCHS, LEARNING_RATE, SETTLED,
                 MAX_POSITIVE_WEIGHT, MIN_EXAMPLES, GATE, threshold, repr(storyline))
     digest.update(repr(settings).encode("utf-8"))
     for key, title, summary, label in rows:
