@@ -69,7 +69,7 @@ class GrowingFeeds:
         with self.lock:
             self.in_flight += 1
             body = rss(self.items[path], title=path)
-            delay = self.rng.uniform(0.0, 0.15)
+            delay = self.rng.uniform(0.05, 0.2)  # long enough that a kill can land mid-poll
         try:
             time.sleep(delay)
             handler.send_response(200)
