@@ -525,8 +525,8 @@ def train_command(obj: Context, labels: tuple[str, ...], items_path: str, out_di
                   only: tuple[str, ...]) -> None:
     """Train the learned layer on labelled files and write a model file per storyline.
 
-    A storyline's `model = "FILE"` in the config makes the model decide it (until `learned = true`
-    and the desk's own examples train one). The model records the rules it was trained with: edit
+    A storyline's `model = "FILE"` in the config makes the model decide it (with `learned = true`,
+    corrected by the desk's own examples). The model records the rules it was trained with: edit
     the storyline's rules and it stands aside until trained again. Measure before you ship:
     `monitor eval OTHER.jsonl --items ITEMS --learned --train LABELS`.
 

@@ -75,8 +75,8 @@ class StorylineConfig:
     # ``monitor feedback``), a model trained on them decides; else the rules alone.
     learned: bool = False
     learned_threshold: float = 0.0  # the model's probability cut; 0: chosen by cross-validation
-    # A model trained elsewhere (``monitor train``) that decides this storyline until the desk's
-    # own examples train one (``learned = true``): the absolute path of its JSON file.
+    # A model trained elsewhere (``monitor train``) that decides this storyline (with
+    # ``learned = true``, corrected by the desk's examples): the absolute path of its JSON file.
     model: str = ""
 
     @property

@@ -315,8 +315,9 @@ def _sigmoid(z: float) -> float:
 
 def train(examples: Sequence[Example], *, storyline_id: str | None = None, l2: float | None = None,
           epochs: int | None = None, learning_rate: float | None = None, seed: int = 0,
-          threshold: float = 0.5) -> Model:
-    """Fit the logistic model on the candidates among ``examples`` (AdaGrad SGD, L2)."""
+          threshold: float = 0.5, start: Model | None = None) -> Model:
+    """Fit the logistic model on the candidates among ``examples`` (AdaGrad SGD, L2). With
+    ``start``, correct that model instead (``_fine_tune``)."""
     l2 = L2 if l2 is None else l2
     epochs = EPOCHS if epochs is None else epochs
     learning_rate = LEARNING_RATE if learning_rate is None else learning_rate
@@ -326,6 +327,8 @@ def train(examples: Sequence[Example], *, storyline_id: str | None = None, l2: f
     positives = sum(1 for _i, _v, y in rows if y)
     negatives = len(rows) - positives
     model = Model(sid, threshold=threshold, examples=len(rows), positives=positives)
+    if start is not None:
+        return _fine_tune(model, start, [e for e in examples if is_candidate(e.explanation)], seed)
     if not rows:
         return model
     if not positives or not negatives:  # one class only: a constant
@@ -360,6 +363,41 @@ def train(examples: Sequence[Example], *, storyline_id: str | None = None, l2: f
                 weights[index] = w - learning_rate * grad / sqrt(s)
     model.bias = bias
     model.weights = {i: round(w, 6) for i, w in enumerate(weights) if abs(w) > 1e-6}
+    return model
+
+
+FINE_TUNE_RATE = 0.05  # per step, per word feature: small, so that a verdict moves its own words
+FINE_TUNE_MARGIN = 0.1  # a corrected example is settled this far past the threshold
+FINE_TUNE_STEPS = 200
+
+
+def _fine_tune(model: Model, start: Model, examples: Sequence[Example], seed: int) -> Model:
+    """``start`` corrected by ``examples``: only the weights of their words move, and only until
+    each example is decided right with a margin; the bias and the rule features stay as
+    ``start`` learned them from its thousands of examples. A handful of desk verdicts thus fixes
+    those items and their like, not every decision that shares "hostages" or a rule hit."""
+    weights = dict(start.weights)
+    threshold = start.threshold
+    rows = []
+    for e in examples:
+        fixed = start.bias + sum(v * weights.get(i, 0.0) for i, v in _vector(rule_features(e.explanation)))
+        rows.append((fixed, text_vector(e.title, e.summary), e.label))
+    rng = random.Random(seed)
+    for _step in range(FINE_TUNE_STEPS):
+        moved = False
+        rng.shuffle(rows)
+        for fixed, text, label in rows:
+            z = fixed + sum(v * weights.get(i, 0.0) for i, v in text)
+            p = _sigmoid(z)
+            if (p >= threshold + FINE_TUNE_MARGIN) if label else (p <= threshold - FINE_TUNE_MARGIN):
+                continue
+            moved = True
+            step = -FINE_TUNE_RATE if label else FINE_TUNE_RATE  # the same small step for each word
+            for index, _value in text:
+                weights[index] = weights.get(index, 0.0) - step
+        if not moved:
+            break
+    model.bias, model.weights = start.bias, {i: round(w, 6) for i, w in weights.items() if abs(w) > 1e-6}
     return model
 
 
@@ -432,10 +470,19 @@ def choose_threshold(scores: Sequence[float], labels: Sequence[bool], *,
     return round((chosen + lower[-1]) / 2, 4) if lower else chosen
 
 
-def fit(examples: Sequence[Example], *, k: int = 5, threshold: float | None = None) -> Model:
+def fit(examples: Sequence[Example], *, k: int = 5, threshold: float | None = None,
+        start: Model | None = None) -> Model:
     """Train on every example; the threshold is ``threshold`` if given, else chosen by k-fold
-    cross-validation over ``examples`` (never on the examples a fold model was trained on)."""
-    model = train(examples)
+    cross-validation over ``examples`` (never on the examples a fold model was trained on).
+    With ``start`` (fine-tuning), the threshold is ``start``'s unless ``threshold`` is given: a
+    desk's few verdicts correct the model, they are too few to choose a cut."""
+    model = train(examples, start=start)
+    if start is not None:
+        model.threshold = start.threshold if threshold is None else threshold
+        model.rules = start.rules
+        model.trained_on = (f"{start.trained_on or 'a model file'}; then {model.examples} stored "
+                            "candidate examples")
+        return model
     if threshold is not None:
         model.threshold = threshold
         return model
@@ -497,12 +544,15 @@ def examples_for(matcher: Matcher, rows: Iterable[tuple[str, str, str, dict[str,
 
 def build_models(matcher: Matcher,
                  stored: dict[str, Sequence[tuple[str, str, str, bool]]], *,
-                 thresholds: dict[str, float] | None = None, k: int = 5) -> dict[str, Model]:
+                 thresholds: dict[str, float] | None = None, k: int = 5,
+                 starts: dict[str, Model] | None = None) -> dict[str, Model]:
     """A model per storyline from stored examples ``{storyline: [(key, title, summary, label)]}``.
 
     Each text is explained once for every storyline. A storyline gets a model only when at least
     ``MIN_EXAMPLES`` positive and negative candidates are stored; its threshold is
-    ``thresholds[storyline]`` when given (> 0), else chosen by k-fold cross-validation."""
+    ``thresholds[storyline]`` when given (> 0), else chosen by k-fold cross-validation. A
+    storyline with a model in ``starts`` (its model file) is fine-tuned from it on any candidate
+    example, and keeps its threshold (``fit``)."""
     by_key: dict[str, tuple[str, str, dict[str, bool]]] = {}
     for storyline, rows in stored.items():
         for key, title, summary, label in rows:
@@ -512,9 +562,14 @@ def build_models(matcher: Matcher,
     for storyline, found in examples.items():
         candidates = [e for e in found if is_candidate(e.explanation)]
         positives = sum(1 for e in candidates if e.label)
+        start = (starts or {}).get(storyline)
+        fixed = (thresholds or {}).get(storyline) or None
+        if start is not None:
+            if candidates:
+                models[storyline] = fit(found, threshold=fixed, start=start)
+            continue
         if positives < MIN_EXAMPLES or len(candidates) - positives < MIN_EXAMPLES:
             continue
-        fixed = (thresholds or {}).get(storyline) or None
         models[storyline] = fit(found, k=k, threshold=fixed)
     return models
 
@@ -531,14 +586,16 @@ def rules_fingerprint(storyline: Any) -> str:
 
 
 def examples_fingerprint(storyline: Any, rows: Sequence[tuple[str, str, str, bool]],
-                         threshold: float = 0.0) -> str:
+                         threshold: float = 0.0, start: Model | None = None) -> str:
     """What a trained model depends on: this module's format and settings, the storyline's rules
-    (its config's repr), the threshold setting and every example. Equal fingerprints: the saved
-    model can be reused instead of trained again."""
+    (its config's repr), the threshold setting, the model it is fine-tuned from (if any) and
+    every example. Equal fingerprints: the saved model can be reused instead of trained again."""
     digest = hashlib.sha1()
     settings = (MODEL_FORMAT, DIM_BITS, SUMMARY_WEIGHT, TEXT_WEIGHT, L2, EPOCHS, LEARNING_RATE, SETTLED,
                 MAX_POSITIVE_WEIGHT, MIN_EXAMPLES, GATE, threshold, repr(storyline))
     digest.update(repr(settings).encode("utf-8"))
+    if start is not None:
+        digest.update(b"\x1dstart" + start.to_json().encode("utf-8"))
     for key, title, summary, label in rows:
         digest.update(f"\x1e{key}\x1f{title}\x1f{summary}\x1f{int(label)}".encode())
     return digest.hexdigest()

@@ -503,11 +503,13 @@ def shipped_models(config: MonitorConfig) -> dict[str, Model]:
 
 def learned_models(config: MonitorConfig, store: Store, matcher: Matcher) -> dict[str, Model]:
     """The models that decide, per storyline: for ``learned = true``, one trained on the examples
-    in the store (``monitor learn``, ``monitor feedback``): the saved model when neither the
-    examples nor the rules changed since it was trained, else trained now and saved. A storyline
-    without such a model uses its ``model`` file if it has one; the others keep their rules."""
-    models = _store_models(config, store, matcher)
-    for storyline_id, model in shipped_models(config).items():
+    in the store (``monitor learn``, ``monitor feedback``), fine-tuned from the storyline's
+    ``model`` file when it has one: the saved model when neither the examples, the rules nor the
+    model file changed since it was trained, else trained now and saved. A storyline without
+    such a model uses its ``model`` file if it has one; the others keep their rules."""
+    shipped = shipped_models(config)
+    models = _store_models(config, store, matcher, shipped)
+    for storyline_id, model in shipped.items():
         if storyline_id not in models:
             models[storyline_id] = model
             log.info("%s: decided by the model %s (%s), threshold %.2f", storyline_id,
@@ -516,7 +518,8 @@ def learned_models(config: MonitorConfig, store: Store, matcher: Matcher) -> dic
     return models
 
 
-def _store_models(config: MonitorConfig, store: Store, matcher: Matcher) -> dict[str, Model]:
+def _store_models(config: MonitorConfig, store: Store, matcher: Matcher,
+                  shipped: dict[str, Model]) -> dict[str, Model]:
     wanted = [s for s in config.storylines if s.learned]
     if not wanted:
         return {}
@@ -524,7 +527,8 @@ def _store_models(config: MonitorConfig, store: Store, matcher: Matcher) -> dict
 
     started = time.monotonic()
     stored = {s.id: store.feedback_examples(s.id) for s in wanted}
-    prints = {s.id: examples_fingerprint(s, stored[s.id], s.learned_threshold) for s in wanted}
+    prints = {s.id: examples_fingerprint(s, stored[s.id], s.learned_threshold, shipped.get(s.id))
+              for s in wanted}
     models: dict[str, Model] = {}
     for storyline in wanted:
         saved = store.saved_model(storyline.id, prints[storyline.id])
@@ -532,7 +536,8 @@ def _store_models(config: MonitorConfig, store: Store, matcher: Matcher) -> dict
             models[storyline.id] = Model.from_json(saved)
     todo = {sid: rows for sid, rows in stored.items() if sid not in models}
     if todo:
-        trained = build_models(matcher, todo, thresholds={s.id: s.learned_threshold for s in wanted})
+        trained = build_models(matcher, todo, thresholds={s.id: s.learned_threshold for s in wanted},
+                               starts=shipped)
         for sid, model in trained.items():
             store.save_model(sid, prints[sid], model.to_json(), now=utcnow())
         models.update(trained)
@@ -544,9 +549,11 @@ def _store_models(config: MonitorConfig, store: Store, matcher: Matcher) -> dict
                         len(stored[storyline.id]),
                         "its model file decides" if storyline.model else "rules alone")
         else:
-            log.info("%s: learned layer %s on %d candidate examples (%d positive), threshold %.2f",
+            log.info("%s: learned layer %s on %d candidate examples (%d positive)%s, threshold %.2f",
                      storyline.id, "trained" if storyline.id in todo else "loaded, trained",
-                     model.examples, model.positives, model.threshold)
+                     model.examples, model.positives,
+                     ", fine-tuned from its model file" if storyline.id in shipped else "",
+                     model.threshold)
     log.info("learned layer ready in %.2fs", time.monotonic() - started)
     return models
 

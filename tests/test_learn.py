@@ -260,7 +260,13 @@ def test_pipeline_with_learning_records_what_eval_decides(tmp_path):
     with Store(tmp_path / "m.db") as store:
         examples = store.feedback_examples("ceasefire-talks")
     matcher = Matcher(load_config(config).storylines)
-    model = build_models(matcher, {"ceasefire-talks": examples})["ceasefire-talks"]
+    # fine-tuned from the storyline's model file, as the daemon does
+    from monitor.pipeline import shipped_models
+
+    model = build_models(matcher, {"ceasefire-talks": examples},
+                         starts=shipped_models(load_config(config)))["ceasefire-talks"]
+    assert 0 < model.examples < 28  # the 28 stored examples that have a first-group term
+    assert model.trained_on.endswith(f"; then {model.examples} stored candidate examples")
     for row in recorded:
         if row["storyline"] == "ceasefire-talks":
             summary = html_to_text(by_title[row["title"]]["summary"])
@@ -498,3 +504,40 @@ def test_learned_matcher_one_scan_path_equals_explaining_every_storyline():
         decided += bool(got)
     assert decided >= 20
     assert [m.storyline_id for m in learned.match(*texts[-1])] == ["ceasefire-talks", "humanitarian-pause"]
+
+
+def test_desk_verdicts_fine_tune_a_shipped_model_without_losing_it(tmp_path):
+    """learned = true on a storyline with a model file: the desk's verdicts fine-tune that model
+    (its threshold kept) instead of replacing it with one trained on a handful of examples."""
+    from defaults import default_storylines
+
+    from monitor.normalise import html_to_text
+
+    runner = CliRunner()
+    items, labels = _e2e_items(tmp_path)
+    with FeedServer() as server:
+        config = _e2e_config(tmp_path, server, items, default_storylines(("captive-releases",)))
+        _invoke(runner, config, "run", "--once")
+        before = json.loads(_invoke(runner, config, "eval", str(labels), "--items",
+                                    str(DATA / "e2e_items.jsonl"), "--from-db", "--json"))
+        matched = json.loads(_invoke(runner, config, "matches", "--json", "--storyline",
+                                     "captive-releases", "--limit", "100"))
+        wrong = matched[0]
+        out = _invoke(runner, config, "feedback", str(wrong["item_id"]), "--storyline",
+                      "captive-releases", "wrong")
+        assert "recorded" in out
+        after = json.loads(_invoke(runner, config, "eval", str(labels), "--items",
+                                   str(DATA / "e2e_items.jsonl"), "--from-db", "--json"))
+        item = next(i for i in items if html_to_text(i["title"]) == wrong["title"])
+        summary = html_to_text(item["summary"])
+        checked = json.loads(_invoke(runner, config, "check", wrong["title"], "--summary", summary,
+                                     "--json"))
+    captive = next(c for c in checked if c["storyline"] == "captive-releases")
+    assert not captive["learned"]["matched"]  # the verdict took
+    shipped = Model.from_json((Path(__file__).parents[1] / "monitor" / "default_config" / "models"
+                               / "captive-releases.json").read_text())
+    assert captive["learned"]["threshold"] == shipped.threshold  # its cut, not one chosen on 1 example
+    assert after["decided_by"]["captive-releases"].endswith("; then 1 stored candidate examples")
+    # one verdict corrected one decision, it did not undo the model: the others stand
+    was, now = set(before["predicted"]["captive-releases"]), set(after["predicted"]["captive-releases"])
+    assert len(was) >= 5 and len(was ^ now) <= 2
