@@ -227,14 +227,20 @@ def storylines(obj: Context, as_json: bool) -> None:
 
     Example: monitor storylines --json
     """
+    from .pipeline import shipped_models
+
     config = obj.config
     with obj.store() as store:
         stats = store.storyline_stats(now=datetime.now(UTC))
+    models = shipped_models(config)  # a model file that no longer fits its rules is not counted
     rows = []
     for storyline in config.storylines:
         s = stats.get(storyline.id, {})
+        decided_by = "model" if storyline.id in models else "rules"
+        if storyline.learned:
+            decided_by += " + desk"  # examples in the database train or correct it
         rows.append({
-            "id": storyline.id, "name": storyline.name,
+            "id": storyline.id, "name": storyline.name, "decided_by": decided_by,
             "all": [list(g) for g in storyline.all], "any": list(storyline.any),
             "none": list(storyline.none), "threshold": storyline.threshold,
             "terms": " + ".join("|".join(g) for g in storyline.all)
@@ -242,8 +248,8 @@ def storylines(obj: Context, as_json: bool) -> None:
             "matches_24h": s.get("last_24h", 0), "matches_total": s.get("total", 0),
             "last_match": s.get("last_match"),
         })
-    emit(rows, ["id", "name", "terms", "matches_24h", "matches_total", "last_match"], as_json,
-         ["id", "name", "terms", "24h", "total", "last match"])
+    emit(rows, ["id", "name", "decided_by", "terms", "matches_24h", "matches_total", "last_match"],
+         as_json, ["id", "name", "decided by", "terms", "24h", "total", "last match"])
 
 
 @cli.command()

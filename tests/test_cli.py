@@ -59,6 +59,10 @@ def test_storylines_counts(filled):
     assert rows["captive-releases"]["matches_total"] == 0
     table = invoke(filled, "storylines")
     assert "cairo-talks" in table and "Cairo" in table
+    # which decide by a shipped model, which by their rules
+    assert {sid: r["decided_by"] for sid, r in rows.items()} == {
+        "ceasefire-talks": "model", "cairo-talks": "rules", "captive-releases": "model",
+        "humanitarian-pause": "rules"}
 
 
 def test_feeds_health(filled):
