@@ -5,10 +5,9 @@ packaged default, read at run time so that tuning them is measured, plus 16 gene
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
-from importlib import resources
-from pathlib import Path
+
+from monitor.config import packaged_storylines_toml
 
 # 16 more storylines about the other news of the same months: (id, all-groups, none).
 _GENERATED: list[tuple[str, list[list[str]], list[str]]] = [
@@ -35,19 +34,6 @@ def _toml(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)  # JSON strings and arrays are valid TOML
 
 
-def default_storylines_text() -> str:
-    """The [[storylines]] tables of the packaged default config, verbatim but for their model
-    files' paths, made absolute (a model file is found relative to the config naming it)."""
-    folder = Path(str(resources.files("monitor") / "default_config")).resolve()
-    text = (folder / "monitor.toml").read_text("utf-8")
-    start = text.index("[[storylines]]")
-    rest = text[start:]
-    end = rest.find("\n[[alerts]]")
-    rest = rest if end < 0 else rest[:end]
-    return re.sub(r'^model = "([^"]+)"$', lambda m: f"model = {_toml(str(folder / m.group(1)))}",
-                  rest, flags=re.M)
-
-
 def monitor_toml(urls: Sequence[str], *, database: str, interval: str = "5m",
                  webhook: str | None = None, fetch_workers: int = 8) -> str:
     lines = ["[monitor]", f"database = {_toml(database)}", f"poll_interval = {_toml(interval)}",
@@ -55,7 +41,7 @@ def monitor_toml(urls: Sequence[str], *, database: str, interval: str = "5m",
              f"fetch_workers = {fetch_workers}", ""]
     for index, url in enumerate(urls):
         lines += ["[[feeds]]", f'name = "farm {index:04d}"', f"url = {_toml(url)}", ""]
-    lines.append(default_storylines_text())
+    lines.append(packaged_storylines_toml())
     for story_id, groups, none in _GENERATED:
         lines += ["", "[[storylines]]", f"id = {_toml(story_id)}", f"name = {_toml(story_id)}",
                   f"all = {_toml(groups)}", f"none = {_toml(none)}", "threshold = 90"]

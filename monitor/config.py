@@ -156,6 +156,22 @@ def packaged_default_path() -> Path:
     return Path(str(resources.files("monitor") / "default_config" / "monitor.toml"))
 
 
+def packaged_storylines_toml() -> str:
+    """The [[storylines]] tables of the packaged default config, to embed in another config (the
+    tests', the benchmark's): verbatim but for their ``model`` paths, made absolute, as a model
+    file is found relative to the config that names it."""
+    import json
+
+    path = packaged_default_path()
+    folder = path.resolve().parent
+    text = path.read_text(encoding="utf-8")
+    tables = text[text.index("[[storylines]]"):]
+    end = tables.find("\n[[alerts]]")
+    tables = tables if end < 0 else tables[:end]
+    return re.sub(r'^model = "([^"]+)"$', lambda m: f"model = {json.dumps(str(folder / m.group(1)))}",
+                  tables, flags=re.M)
+
+
 def find_config(cli_path: str | None, environ: Mapping[str, str] | None = None) -> Path:
     """``--config``, else ``$MONITOR_CONFIG``, else ``./config/monitor.toml``, else the packaged default."""
     environ = os.environ if environ is None else environ
