@@ -507,21 +507,7 @@ class Matcher:
 
     def match(self, title: str, summary: str) -> list[Match]:
         """The storylines this item belongs to, best score first."""
-        found = self._scan(title, summary)
-        covered: dict[int, set[int]] = {}
-        for term_id in found:
-            for index, slot in self._uses[term_id]:
-                covered.setdefault(index, set()).add(slot)
-        matches = []
-        for index in sorted(covered):
-            if not self._required[index] <= covered[index]:
-                continue  # a group found nothing at all: no need to look closer
-            result = self._decide(index, found, explain=False)
-            if result is not None and result.matched:
-                hits = tuple(h for g in result.groups if g.rule not in ("none", "not_near") for h in g.hits)
-                matches.append(Match(self._lines[index].config.id, result.score, hits))
-        matches.sort(key=lambda m: -m.score)
-        return matches
+        return self.match_explaining(title, summary, ())[0]
 
     def match_explaining(self, title: str, summary: str, storyline_ids: Collection[str]
                          ) -> tuple[list[Match], list[Explanation]]:
@@ -544,7 +530,7 @@ class Matcher:
                     explained.append(result)
                 continue
             if not self._required[index] <= covered[index]:
-                continue
+                continue  # a group found nothing at all: no need to look closer
             result = self._decide(index, found, explain=False)
             if result is not None and result.matched:
                 hits = tuple(h for g in result.groups if g.rule not in ("none", "not_near") for h in g.hits)
