@@ -34,7 +34,8 @@ import measure  # noqa: E402
 import monitor_config as bench_config  # noqa: E402
 import peers  # noqa: E402
 
-MONITOR = [sys.executable, "-m", "monitor"]
+# -P: the monitor as installed (pip install .), never the source tree of the current directory
+MONITOR = [sys.executable, "-P", "-m", "monitor"]
 MARKER = re.compile(r"\[(\d+\.\d+\.\d+)\]")
 
 
@@ -50,7 +51,14 @@ def machine() -> str:
             break
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.platform()}, "
-            f"Python {platform.python_version()}")
+            f"Python {platform.python_version()}; monitor {monitor_build()}")
+
+
+def monitor_build() -> str:
+    """Whether the monitor that runs has its hot modules compiled (setup.py) or plain Python."""
+    found = subprocess.run([*MONITOR[:-2], "-c", "import monitor.match as m; print(m.__file__)"],
+                           capture_output=True, text=True).stdout.strip()
+    return "compiled with mypyc" if found.endswith(".so") else f"plain Python ({found or '?'})"
 
 
 # --------------------------------------------------------------------------- the webhook receiver

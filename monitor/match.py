@@ -41,6 +41,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mypy_extensions import mypyc_attr
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import LCSseq
 
@@ -124,7 +125,7 @@ def translit(key: str) -> str:
     """
     if len(key) > 2 and key[-1] == "h" and key[-2] in "aeiou":
         key = key[:-1]
-    out = []
+    out: list[str] = []
     for char in key.replace("e", "a").replace("o", "u"):
         if not out or out[-1] != char:
             out.append(char)
@@ -219,8 +220,10 @@ _ALL, _ANY, _NONE, _NOT_NEAR = 0, 1, 2, 3
 
 
 # A word of the text, as the scan needs it (cached per word): folded, stemmed, fuzzy bucket initial
-# or "" when no fuzzy match can start at it, live, n-grams of 2+ words may match fuzzily
-_WordInfo = tuple[str, str, str, bool, bool]
+# or "" when no fuzzy match can start at it, live, n-grams of 2+ words may match fuzzily. A plain
+# tuple to the type checker: the scan tells a mark by identity (``is _MARK``), and mypyc (setup.py)
+# would make a fixed-size tuple type a C struct, boxed anew, never the same object.
+_WordInfo = tuple  # (str, str, str, bool, bool)
 # A sentence mark ("." "!" " - " ...) in a field's list of words: it ends a sentence, and the
 # n-grams go over it (as if it were not there); never live.
 _MARK: _WordInfo = ("", "", "", False, False)
@@ -269,6 +272,8 @@ class _Storyline:
     summary_weight: float = 1.0
 
 
+# compiled by mypyc (setup.py); still a class Python code may extend (the tests' unpruned matcher)
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Matcher:
     """Built once from the storylines; ``match`` and ``explain`` an item's title and summary.
 
