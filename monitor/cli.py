@@ -578,9 +578,9 @@ def train_command(obj: Context, labels: tuple[str, ...], items_path: str, out_di
             continue
         model.rules = rules_fingerprint(storyline)
         model.trained_on = f"{len(rows)} labelled items of {names} ({positives} positive)"
-        path = out / f"{storyline.id}.json"
-        path.write_text(model.to_json() + "\n", encoding="utf-8")
-        click.echo(f"{storyline.id}: {path} ({model.examples} candidate examples, {model.positives} "
+        model_path = out / f"{storyline.id}.json"
+        model_path.write_text(model.to_json() + "\n", encoding="utf-8")
+        click.echo(f"{storyline.id}: {model_path} ({model.examples} candidate examples, {model.positives} "
                    f"positive, threshold {model.threshold:.2f} by cross-validation"
                    f"{'' if not storyline.learned_threshold else ' (set in the config)'})")
 

@@ -18,7 +18,7 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from itertools import pairwise
 
 NUM_BANDS = 16
@@ -98,9 +98,9 @@ def _tokens(text: str) -> list[bytes]:
         stop = _STOPWORDS
         return [w[:-1] if w[-1] == 115 and len(w) > 3 else w  # 115: b"s"
                 for w in text.encode("ascii").translate(_ASCII_WORDS).split() if w not in stop]
-    stop = _STOP_TEXT  # the length in characters, not in bytes
+    stop_text = _STOP_TEXT  # the length in characters, not in bytes
     return [(w[:-1] if w[-1] == "s" and len(w) > 3 else w).encode("utf-8")
-            for w in _WORD.findall(text) if w not in stop]
+            for w in _WORD.findall(text) if w not in stop_text]
 
 
 def words(title: str, summary: str) -> list[bytes]:
@@ -184,7 +184,7 @@ def _rank(bin_: int, donor: int) -> int:
     return z ^ z >> 31
 
 
-_PROBES = [sorted((j for j in range(NUM_BINS) if j != i), key=lambda j, i=i: _rank(i, j))
+_PROBES = [sorted((j for j in range(NUM_BINS) if j != i), key=partial(_rank, i))
            for i in range(NUM_BINS)]
 
 
@@ -198,11 +198,8 @@ def _signature(shingles: frozenset[int]) -> list[int]:
     signature = []
     for i, probes in enumerate(_PROBES):
         value = least.get(i)
-        if value is None:
-            for j in probes:
-                if j in least:
-                    value = least[j]
-                    break
+        if value is None:  # some bin is not empty: the shingles are not
+            value = next(least[j] for j in probes if j in least)
         signature.append(value)
     return signature
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -421,7 +421,7 @@ def evaluate_learned(matcher: Matcher, labels: Sequence[dict[str, Any]],
                      items: dict[str, dict[str, Any]], *, k: int = 5,
                      normalise: Callable[[str], str] = html_to_text,
                      skip_unsure: bool = False,
-                     train: dict[str, Sequence[dict[str, Any]]] | None = None) -> LearnedReport:
+                     train: Mapping[str, Sequence[dict[str, Any]]] | None = None) -> LearnedReport:
     """The learned layer measured honestly next to the rules, per storyline: nested k-fold CV
     over the tune part, and trained on the tune part then tested on the held-out part. With
     ``skip_unsure``, items labelled ``unsure`` are trained on as usual but not scored.

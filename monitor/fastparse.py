@@ -212,14 +212,14 @@ def _atom_entry(entry: ET.Element, base: str) -> Entry:
                 raise _Unknown
             continue
         if tag == f"{_ATOM}link":
-            if child.get("href") is None or len(child):  # feedparser reads its text as the link
+            href = child.get("href")
+            if href is None or len(child):  # feedparser reads its text as the link
                 raise _Unknown
             if child.get("rel", "alternate") != "alternate":
                 continue
             if link is not None or child.get("type", "text/html") not in ("text/html",
                                                                           "application/xhtml+xml"):
                 raise _Unknown
-            href = child.get("href")
             link = _fix(_join(base, href.strip()) if href.strip() else "")
             continue
         if tag in seen:

@@ -456,12 +456,11 @@ def backoff_delay(consecutive_errors: int, interval: float, *, retry_after: floa
     >>> 600.0 <= backoff_delay(3, 300.0, rng=random.Random(1)) <= 1200.0
     True
     """
-    rng = rng or random
     if consecutive_errors < 1:
         return jittered(interval, rng)
     exponent = min(consecutive_errors - 1, 64)
     base = min(cap, interval * math.pow(2.0, exponent))
-    delay = rng.uniform(base / 2.0, base)
+    delay = (rng.uniform if rng is not None else random.uniform)(base / 2.0, base)
     delay = max(delay, interval)
     if retry_after is not None and retry_after > 0:
         delay = max(delay, min(retry_after, cap))
@@ -470,7 +469,7 @@ def backoff_delay(consecutive_errors: int, interval: float, *, retry_after: floa
 
 def jittered(interval: float, rng: random.Random | None = None) -> float:
     """``interval`` ±10%, so feeds added together do not stay in lock-step."""
-    return interval * (rng or random).uniform(0.9, 1.1)
+    return interval * (rng.uniform if rng is not None else random.uniform)(0.9, 1.1)
 
 
 def _size(n: int) -> str:

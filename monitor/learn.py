@@ -40,7 +40,7 @@ import math
 import random
 import re
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -543,7 +543,7 @@ def examples_for(matcher: Matcher, rows: Iterable[tuple[str, str, str, dict[str,
 
 
 def build_models(matcher: Matcher,
-                 stored: dict[str, Sequence[tuple[str, str, str, bool]]], *,
+                 stored: Mapping[str, Sequence[tuple[str, str, str, bool]]], *,
                  thresholds: dict[str, float] | None = None, k: int = 5,
                  starts: dict[str, Model] | None = None) -> dict[str, Model]:
     """A model per storyline from stored examples ``{storyline: [(key, title, summary, label)]}``.

@@ -538,8 +538,8 @@ def _store_models(config: MonitorConfig, store: Store, matcher: Matcher,
     if todo:
         trained = build_models(matcher, todo, thresholds={s.id: s.learned_threshold for s in wanted},
                                starts=shipped)
-        for sid, model in trained.items():
-            store.save_model(sid, prints[sid], model.to_json(), now=utcnow())
+        for sid, trained_model in trained.items():
+            store.save_model(sid, prints[sid], trained_model.to_json(), now=utcnow())
         models.update(trained)
     for storyline in wanted:
         model = models.get(storyline.id)

@@ -676,11 +676,12 @@ class Store:
             if entry.fingerprint is None:
                 raise StoreError(f"entry {item.guid!r} of {item.feed_url} matched but came "
                                  "without a fingerprint")
-            story_id = batch.find_story(entry.fingerprint, published, policy.dedup_window)
-            new_story = story_id is None
-            if story_id is None:
+            found = batch.find_story(entry.fingerprint, published, policy.dedup_window)
+            new_story = found is None
+            if found is None:
                 story_id = batch.add_story(entry.fingerprint, published, item_id)
             else:
+                story_id = found
                 counts["syndicated"] += 1
         batch.items.append(
             (item_id, item.feed_url, item.source, item.guid, item.url, item.title, item.summary,
@@ -1080,8 +1081,7 @@ class _PollBatch:
         for key in keys:
             newest = stored.get(key, [])
             # most keys of an item are held by no pending story: no call for those
-            pending = self._pending(key, low, high) if key in pending_keys else None
-            if pending:
+            if key in pending_keys and (pending := self._pending(key, low, high)):
                 newest = sorted([*newest, *pending], reverse=True)[:CANDIDATES_PER_KEY]
             for _published, story_id in newest:
                 shared[story_id] = shared.get(story_id, 0) + 1
