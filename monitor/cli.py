@@ -331,6 +331,12 @@ def check(obj: Context, text: str, summary: str, as_json: bool) -> None:
         from .pipeline import shipped_models
 
         models = shipped_models(obj.config)
+    matched: set[str] = set()
+    if matcher.refines:  # a refining storyline's decision depends on the others' final ones
+        from .learn import LearnedMatcher
+
+        decider = LearnedMatcher(matcher, models) if models else matcher
+        matched = {m.storyline_id for m in decider.match(title, body)}
     if as_json:
         out = []
         for e in explanations:
@@ -341,13 +347,19 @@ def check(obj: Context, text: str, summary: str, as_json: bool) -> None:
                 row["learned"] = {"probability": round(p, 4), "threshold": model.threshold,
                                   "matched": p >= model.threshold,
                                   "top_features": [c.to_dict() for c in model.explain(title, body, e)]}
+            if e.storyline_id in matcher.refines:
+                row["refines"] = {"storyline": matcher.refines[e.storyline_id],
+                                  "matched": e.storyline_id in matched,
+                                  "why": matcher.refinement(e, matched).split(": ", 1)[-1]}
             out.append(row)
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
     else:
         blocks = []
         for e in explanations:
             model = models.get(e.storyline_id)
-            blocks.append(e.render() + ("\n" + model.render(title, body, e) if model else ""))
+            refinement = matcher.refinement(e, matched)
+            blocks.append(e.render() + ("\n" + model.render(title, body, e) if model else "")
+                          + ("\n" + refinement if refinement else ""))
         click.echo("\n\n".join(blocks))
 
 

@@ -78,6 +78,10 @@ class StorylineConfig:
     # A model trained elsewhere (``monitor train``) that decides this storyline (with
     # ``learned = true``, corrected by the desk's examples): the absolute path of its JSON file.
     model: str = ""
+    # A storyline that narrows another (the Cairo track of the ceasefire talks): it also matches
+    # what that storyline matches (by its rules or its model) when its own first group is found
+    # (not dropped by a not_near word) and no ``none`` term vetoes it.
+    refines: str = ""
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -371,7 +375,7 @@ class _Reader:
             raw = self.table(raw, where, {"id", "name", "description", "all", "any", "none",
                                           "threshold", "near", "not_near", "not_near_window",
                                           "title_weight", "min_score", "learned",
-                                          "learned_threshold", "model"})
+                                          "learned_threshold", "model", "refines"})
             if "id" not in raw:
                 raise self.fail(f"{where}.id", "a storyline id (a required key)")
             storyline_id = self.string(raw["id"], f"{where}.id")
@@ -413,7 +417,19 @@ class _Reader:
                                                 f"{where}.learned_threshold"),
                 model=self.model_file(raw["model"], f"{where}.model", storyline_id)
                 if "model" in raw else "",
+                refines=self.string(raw["refines"], f"{where}.refines") if "refines" in raw else "",
             ))
+        by_id = {s.id: s for s in storylines}
+        for i, storyline in enumerate(storylines):
+            if not storyline.refines:
+                continue
+            where = f"storylines[{i}].refines"
+            refined = by_id.get(storyline.refines)
+            if refined is None or refined.id == storyline.id:
+                raise self.fail(where, "the id of another storyline", storyline.refines)
+            if refined.refines:
+                raise self.fail(where, f"a storyline that refines none ({refined.id!r} refines "
+                                f"{refined.refines!r})")
         return tuple(storylines)
 
     def model_file(self, value: Any, where: str, storyline_id: str) -> str:

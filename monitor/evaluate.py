@@ -313,6 +313,9 @@ def evaluate(matcher: Matcher, labels: Sequence[dict[str, Any]], items: dict[str
                 model = getattr(matcher, "models", {}).get(storyline)  # a LearnedMatcher's
                 if model is not None:  # the model decided: show its reasoning too
                     text += "\n" + model.render(title, summary, explanation)
+                rules = getattr(matcher, "matcher", matcher)  # a LearnedMatcher's rules
+                if refinement := rules.refinement(explanation, found):
+                    text += "\n" + refinement
                 errors.append(ErrorCase(part, storyline, "false positive" if predicted else "miss",
                                         label["id"], title, text))
     return EvalReport(storylines, counts, sizes, errors, unlabelled, seconds, predicted_ids,

@@ -45,8 +45,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import MODEL_FORMAT
-from .match import Explanation, Matcher, fold_word, stem
-from .models import Match, TermHit
+from .match import Explanation, Matcher, fold_word, rules_match, stem
+from .models import Match
 
 __all__ = ["Contribution", "Example", "LearnedMatcher", "Model", "choose_threshold", "cross_val_scores",
            "features", "fit", "fold_of", "is_candidate", "rule_features", "rules_fingerprint",
@@ -503,7 +503,9 @@ class LearnedMatcher:
         self.matcher = matcher
         self.models = dict(models)
         self.storylines = matcher.storylines
-        self._order = {s.id: i for i, s in enumerate(matcher.storylines)}  # ties: config order
+        # explained in the scan: the models' candidates, and the refining storylines (config
+        # ``refines``), whose decision waits for the storyline they refine
+        self._explained = set(self.models) | set(matcher.refines)
 
     def explain(self, title: str, summary: str) -> list[Explanation]:
         return self.matcher.explain(title, summary)
@@ -511,19 +513,21 @@ class LearnedMatcher:
     def match(self, title: str, summary: str) -> list[Match]:
         # One scan of the text: the rules' lean decision for the storylines without a model, the
         # full explanation (the model's input) for candidates of those with one.
-        matches, explained = self.matcher.match_explaining(title, summary, self.models)
+        matches, explained = self.matcher.match_explaining(title, summary, self._explained)
         text: list[tuple[int, float]] | None = None
         for explanation in explained:
+            model = self.models.get(explanation.storyline_id)
+            if model is None:  # a refining storyline without a model: its rules decide first
+                if explanation.matched:
+                    matches.append(rules_match(explanation))
+                continue
             if text is None:
                 text = text_vector(title, summary)
-            model = self.models[explanation.storyline_id]
             p = model.probability(title, summary, explanation, text)
             if p >= model.threshold:
-                hits: tuple[TermHit, ...] = tuple(h for g in explanation.groups
-                                                  if g.rule not in ("none", "not_near") for h in g.hits)
-                matches.append(Match(explanation.storyline_id, round(100.0 * p, 1), hits))
-        matches.sort(key=lambda m: (-m.score, self._order[m.storyline_id]))
-        return matches
+                matches.append(Match(explanation.storyline_id, round(100.0 * p, 1),
+                                     rules_match(explanation).hits))
+        return self.matcher.refine(matches, explained)
 
 
 def examples_for(matcher: Matcher, rows: Iterable[tuple[str, str, str, dict[str, bool]]]

@@ -48,7 +48,8 @@ from rapidfuzz.distance import LCSseq
 from .config import StorylineConfig
 from .models import Match, TermHit
 
-__all__ = ["Explanation", "GroupReport", "Matcher", "fold_word", "stem", "term_key", "translit"]
+__all__ = ["Explanation", "GroupReport", "Matcher", "fold_word", "rules_match", "stem", "term_key",
+           "translit"]
 
 SHORT_TERM = 5  # letters: a term this short must match exactly
 _MAX_CACHE = 200_000
@@ -333,6 +334,10 @@ class Matcher:
                 max((high for m, (_low, high) in reach.items() if m > n), default=0)
                 for n in range(self._max_words + 1)]
         self._cache = [{} for _n in range(self._max_words + 1)]
+        # storyline id -> the storyline it refines (config ``refines``; see ``refine``)
+        self.refines: dict[str, str] = {s.id: s.refines for s in self.storylines
+                                        if getattr(s, "refines", "")}
+        self._order = {s.id: i for i, s in enumerate(self.storylines)}
 
     def _add_term(self, term: str) -> int:
         if term in self._term_ids:
@@ -512,7 +517,48 @@ class Matcher:
 
     def match(self, title: str, summary: str) -> list[Match]:
         """The storylines this item belongs to, best score first."""
-        return self.match_explaining(title, summary, ())[0]
+        if not self.refines:
+            return self.match_explaining(title, summary, ())[0]
+        matches, explained = self.match_explaining(title, summary, self.refines)
+        matches.extend(rules_match(e) for e in explained if e.matched)
+        return self.refine(matches, explained)
+
+    def refine(self, matches: list[Match], explained: Iterable[Explanation]) -> list[Match]:
+        """``matches`` (sorted, best score first; ties in config order) with the refining
+        storylines that match through the storyline they refine: it matched, and the refining
+        one's explanation (in ``explained``) has a hit of its first group and no veto. Such a
+        match has the refined storyline's score, and the hits of both."""
+        if self.refines:
+            matched = {m.storyline_id: m for m in matches}
+            for e in explained:
+                refined = matched.get(self.refines.get(e.storyline_id, ""))
+                if refined is None or e.storyline_id in matched or e.vetoes or not e.groups[0].hits:
+                    continue
+                matched[e.storyline_id] = Match(e.storyline_id, refined.score,
+                                                e.groups[0].hits + refined.hits)
+                matches.append(matched[e.storyline_id])
+        order = self._order
+        matches.sort(key=lambda m: (-m.score, order[m.storyline_id]))
+        return matches
+
+    def refinement(self, explanation: Explanation, matched: Collection[str]) -> str:
+        """One line for ``explanation.render()``: how a refining storyline's decision came from
+        the storyline it refines, given the ids of the storylines the item ``matched``; "" for a
+        storyline that refines none."""
+        refined = self.refines.get(explanation.storyline_id)
+        if refined is None:
+            return ""
+        first = explanation.groups[0].rule
+        if refined not in matched:
+            state, why = "--", f"{refined} did not match"
+        elif explanation.vetoes:
+            state, why = "--", f"{refined} matched, but a none term vetoes"
+        elif not explanation.groups[0].hits:
+            state, why = "--", f"{refined} matched, but nothing found for {first}"
+        else:
+            state, why = "ok", (f"{refined} matched and {first} found: a match through {refined}"
+                                + (" too" if explanation.matched else ""))
+        return f"  [{state:>4}] refines {refined}: {why}"
 
     def match_explaining(self, title: str, summary: str, storyline_ids: Collection[str]
                          ) -> tuple[list[Match], list[Explanation]]:
@@ -538,8 +584,7 @@ class Matcher:
                 continue  # a group found nothing at all: no need to look closer
             result = self._decide(index, found, explain=False)
             if result is not None and result.matched:
-                hits = tuple(h for g in result.groups if g.rule not in ("none", "not_near") for h in g.hits)
-                matches.append(Match(line.config.id, result.score, hits))
+                matches.append(rules_match(result))
         matches.sort(key=lambda m: -m.score)
         return matches, explained
 
@@ -652,6 +697,12 @@ class Matcher:
             if not ok:
                 failure = f"the groups are never within {near} words of each other"
         return min(100.0, base * proximity), failure
+
+
+def rules_match(explanation: Explanation) -> Match:
+    """The match the rules made (``explanation.matched``): their score, the hits of the groups."""
+    return Match(explanation.storyline_id, explanation.score,
+                 tuple(h for g in explanation.groups if g.rule not in ("none", "not_near") for h in g.hits))
 
 
 def _hit(term: str, occurrence: _Occurrence) -> TermHit:

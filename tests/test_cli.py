@@ -82,6 +82,23 @@ def test_check_explains(filled):
     assert len(rows) == 4 and [r["matched"] for r in rows] == [False] * 4
 
 
+def test_check_explains_a_match_through_the_refined_storyline(filled):
+    # cairo-talks' own rules fail (Egypt and the truce are in different fields); ceasefire-talks
+    # (its model) matches and an Egypt word is found: the shipped cairo-talks refines it
+    args = ("check", "Spy chiefs meet Qatari PM to discuss building on Gaza truce",
+            "--summary", "Egypt sent an envoy.")
+    out = invoke(filled, *args)
+    assert "cairo-talks (Cairo track): no match" in out
+    assert ("[  ok] refines ceasefire-talks: ceasefire-talks matched and all[0] found: "
+            "a match through ceasefire-talks") in out
+    rows = {r["storyline"]: r for r in json.loads(invoke(filled, *args, "--json"))}
+    assert rows["cairo-talks"]["refines"] == {
+        "storyline": "ceasefire-talks", "matched": True,
+        "why": "ceasefire-talks matched and all[0] found: a match through ceasefire-talks"}
+    assert not rows["cairo-talks"]["matched"] and rows["ceasefire-talks"]["learned"]["matched"]
+    assert "refines" not in rows["ceasefire-talks"]
+
+
 def test_unknown_storyline_is_a_usage_error(filled):
     runner, config = filled
     result = runner.invoke(cli, ["--config", str(config), "matches", "--storyline", "nope"])

@@ -126,6 +126,20 @@ def test_config_mistakes_name_the_key(tmp_path, change, message):
     assert message in str(error.value)
 
 
+@pytest.mark.parametrize("refines, message", [
+    ("nope", "storylines[1].refines: expected the id of another storyline, got a string 'nope'"),
+    ("sub", "storylines[1].refines: expected the id of another storyline, got a string 'sub'"),
+    ("chain", "storylines[1].refines: expected a storyline that refines none ('chain' refines "
+              "'cairo-talks')"),
+])
+def test_refines_names_another_storyline_that_refines_none(tmp_path, refines, message):
+    text = (GOOD + f'\n[[storylines]]\nid = "sub"\nall = [["x"]]\nrefines = "{refines}"\n'
+            '\n[[storylines]]\nid = "chain"\nall = [["y"]]\nrefines = "cairo-talks"\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, text), environ=ENV)
+    assert str(error.value) == f"{tmp_path / 'monitor.toml'}: {message}"
+
+
 def test_duplicate_storyline_id(tmp_path):
     text = GOOD + '\n[[storylines]]\nid = "cairo-talks"\nall = [["x"]]\n'
     with pytest.raises(ConfigError, match=r"storylines\[1\]\.id: duplicate storyline id 'cairo-talks'"):

@@ -207,3 +207,26 @@ def test_skip_unsure_leaves_unsure_labels_out_of_the_scoring_only_when_asked(tmp
                                           "--json", *flags])
         assert result.exit_code == 0, result.output
         assert json.loads(result.output)["storylines"]["t"]["all"]["fp"] == fp
+
+
+def test_a_refined_match_is_counted_and_its_errors_explained(tmp_path):
+    """eval decides as run does: a refining storyline matches through the one it refines, and a
+    false positive made that way says so."""
+    items = tmp_path / "items.jsonl"
+    labels = tmp_path / "labels.jsonl"
+    rows = [("a", "Truce talks resume", "Egypt hosts them", ["t", "cairo"]),  # through t
+            ("b", "Truce talks resume", "Egypt hosts a summit", ["t"]),  # the same way: false alarm
+            ("c", "Truce talks resume", "Qatar hosts them", ["t"]),  # no Egypt word
+            ("d", "Egypt mediators meet", "", ["cairo"])]  # cairo's own rules
+    items.write_text("".join(json.dumps({"id": i, "title": t, "summary": s}) + "\n"
+                             for i, t, s, _l in rows))
+    labels.write_text("".join(json.dumps({"id": i, "storylines": ls, "unsure": False}) + "\n"
+                              for i, _t, _s, ls in rows))
+    storylines = [StorylineConfig("t", "T", all=(("truce",), ("talks",))),
+                  StorylineConfig("cairo", "C", all=(("Egypt",), ("mediators",)), refines="t")]
+    report = run_eval(storylines, labels, items)
+    c = report.counts["all"]["cairo"]
+    assert (c.tp, c.fp, c.fn, c.tn) == (2, 1, 0, 1)
+    [error] = report.errors
+    assert (error.item_id, error.storyline_id, error.kind) == ("b", "cairo", "false positive")
+    assert "refines t: t matched and all[0] found: a match through t" in error.explanation

@@ -132,6 +132,44 @@ def test_match_carries_the_hits():
     assert by_term["talks"].score == 100
 
 
+
+def _refining_pair() -> Matcher:
+    talks = StorylineConfig("talks", "Talks", all=(("ceasefire", "truce"), ("talks", "deal")))
+    cairo = StorylineConfig("cairo", "Cairo track", all=(("Egypt", "Cairo"), ("mediators",)),
+                            none=("football",), not_near=("border",), refines="talks")
+    return Matcher([talks, cairo])
+
+
+def test_a_refining_storyline_matches_through_the_one_it_refines():
+    m = _refining_pair()
+    ids = lambda *text: [x.storyline_id for x in m.match(*text)]  # noqa: E731
+    assert ids("Mediators meet in Cairo", "") == ["cairo"]  # its own rules
+    # its own rules fail (no "mediators"), the refined storyline matches, Egypt is found
+    [talks, cairo] = m.match("Ceasefire talks resume", "Egypt hosts the delegations")
+    assert (talks.storyline_id, cairo.storyline_id) == ("talks", "cairo")
+    assert cairo.score == talks.score  # ties: configuration order
+    assert {h.term for h in cairo.hits} == {"Egypt", "ceasefire", "talks"}
+    assert ids("Ceasefire talks resume", "Qatar hosts the delegations") == ["talks"]  # no Egypt word
+    assert ids("Egypt hosts the delegations", "Truce holds") == []  # the refined one did not match
+    assert ids("Ceasefire talks resume", "Egypt hosts football") == ["talks"]  # vetoed
+    assert ids("Ceasefire talks resume", "Egypt border reopens") == ["talks"]  # dropped by not_near
+    # without ``refines`` the same text is the refined storyline's only
+    plain = Matcher([m.storylines[0], StorylineConfig("cairo", "Cairo track",
+                                                      all=(("Egypt", "Cairo"), ("mediators",)))])
+    assert [x.storyline_id for x in plain.match("Ceasefire talks resume", "Egypt hosts")] == ["talks"]
+
+
+def test_refinement_is_explained():
+    m = _refining_pair()
+    title, summary = "Ceasefire talks resume", "Egypt hosts the delegations"
+    cairo = m.explain(title, summary)[1]
+    assert not cairo.matched  # the rules alone
+    matched = {x.storyline_id for x in m.match(title, summary)}
+    assert m.refinement(cairo, matched) == (
+        "  [  ok] refines talks: talks matched and all[0] found: a match through talks")
+    assert "talks did not match" in m.refinement(cairo, set())
+    assert m.refinement(m.explain(title, summary)[0], matched) == ""  # refines none
+
 def test_explanation_says_what_matched_and_what_vetoed():
     m = Matcher([
         StorylineConfig("a", "A", all=(("truce",), ("talks",)), none=("football",), not_near=("calls for",)),
