@@ -239,6 +239,8 @@ def storylines(obj: Context, as_json: bool) -> None:
         decided_by = "model" if storyline.id in models else "rules"
         if storyline.learned:
             decided_by += " + desk"  # examples in the database train or correct it
+        if storyline.refines:
+            decided_by += f", or through {storyline.refines}"
         rows.append({
             "id": storyline.id, "name": storyline.name, "decided_by": decided_by,
             "all": [list(g) for g in storyline.all], "any": list(storyline.any),
