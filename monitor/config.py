@@ -82,6 +82,9 @@ class StorylineConfig:
     # what that storyline matches (by its rules or its model) when its own first group is found
     # (not dropped by a not_near word) and no ``none`` term vetoes it.
     refines: str = ""
+    # Terms that also make an item a candidate of the storyline's model (besides a term of its
+    # first group): the model scores it, told by a feature that only these terms brought it.
+    model_candidates: tuple[str, ...] = ()
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -375,7 +378,8 @@ class _Reader:
             raw = self.table(raw, where, {"id", "name", "description", "all", "any", "none",
                                           "threshold", "near", "not_near", "not_near_window",
                                           "title_weight", "min_score", "learned",
-                                          "learned_threshold", "model", "refines"})
+                                          "learned_threshold", "model", "refines",
+                                          "model_candidates"})
             if "id" not in raw:
                 raise self.fail(f"{where}.id", "a storyline id (a required key)")
             storyline_id = self.string(raw["id"], f"{where}.id")
@@ -418,6 +422,8 @@ class _Reader:
                 model=self.model_file(raw["model"], f"{where}.model", storyline_id)
                 if "model" in raw else "",
                 refines=self.string(raw["refines"], f"{where}.refines") if "refines" in raw else "",
+                model_candidates=self.terms(raw.get("model_candidates", []), f"{where}.model_candidates",
+                                            allow_empty=True),
             ))
         by_id = {s.id: s for s in storylines}
         for i, storyline in enumerate(storylines):

@@ -22,7 +22,8 @@ The model is L2-regularised logistic regression, trained by AdaGrad SGD over spa
 pure Python (a few thousand examples train in well under a second), positives weighted up to
 balance the classes (capped). Only *candidates* are scored: items where the rules found a term of
 the storyline's first group (``all[0]``, its core concept: truce words, Egypt words, captive
-words; a hit or a hit dropped by a context word). Anything else never matches, so the model
+words; a hit or a hit dropped by a context word), or one of its ``model_candidates`` (then the
+feature ``candidate:model_candidates`` says so). Anything else never matches, so the model
 cannot fire on text without the storyline's core words, and the monitor spends the model's
 time only on those (about one stream item in ten; every other group as gate, "Israel" or
 "Hamas" included, made half the stream candidates and the model 2.5x the rules' cost).
@@ -45,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import MODEL_FORMAT
-from .match import Explanation, Matcher, fold_word, rules_match, stem
+from .match import NON_GROUP_RULES, Explanation, Matcher, fold_word, rules_match, stem
 from .models import Match
 
 __all__ = ["Contribution", "Example", "LearnedMatcher", "Model", "choose_threshold", "cross_val_scores",
@@ -83,15 +84,27 @@ def _text_words(text: str) -> list[str]:
     return out
 
 
-GATE = "first-group"  # what is_candidate asks (part of a model's rules fingerprint)
+GATE = "first-group+model_candidates"  # what is_candidate asks (in a model's rules fingerprint)
 
 
 def is_candidate(explanation: Explanation) -> bool:
     """True when the rules found a term of the storyline's first group (``all[0]``, or ``any``
-    when it has no ``all``), kept or dropped by a context word."""
+    when it has no ``all``), kept or dropped by a context word, or one of its
+    ``model_candidates``."""
+    return _first_group_found(explanation) or _only_candidate_terms(explanation)
+
+
+def _first_group_found(explanation: Explanation) -> bool:
     first = explanation.groups[0] if explanation.groups else None
-    return first is not None and first.rule not in ("none", "not_near") and bool(
+    return first is not None and first.rule not in NON_GROUP_RULES and bool(
         first.hits or first.discarded)
+
+
+def _only_candidate_terms(explanation: Explanation) -> bool:
+    """A candidate through ``model_candidates`` alone (no term of the first group)."""
+    last = explanation.groups[-1] if explanation.groups else None
+    return (last is not None and last.rule == "model_candidates" and bool(last.hits)
+            and not _first_group_found(explanation))
 
 
 def features(title: str, summary: str, explanation: Explanation) -> dict[str, float]:
@@ -110,7 +123,9 @@ def rule_features(explanation: Explanation) -> dict[str, float]:
             out[f"veto={hit.term}"] = 1.0
     if explanation.decision.startswith("the groups are never within"):
         out["rule:near-failed"] = 1.0
-    groups = [g for g in explanation.groups if g.rule not in ("none", "not_near")]
+    if _only_candidate_terms(explanation):
+        out["candidate:model_candidates"] = 1.0  # scored only because of those terms
+    groups = [g for g in explanation.groups if g.rule not in NON_GROUP_RULES]
     missing = 0
     for group in groups:
         name = group.rule
@@ -584,7 +599,7 @@ def rules_fingerprint(storyline: Any) -> str:
     with other rules would read features that no longer mean what they meant."""
     rules = tuple(getattr(storyline, name) for name in (
         "id", "all", "any", "none", "threshold", "near", "not_near", "not_near_window",
-        "title_weight", "min_score"))
+        "title_weight", "min_score", "model_candidates"))
     settings = (MODEL_FORMAT, DIM_BITS, SUMMARY_WEIGHT, TEXT_WEIGHT, GATE)
     return hashlib.sha1(repr((settings, rules)).encode("utf-8")).hexdigest()[:16]
 

@@ -48,8 +48,8 @@ from rapidfuzz.distance import LCSseq
 from .config import StorylineConfig
 from .models import Match, TermHit
 
-__all__ = ["Explanation", "GroupReport", "Matcher", "fold_word", "rules_match", "stem", "term_key",
-           "translit"]
+__all__ = ["NON_GROUP_RULES", "Explanation", "GroupReport", "Matcher", "fold_word", "rules_match", "stem",
+           "term_key", "translit"]
 
 SHORT_TERM = 5  # letters: a term this short must match exactly
 _MAX_CACHE = 200_000
@@ -218,6 +218,9 @@ def _hit_dict(hit: TermHit) -> dict[str, Any]:
 
 # roles of a term within a storyline
 _ALL, _ANY, _NONE, _NOT_NEAR = 0, 1, 2, 3
+# the rules of a storyline that are not term groups of a match: ``none`` and ``not_near`` veto,
+# ``model_candidates`` only tells the storyline's model to score the item
+NON_GROUP_RULES = ("none", "not_near", "model_candidates")
 
 
 # A word of the text, as the scan needs it (cached per word): folded, stemmed, fuzzy bucket initial
@@ -271,6 +274,7 @@ class _Storyline:
     config: StorylineConfig
     slots: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # (rule, terms)
     summary_weight: float = 1.0
+    candidates_slot: int = -1  # the slot of ``model_candidates`` (terms that only gate the model)
 
 
 # compiled by mypyc (setup.py); still a class Python code may extend (the tests' unpruned matcher)
@@ -313,9 +317,12 @@ class Matcher:
                 slots.append(("any", config.any))
             slots.append(("none", config.none))
             slots.append(("not_near", tuple(getattr(config, "not_near", ()))))
+            if getattr(config, "model_candidates", ()):
+                line.candidates_slot = len(slots)
+                slots.append(("model_candidates", tuple(config.model_candidates)))
             line.slots = slots
             self._required.append({j for j, (rule, _t) in enumerate(slots)
-                                   if rule not in ("none", "not_near")})
+                                   if rule not in NON_GROUP_RULES})
             for slot, (_rule, terms) in enumerate(slots):
                 for term in terms:
                     self._uses[self._add_term(term)].append((index, slot))
@@ -564,8 +571,8 @@ class Matcher:
                          ) -> tuple[list[Match], list[Explanation]]:
         """One scan of the text for two kinds of storyline: ``match()``'s matches of those not in
         ``storyline_ids``, and the explanations of those in it for which the rules found a term of
-        the first group (in configuration order): the learned layer's candidates
-        (``monitor.learn.is_candidate``); it scores no other."""
+        the first group or of ``model_candidates`` (in configuration order): the learned layer's
+        candidates (``monitor.learn.is_candidate``); it scores no other."""
         found = self._scan(title, summary)
         covered: dict[int, set[int]] = {}
         for term_id in found:
@@ -575,7 +582,8 @@ class Matcher:
         for index in sorted(covered):
             line = self._lines[index]
             if line.config.id in storyline_ids:
-                if 0 in covered[index]:  # slot 0: all[0], or any when there is no all
+                slots = covered[index]  # slot 0: all[0], or any when there is no all
+                if 0 in slots or line.candidates_slot in slots:
                     result = self._decide(index, found, explain=True)
                     assert result is not None
                     explained.append(result)
@@ -657,7 +665,7 @@ class Matcher:
         for slot, (rule, terms) in enumerate(line.slots):
             if rule == "not_near" and not terms:
                 continue
-            if not explain and rule in ("none", "not_near"):
+            if not explain and rule in NON_GROUP_RULES:
                 continue  # match() keeps the hits of the groups only
             hits = _best_hits(per_slot[slot])
             if rule == "not_near":
@@ -702,7 +710,7 @@ class Matcher:
 def rules_match(explanation: Explanation) -> Match:
     """The match the rules made (``explanation.matched``): their score, the hits of the groups."""
     return Match(explanation.storyline_id, explanation.score,
-                 tuple(h for g in explanation.groups if g.rule not in ("none", "not_near") for h in g.hits))
+                 tuple(h for g in explanation.groups if g.rule not in NON_GROUP_RULES for h in g.hits))
 
 
 def _hit(term: str, occurrence: _Occurrence) -> TermHit:

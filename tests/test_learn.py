@@ -496,7 +496,8 @@ def test_learned_matcher_one_scan_path_equals_explaining_every_storyline():
         expected = []
         explanations = matcher.explain(title, summary)
         for e in explanations:
-            hits = tuple(h for g in e.groups if g.rule not in ("none", "not_near") for h in g.hits)
+            hits = tuple(h for g in e.groups if g.rule not in ("none", "not_near", "model_candidates")
+                         for h in g.hits)
             if e.storyline_id in models:
                 p = models[e.storyline_id].probability(title, summary, e)
                 if p >= models[e.storyline_id].threshold:
@@ -552,3 +553,40 @@ def test_desk_verdicts_fine_tune_a_shipped_model_without_losing_it(tmp_path):
     # one verdict corrected one decision, it did not undo the model: the others stand
     was, now = set(before["predicted"]["captive-releases"]), set(after["predicted"]["captive-releases"])
     assert len(was) >= 5 and len(was ^ now) <= 2
+
+
+def test_model_candidates_gate_the_model_and_nothing_else():
+    """``model_candidates``: items with one of those terms (and no term of the first group) are
+    the model's candidates too, marked by a feature; the rules' decisions and hits ignore them."""
+    from dataclasses import replace
+
+    from monitor.learn import is_candidate, rule_features, rules_fingerprint
+
+    gated = replace(TALKS, model_candidates=("hostages",))
+    matcher = Matcher([gated])
+    text = "Deal close to free the hostages", "Mediators meet in Doha"
+    [e] = matcher.explain(*text)
+    assert not e.matched and e.groups[-1].rule == "model_candidates" and e.groups[-1].hits
+    assert is_candidate(e) and rule_features(e)["candidate:model_candidates"] == 1.0
+    assert not is_candidate(Matcher([TALKS]).explain(*text)[0])  # without the key: not scored
+    assert [x.storyline_id for x in matcher.match_explaining(*text, {"talks"})[1]] == ["talks"]
+    assert matcher.match_explaining(*text, ())[1] == []
+    # with a term of the first group the flag is off, and a rules match never carries those hits
+    both = "Truce talks on a deal to free the hostages", ""
+    [e] = matcher.explain(*both)
+    assert is_candidate(e) and "candidate:model_candidates" not in rule_features(e)
+    [found] = matcher.match(*both)
+    assert {h.term for h in found.hits} == {"truce", "talks", "deal"}
+    assert [(m.storyline_id, m.score) for m in matcher.match(*both)] == [
+        (m.storyline_id, m.score) for m in Matcher([TALKS]).match(*both)]
+    # a model trained with other candidate terms no longer fits the storyline
+    assert rules_fingerprint(gated) != rules_fingerprint(TALKS)
+
+
+def test_config_model_candidates(tmp_path):
+    path = tmp_path / "m.toml"
+    path.write_text('[[storylines]]\nid = "t"\nall = [["truce"]]\nmodel_candidates = ["hostages"]\n')
+    assert load_config(path).storylines[0].model_candidates == ("hostages",)
+    path.write_text('[[storylines]]\nid = "t"\nall = [["truce"]]\nmodel_candidates = [3]\n')
+    with pytest.raises(ConfigError, match=r"storylines\[0\]\.model_candidates\[0\]: expected a string"):
+        load_config(path)
