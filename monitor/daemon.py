@@ -80,6 +80,7 @@ async def serve(monitor: Monitor) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    monitor.load_matcher()  # now: models trained on the desk's examples, and their warnings
     workers = max(4, min(64, len(monitor.config.feeds) + len(monitor.channels) + 2))
     executor = ThreadPoolExecutor(workers)
     scheduler = build_scheduler(monitor, executor)
