@@ -117,7 +117,7 @@ def test_foreign_database_exits_2(tmp_path):
 
 def test_a_cycle_in_which_nothing_changed_never_loads_the_matcher(tmp_path):
     """run --once builds the matcher (imports rapidfuzz, loads the model files) on the first
-    changed feed only: a cycle of 304s, the most common one, is spared ~45 ms."""
+    changed feed only: a cycle of 304s, the most common one, is spared ~70 ms."""
     import subprocess
     import sys
 

@@ -4,6 +4,7 @@ the real CLI on a real database, with feeds served by a real HTTP server."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -590,3 +591,32 @@ def test_config_model_candidates(tmp_path):
     path.write_text('[[storylines]]\nid = "t"\nall = [["truce"]]\nmodel_candidates = [3]\n')
     with pytest.raises(ConfigError, match=r"storylines\[0\]\.model_candidates\[0\]: expected a string"):
         load_config(path)
+
+
+def test_a_model_file_that_cannot_be_loaded_stops_run_once_with_a_clear_error(tmp_path):
+    """The config reads a model file's format and storyline; the rest is read when the matcher is
+    built (on the first changed feed). A file broken inside fails that poll (nothing stored) and
+    ends run --once with exit 2 and the file's name, as a bad config does."""
+    from defaults import default_storylines
+
+    from monitor.store import Store
+
+    model = json.loads((Path(__file__).resolve().parent.parent / "monitor" / "default_config"
+                        / "models" / "ceasefire-talks.json").read_text())
+    del model["weights"]
+    broken = tmp_path / "ceasefire-talks.json"
+    broken.write_text(json.dumps(model))
+    storylines = default_storylines()
+    storylines = re.sub(r'^model = ".*ceasefire-talks\.json"$', f"model = {json.dumps(str(broken))}",
+                        storylines, flags=re.M)
+    assert str(broken) in storylines
+    items, _labels = _e2e_items(tmp_path)
+    with FeedServer() as server:
+        config = _e2e_config(tmp_path, server, items[:3], storylines)
+        result = CliRunner().invoke(cli, ["--config", str(config), "run", "--once"])
+    assert result.exit_code == 2, result.output
+    assert f"model {broken}: cannot load it" in result.output
+    with Store(tmp_path / "m.db") as store:
+        assert store.counts()["items"] == 0
+        [state] = store.feed_states()
+        assert state.consecutive_errors == 1 and "cannot load it" in (state.last_error or "")
