@@ -91,7 +91,7 @@ def is_candidate(explanation: Explanation) -> bool:
     """True when the rules found a term of the storyline's first group (``all[0]``, or ``any``
     when it has no ``all``), kept or dropped by a context word, or one of its
     ``model_candidates``."""
-    return _first_group_found(explanation) or _only_candidate_terms(explanation)
+    return _first_group_found(explanation) or _candidate_terms_found(explanation)
 
 
 def _first_group_found(explanation: Explanation) -> bool:
@@ -100,11 +100,9 @@ def _first_group_found(explanation: Explanation) -> bool:
         first.hits or first.discarded)
 
 
-def _only_candidate_terms(explanation: Explanation) -> bool:
-    """A candidate through ``model_candidates`` alone (no term of the first group)."""
-    last = explanation.groups[-1] if explanation.groups else None
-    return (last is not None and last.rule == "model_candidates" and bool(last.hits)
-            and not _first_group_found(explanation))
+def _candidate_terms_found(explanation: Explanation) -> bool:
+    last = explanation.groups[-1] if explanation.groups else None  # model_candidates come last
+    return last is not None and last.rule == "model_candidates" and bool(last.hits)
 
 
 def features(title: str, summary: str, explanation: Explanation) -> dict[str, float]:
@@ -123,7 +121,7 @@ def rule_features(explanation: Explanation) -> dict[str, float]:
             out[f"veto={hit.term}"] = 1.0
     if explanation.decision.startswith("the groups are never within"):
         out["rule:near-failed"] = 1.0
-    if _only_candidate_terms(explanation):
+    if not _first_group_found(explanation) and _candidate_terms_found(explanation):
         out["candidate:model_candidates"] = 1.0  # scored only because of those terms
     groups = [g for g in explanation.groups if g.rule not in NON_GROUP_RULES]
     missing = 0
