@@ -335,10 +335,9 @@ def check(obj: Context, text: str, summary: str, as_json: bool) -> None:
         models = shipped_models(obj.config)
     matched: set[str] = set()
     if matcher.refines:  # a refining storyline's decision depends on the others' final ones
-        from .learn import LearnedMatcher
+        from .pipeline import decider
 
-        decider = LearnedMatcher(matcher, models) if models else matcher
-        matched = {m.storyline_id for m in decider.match(title, body)}
+        matched = {m.storyline_id for m in decider(matcher, models).match(title, body)}
     if as_json:
         out = []
         for e in explanations:
@@ -411,7 +410,6 @@ def eval_command(obj: Context, labels: str, items_path: str, as_json: bool, erro
     label_rows, items = load_labels(Path(labels)), load_items(Path(items_path))
     train = {path: load_labels(Path(path)) for path in train_paths} or None
     matcher = Matcher(obj.config.storylines)
-    decider: Any = matcher
     models: dict[str, Any] = {}
     if from_db:
         from .pipeline import learned_models
@@ -422,11 +420,9 @@ def eval_command(obj: Context, labels: str, items_path: str, as_json: bool, erro
         from .pipeline import shipped_models
 
         models = shipped_models(obj.config)
-    if models:
-        from .learn import LearnedMatcher
+    from .pipeline import decider
 
-        decider = LearnedMatcher(matcher, models)
-    report = evaluate(decider, label_rows, items, skip_unsure=skip_unsure)
+    report = evaluate(decider(matcher, models), label_rows, items, skip_unsure=skip_unsure)
     report.decided_by = {s.id: (f"model: {models[s.id].trained_on or 'trained on stored examples'}"
                                 if s.id in models else "rules") for s in obj.config.storylines}
     if learned:

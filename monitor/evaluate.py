@@ -25,11 +25,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import StorylineConfig
 from .errors import MonitorError
 from .match import Matcher
+
+if TYPE_CHECKING:
+    from .learn import LearnedMatcher
 
 try:  # the pipeline's normaliser; the fallback only exists for a tree where it has not landed
     from .normalise import html_to_text
@@ -258,7 +261,8 @@ def _unsure_line(left_out: dict[str, int]) -> str:
             f"({left_out.get('tune', 0)} tune, {left_out.get('held-out', 0)} held-out)")
 
 
-def evaluate(matcher: Matcher, labels: Sequence[dict[str, Any]], items: dict[str, dict[str, Any]], *,
+def evaluate(matcher: Matcher | LearnedMatcher, labels: Sequence[dict[str, Any]],
+             items: dict[str, dict[str, Any]], *,
              normalise: Callable[[str], str] = html_to_text, skip_unsure: bool = False) -> EvalReport:
     """Run ``matcher`` over the labelled items and count, per storyline and part; with
     ``skip_unsure``, items labelled ``unsure`` are not scored (``EvalReport.unsure_left_out``)."""
@@ -310,10 +314,10 @@ def evaluate(matcher: Matcher, labels: Sequence[dict[str, Any]], items: dict[str
                     explanations = {e.storyline_id: e for e in matcher.explain(title, summary)}
                 explanation = explanations[storyline]
                 text = explanation.render()
-                model = getattr(matcher, "models", {}).get(storyline)  # a LearnedMatcher's
+                rules = matcher if isinstance(matcher, Matcher) else matcher.matcher
+                model = None if isinstance(matcher, Matcher) else matcher.models.get(storyline)
                 if model is not None:  # the model decided: show its reasoning too
                     text += "\n" + model.render(title, summary, explanation)
-                rules = getattr(matcher, "matcher", matcher)  # a LearnedMatcher's rules
                 if refinement := rules.refinement(explanation, found):
                     text += "\n" + refinement
                 errors.append(ErrorCase(part, storyline, "false positive" if predicted else "miss",

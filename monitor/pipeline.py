@@ -135,12 +135,7 @@ class Monitor:
                     # run_once ends with this error: the config is wrong, as if found at start
                     self._matcher_error = error
                     raise
-                if models:
-                    from .learn import LearnedMatcher
-
-                    self._matcher = LearnedMatcher(matcher, models)
-                else:
-                    self._matcher = matcher
+                self._matcher = decider(matcher, models)
             return self._matcher
 
     def close(self) -> None:
@@ -503,7 +498,12 @@ def config_matcher(config: MonitorConfig) -> Matcher | LearnedMatcher:
     from .match import Matcher
 
     matcher = Matcher(config.storylines)
-    models = shipped_models(config)
+    return decider(matcher, shipped_models(config))
+
+
+def decider(matcher: Matcher, models: dict[str, Model]) -> Matcher | LearnedMatcher:
+    """The rules, with ``models`` deciding their storylines (the learned layer is imported only
+    when there is a model)."""
     if not models:
         return matcher
     from .learn import LearnedMatcher
