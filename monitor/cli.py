@@ -348,19 +348,18 @@ def check(obj: Context, text: str, summary: str, as_json: bool) -> None:
                 row["learned"] = {"probability": round(p, 4), "threshold": model.threshold,
                                   "matched": p >= model.threshold,
                                   "top_features": [c.to_dict() for c in model.explain(title, body, e)]}
-            if e.storyline_id in matcher.refines:
+            if (refinement := matcher.refinement(e, matched)) is not None:
                 row["refines"] = {"storyline": matcher.refines[e.storyline_id],
-                                  "matched": e.storyline_id in matched,
-                                  "why": matcher.refinement(e, matched).split(": ", 1)[-1]}
+                                  "matched": e.storyline_id in matched, "why": refinement[1]}
             out.append(row)
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
     else:
         blocks = []
         for e in explanations:
             model = models.get(e.storyline_id)
-            refinement = matcher.refinement(e, matched)
+            line = matcher.refinement_line(e, matched)
             blocks.append(e.render() + ("\n" + model.render(title, body, e) if model else "")
-                          + ("\n" + refinement if refinement else ""))
+                          + ("\n" + line if line else ""))
         click.echo("\n\n".join(blocks))
 
 

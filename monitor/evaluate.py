@@ -318,8 +318,8 @@ def evaluate(matcher: Matcher | LearnedMatcher, labels: Sequence[dict[str, Any]]
                 model = None if isinstance(matcher, Matcher) else matcher.models.get(storyline)
                 if model is not None:  # the model decided: show its reasoning too
                     text += "\n" + model.render(title, summary, explanation)
-                if refinement := rules.refinement(explanation, found):
-                    text += "\n" + refinement
+                if line := rules.refinement_line(explanation, found):
+                    text += "\n" + line
                 errors.append(ErrorCase(part, storyline, "false positive" if predicted else "miss",
                                         label["id"], title, text))
     return EvalReport(storylines, counts, sizes, errors, unlabelled, seconds, predicted_ids,

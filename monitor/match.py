@@ -548,24 +548,30 @@ class Matcher:
         matches.sort(key=lambda m: (-m.score, order[m.storyline_id]))
         return matches
 
-    def refinement(self, explanation: Explanation, matched: Collection[str]) -> str:
-        """One line for ``explanation.render()``: how a refining storyline's decision came from
-        the storyline it refines, given the ids of the storylines the item ``matched``; "" for a
-        storyline that refines none."""
+    def refinement(self, explanation: Explanation, matched: Collection[str]) -> tuple[bool, str] | None:
+        """How a refining storyline's decision came from the storyline it refines, given the ids
+        of the storylines the item ``matched``: (a match through it, why); None for a storyline
+        that refines none."""
         refined = self.refines.get(explanation.storyline_id)
         if refined is None:
-            return ""
+            return None
         first = explanation.groups[0].rule
         if refined not in matched:
-            state, why = "--", f"{refined} did not match"
-        elif explanation.vetoes:
-            state, why = "--", f"{refined} matched, but a none term vetoes"
-        elif not explanation.groups[0].hits:
-            state, why = "--", f"{refined} matched, but nothing found for {first}"
-        else:
-            state, why = "ok", (f"{refined} matched and {first} found: a match through {refined}"
-                                + (" too" if explanation.matched else ""))
-        return f"  [{state:>4}] refines {refined}: {why}"
+            return False, f"{refined} did not match"
+        if explanation.vetoes:
+            return False, f"{refined} matched, but a none term vetoes"
+        if not explanation.groups[0].hits:
+            return False, f"{refined} matched, but nothing found for {first}"
+        return True, (f"{refined} matched and {first} found: a match through {refined}"
+                      + (" too" if explanation.matched else ""))
+
+    def refinement_line(self, explanation: Explanation, matched: Collection[str]) -> str:
+        """``refinement`` as a line under ``explanation.render()``; "" when it refines none."""
+        found = self.refinement(explanation, matched)
+        if found is None:
+            return ""
+        through, why = found
+        return f"  [{'ok' if through else '--':>4}] refines {self.refines[explanation.storyline_id]}: {why}"
 
     def match_explaining(self, title: str, summary: str, storyline_ids: Collection[str]
                          ) -> tuple[list[Match], list[Explanation]]:

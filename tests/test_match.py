@@ -165,10 +165,12 @@ def test_refinement_is_explained():
     cairo = m.explain(title, summary)[1]
     assert not cairo.matched  # the rules alone
     matched = {x.storyline_id for x in m.match(title, summary)}
-    assert m.refinement(cairo, matched) == (
+    assert m.refinement_line(cairo, matched) == (
         "  [  ok] refines talks: talks matched and all[0] found: a match through talks")
-    assert "talks did not match" in m.refinement(cairo, set())
-    assert m.refinement(m.explain(title, summary)[0], matched) == ""  # refines none
+    assert m.refinement(cairo, set()) == (False, "talks did not match")
+    assert "[  --] refines talks: talks did not match" in m.refinement_line(cairo, set())
+    assert m.refinement_line(m.explain(title, summary)[0], matched) == ""  # refines none
+    assert m.refinement(m.explain(title, summary)[0], matched) is None
 
 def test_explanation_says_what_matched_and_what_vetoed():
     m = Matcher([
