@@ -189,9 +189,7 @@ class Explanation:
             state = "ok" if group.matched else "--"
             if group.rule in ("none", "not_near"):
                 state = "VETO" if group.hits else "ok"
-            found = "; ".join(
-                f"{h.term} → {h.found!r} ({h.score:.0f}, {h.field} word {h.position})" for h in group.hits
-            ) or "nothing found"
+            found = "; ".join(_render_hits(group.hits)) or "nothing found"
             lines.append(f"  [{state:>4}] {group.rule}: {found}")
             for hit, why in group.discarded:
                 lines.append(f"         dropped {hit.term} → {hit.found!r} ({hit.field}): {why}")
@@ -207,6 +205,18 @@ class Explanation:
             "groups": [g.to_dict() for g in self.groups],
             "vetoes": [_hit_dict(h) for h in self.vetoes],
         }
+
+
+def _render_hits(hits: tuple[TermHit, ...]) -> list[str]:
+    """One entry per word found: terms that found the same word are listed together
+    (``hostage / hostages → 'hostages'``), so a word is not shown as two pieces of evidence."""
+    terms_by_word: dict[tuple[str, str, int, float], list[str]] = {}
+    for hit in hits:
+        terms = terms_by_word.setdefault((hit.found, hit.field, hit.position, hit.score), [])
+        if hit.term not in terms:
+            terms.append(hit.term)
+    return [f"{' / '.join(terms)} → {found!r} ({score:.0f}, {field} word {position})"
+            for (found, field, position, score), terms in terms_by_word.items()]
 
 
 def _hit_dict(hit: TermHit) -> dict[str, Any]:

@@ -193,6 +193,14 @@ def test_explanation_says_what_matched_and_what_vetoed():
     assert c.matched and "MATCH" in c.render()
 
 
+def test_terms_that_find_the_same_word_are_shown_once():
+    [e] = Matcher([StorylineConfig("s", "S", all=(("hostage", "hostages"), ("freed",)))]).explain(
+        "Hostages freed", "")
+    text = e.render()
+    assert "[  ok] all[0]: hostage / hostages → 'Hostages' (100, title word 0)\n" in text
+    assert len(e.groups[0].hits) == 2  # the data keeps every term's hit (the model's features)
+
+
 def test_helpers():
     assert stem("talks") == "talk" and stem("Hamas".lower()) == "hamas" and stem("israelis") == "israeli"
     assert term_key("cease-fire") == term_key("ceasefire") == term_key("Cease fires")
