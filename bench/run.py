@@ -20,10 +20,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -33,10 +31,10 @@ import farm as bench_farm  # noqa: E402
 import measure  # noqa: E402
 import monitor_config as bench_config  # noqa: E402
 import peers  # noqa: E402
+from receiver import MARKER, Receiver  # noqa: E402
 
 # -P: the monitor as installed (pip install .), never the source tree of the current directory
 MONITOR = [sys.executable, "-P", "-m", "monitor"]
-MARKER = re.compile(r"\[(\d+\.\d+\.\d+)\]")
 
 
 def log(message: str) -> None:
@@ -59,39 +57,6 @@ def monitor_build() -> str:
     found = subprocess.run([*MONITOR[:-2], "-c", "import monitor.match as m; print(m.__file__)"],
                            capture_output=True, text=True).stdout.strip()
     return "compiled with mypyc" if found.endswith(".so") else f"plain Python ({found or '?'})"
-
-
-# --------------------------------------------------------------------------- the webhook receiver
-
-class Receiver:
-    """Records when each webhook arrives, by the item's link."""
-
-    def __init__(self) -> None:
-        self.arrivals: dict[str, float] = {}
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                arrived = time.time()
-                try:
-                    title = json.loads(body)["data"]["item"]["title"]
-                except (ValueError, KeyError, TypeError):
-                    title = ""
-                for marker in MARKER.findall(title):
-                    receiver.arrivals.setdefault(marker, arrived)
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
 
 
 # --------------------------------------------------------------------------- the cycles

@@ -25,11 +25,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -38,45 +35,13 @@ sys.path.insert(0, str(HERE))
 import farm as bench_farm  # noqa: E402
 import measure  # noqa: E402
 import monitor_config as bench_config  # noqa: E402
+from receiver import Receiver  # noqa: E402
 
 MONITOR = [sys.executable, "-P", "-m", "monitor"]  # the monitor as installed, not this tree
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-class Receiver:
-    """A webhook receiver that can be told to fail; counts acknowledged deliveries by webhook-id."""
-
-    def __init__(self) -> None:
-        self.acknowledged: Counter[str] = Counter()
-        self.refused = 0
-        self.failing = False
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                if receiver.failing:
-                    receiver.refused += 1
-                    self.send_response(503)
-                    self.send_header("Retry-After", "5")
-                    self.end_headers()
-                    return
-                receiver.acknowledged[self.headers.get("webhook-id", "")] += 1
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
 
 
 def sample(pid: int, database: Path) -> dict[str, float]:
