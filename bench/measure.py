@@ -11,6 +11,7 @@ measured on runs of its own."""
 from __future__ import annotations
 
 import os
+import signal
 import statistics
 import subprocess
 import threading
@@ -89,6 +90,16 @@ def run(cmd: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | Non
     if not memory:
         peak = [float("nan"), float("nan")]
     return Run(wall, peak[0] / 1024, peak[1] / 1024, process.returncode, stdout, stderr)
+
+
+def stop(process: subprocess.Popen, timeout: float) -> int:
+    """SIGTERM, as a service manager stops the daemon; SIGKILL if it has not exited in time."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
 
 
 def median(values: Sequence[float]) -> float:

@@ -17,7 +17,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -206,11 +205,7 @@ class Bench:
                 while time.time() < deadline and len(receiver.arrivals) < len(live):
                     time.sleep(0.1)
             finally:
-                daemon.send_signal(signal.SIGTERM)
-                try:
-                    daemon.wait(30)
-                except subprocess.TimeoutExpired:
-                    daemon.kill()
+                measure.stop(daemon, 30)
                 daemon_log.close()
             latencies = sorted(receiver.arrivals[mark] - stamp for mark, stamp in live.items()
                                if mark in receiver.arrivals)

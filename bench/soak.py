@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -138,11 +137,7 @@ def main() -> None:
                     break
                 time.sleep(1)
         finally:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(60)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
+            measure.stop(daemon, 60)
             daemon_log.close()
             receiver.close()
     state, sent_uids = counts(database)
