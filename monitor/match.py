@@ -191,8 +191,13 @@ class Explanation:
                 state = "VETO" if group.hits else "ok"
             found = "; ".join(_render_hits(group.hits)) or "nothing found"
             lines.append(f"  [{state:>4}] {group.rule}: {found}")
+            dropped: dict[tuple[str, str, str], list[str]] = {}  # one line per word, as above
             for hit, why in group.discarded:
-                lines.append(f"         dropped {hit.term} → {hit.found!r} ({hit.field}): {why}")
+                terms = dropped.setdefault((hit.found, hit.field, why), [])
+                if hit.term not in terms:
+                    terms.append(hit.term)
+            for (found_word, where, why), terms in dropped.items():
+                lines.append(f"         dropped {' / '.join(terms)} → {found_word!r} ({where}): {why}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:

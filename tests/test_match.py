@@ -199,6 +199,11 @@ def test_terms_that_find_the_same_word_are_shown_once():
     text = e.render()
     assert "[  ok] all[0]: hostage / hostages → 'Hostages' (100, title word 0)\n" in text
     assert len(e.groups[0].hits) == 2  # the data keeps every term's hit (the model's features)
+    [d] = Matcher([StorylineConfig("s", "S", all=(("hostage", "hostages"),), not_near=("calls for",))]
+                  ).explain("Pope calls for hostages", "")
+    line = "         dropped hostage / hostages → 'hostages' (title): 'calls for' within 3 words\n"
+    assert line in d.render()
+    assert len(d.groups[0].discarded) == 2
 
 
 def test_helpers():
