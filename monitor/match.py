@@ -191,12 +191,8 @@ class Explanation:
                 state = "VETO" if group.hits else "ok"
             found = "; ".join(_render_hits(group.hits)) or "nothing found"
             lines.append(f"  [{state:>4}] {group.rule}: {found}")
-            dropped: dict[tuple[str, str, str], list[str]] = {}  # one line per word, as above
-            for hit, why in group.discarded:
-                terms = dropped.setdefault((hit.found, hit.field, why), [])
-                if hit.term not in terms:
-                    terms.append(hit.term)
-            for (found_word, where, why), terms in dropped.items():
+            dropped = _terms_by_word(((h.found, h.field, why), h.term) for h, why in group.discarded)
+            for (found_word, where, why), terms in dropped.items():  # one line per word, as above
                 lines.append(f"         dropped {' / '.join(terms)} → {found_word!r} ({where}): {why}")
         return "\n".join(lines)
 
@@ -215,13 +211,19 @@ class Explanation:
 def _render_hits(hits: tuple[TermHit, ...]) -> list[str]:
     """One entry per word found: terms that found the same word are listed together
     (``hostage / hostages → 'hostages'``), so a word is not shown as two pieces of evidence."""
-    terms_by_word: dict[tuple[str, str, int, float], list[str]] = {}
-    for hit in hits:
-        terms = terms_by_word.setdefault((hit.found, hit.field, hit.position, hit.score), [])
-        if hit.term not in terms:
-            terms.append(hit.term)
+    grouped = _terms_by_word(((h.found, h.field, h.position, h.score), h.term) for h in hits)
     return [f"{' / '.join(terms)} → {found!r} ({score:.0f}, {field} word {position})"
-            for (found, field, position, score), terms in terms_by_word.items()]
+            for (found, field, position, score), terms in grouped.items()]
+
+
+def _terms_by_word(keyed: Iterable[tuple[Any, str]]) -> dict[Any, list[str]]:
+    """The terms of each key (a word found, where), in order of first appearance, each once."""
+    out: dict[Any, list[str]] = {}
+    for key, term in keyed:
+        terms = out.setdefault(key, [])
+        if term not in terms:
+            terms.append(term)
+    return out
 
 
 def _hit_dict(hit: TermHit) -> dict[str, Any]:
