@@ -50,7 +50,7 @@ from .config import DEFAULT_USER_AGENT, ChannelConfig
 from .errors import ChannelGone, ConfigError, DeliveryPermanent, DeliveryRetryable
 from .fetch import parse_retry_after  # one parser of Retry-After for feeds and receivers
 from .models import Alert
-from .payload import FEED_DOWN, FEED_RECOVERED
+from .payload import FEED_DOWN, FEED_RECOVERED, STORY_UPDATED
 
 if TYPE_CHECKING:  # smtplib and email are imported by the email channel when it sends
     import smtplib
@@ -223,6 +223,21 @@ def _terms(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [t for t in data.get("matched_terms") or () if isinstance(t, dict)]
 
 
+def _storylines(data: Mapping[str, Any], alert: Alert, key: str = "name") -> str:
+    """Every storyline the alert is for (``data.storylines``; one ``data.storyline`` in bodies
+    of earlier releases), by ``key`` (name or id), joined by " + "."""
+    listed = [s for s in data.get("storylines") or () if isinstance(s, dict)]
+    if not listed:
+        listed = [_dict(data.get("storyline"))]
+    other = "id" if key == "name" else "name"
+    labels = [_one_line(s.get(key) or s.get(other) or "") for s in listed]
+    return " + ".join(label for label in labels if label) or _one_line(alert.storyline_id or "alert")
+
+
+def _update_line(data: Mapping[str, Any]) -> str:
+    return f"now reported by {_one_line(data.get('outlets'))} outlets"
+
+
 def _other_sources(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     item = _dict(data.get("item"))
     others = []
@@ -243,10 +258,11 @@ def subject_of(alert: Alert) -> str:
         feed = _dict(data.get("feed"))
         label = "feed down" if kind == FEED_DOWN else "feed recovered"
         return _one_line(f"[{label}] {feed.get('name') or feed.get('url') or '?'}", 250)
-    storyline = _dict(data.get("storyline"))
     item = _dict(data.get("item"))
-    name = storyline.get("name") or storyline.get("id") or alert.storyline_id or "alert"
-    return _one_line(f"[{_one_line(name)}] {_one_line(item.get('title')) or '(no title)'}", 250)
+    title = _one_line(item.get("title")) or "(no title)"
+    if kind == STORY_UPDATED:
+        return _one_line(f"[{_storylines(data, alert)}] {_update_line(data)}: {title}", 250)
+    return _one_line(f"[{_storylines(data, alert)}] {title}", 250)
 
 
 # --------------------------------------------------------------------------- webhook
@@ -370,7 +386,8 @@ def _text_part(alert: Alert) -> str:
                 lines.append(f"Last error: {data.get('last_error')}")
     else:
         item = _dict(data.get("item"))
-        storyline = _dict(data.get("storyline"))
+        if kind == STORY_UPDATED:
+            lines.extend([f"This story is {_update_line(data)}. The latest report:", ""])
         lines.append(str(item.get("title") or "(no title)"))
         lines.append("")
         if item.get("link"):
@@ -380,8 +397,9 @@ def _text_part(alert: Alert) -> str:
             lines.append(f"Source: {source}")
         if item.get("published"):
             lines.append(f"Published: {_published(item.get('published'))}")
-        lines.append(f"Storyline: {storyline.get('name') or storyline.get('id') or ''}")
-        lines.append(f"Score: {_score(data.get('score'))}")
+        lines.append(f"Storyline: {_storylines(data, alert)}")
+        if kind != STORY_UPDATED:
+            lines.append(f"Score: {_score(data.get('score'))}")
         terms = _terms(data)
         if terms:
             lines.append("Matched terms: " + ", ".join(
@@ -426,14 +444,16 @@ def _html_part(alert: Alert) -> str:
         rows.append("</ul>")
     else:
         item = _dict(data.get("item"))
-        storyline = _dict(data.get("storyline"))
+        if kind == STORY_UPDATED:
+            rows.append(f"<p>This story is {e(_update_line(data))}. The latest report:</p>")
         rows.append(f"<h2>{_a(item.get('link'), item.get('title') or '(no title)')}</h2><ul>")
         if item.get("source"):
             rows.append(f"<li>Source: {e(str(item.get('source')))}</li>")
         if item.get("published"):
             rows.append(f"<li>Published: {e(_published(item.get('published')))}</li>")
-        rows.append(f"<li>Storyline: {e(str(storyline.get('name') or storyline.get('id') or ''))}</li>")
-        rows.append(f"<li>Score: {e(_score(data.get('score')))}</li>")
+        rows.append(f"<li>Storyline: {e(_storylines(data, alert))}</li>")
+        if kind != STORY_UPDATED:
+            rows.append(f"<li>Score: {e(_score(data.get('score')))}</li>")
         terms = _terms(data)
         if terms:
             rows.append("<li>Matched terms: " + ", ".join(
@@ -700,8 +720,10 @@ def console_line(alert: Alert) -> str:
             return line
         return f"FEED RECOVERED [{_one_line(feed.get('name'))}] {_one_line(feed.get('url'))}"
     item = _dict(data.get("item"))
-    storyline = _dict(data.get("storyline"))
-    label = _one_line(storyline.get("id") or alert.storyline_id or storyline.get("name") or "?")
+    label = _storylines(data, alert, key="id")
+    if kind == STORY_UPDATED:
+        return (f"UPDATE [{label}] story {_one_line(data.get('story_id'))} {_update_line(data)}: "
+                f"{_one_line(item.get('title')) or '(no title)'}")
     parts = [f"ALERT [{label}] {_one_line(item.get('title')) or '(no title)'}"]
     where = " ".join(p for p in (_one_line(item.get("source")), _published(item.get("published"))) if p)
     if where:

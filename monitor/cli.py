@@ -14,7 +14,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -302,6 +302,69 @@ def matches(obj: Context, storyline: str | None, limit: int, as_json: bool) -> N
     with obj.store() as store:
         rows = store.matches(storyline=storyline, limit=limit)
     emit(rows, ["published", "storyline", "score", "alerted", "source", "title"], as_json)
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    from .config import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+@cli.command()
+@click.option("--storyline", metavar="ID", help="Only stories with an item of this storyline.")
+@click.option("--since", default="24h", show_default=True, callback=_duration,
+              help="Stories first reported this long ago or later (30s, 5m, 2h, 7d).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@fails_cleanly
+def stories(obj: Context, storyline: str | None, since: float, limit: int, as_json: bool) -> None:
+    """List the stories (one per development), newest first: the outlets that reported each,
+    where it alerted, and why each later report joined it.
+
+    Example: monitor stories --storyline captive-releases --since 2d
+    """
+    if storyline is not None:
+        check_storyline(obj.config, storyline)
+    with obj.store() as store:
+        rows = store.stories(since=datetime.now(UTC) - timedelta(seconds=since),
+                             storyline=storyline, limit=limit)
+    if as_json:
+        emit(rows, [], as_json=True)
+        return
+    if not rows:
+        click.echo("(none)")
+        return
+    for story in rows:
+        where = ", ".join(f"{a['channel']} ({a['status']})" for a in story["alerted"])
+        if not where:
+            where = "not alerted" if story["alerts"] else "not alerted: no development reported"
+        click.echo(f"story {story['story_id']}  {story['first_seen']}  {story['outlets']} outlet(s)  "
+                   f"[{', '.join(story['storylines'])}]  alerted: {where}")
+        click.echo(f"  {story['headline']}")
+        for item in story["items"]:
+            click.echo(f"    {item['published']}  {item['source']}: {item['title']}  "
+                       f"(item {item['item_id']})")
+            why = item["joined"]
+            if why:
+                click.echo(f"      joined: {_why(why)}")
+        click.echo("")
+
+
+def _why(why: dict[str, Any]) -> str:
+    if why.get("by") == "copy":
+        return "near-duplicate text (syndicated copy)"
+    parts = [f"similarity {why.get('similarity')}"]
+    for key, label in (("shared_words", "words"), ("shared_names", "names"),
+                       ("shared_counts", "counts")):
+        if why.get(key):
+            parts.append(f"{label}: {', '.join(why[key])}")
+    if why.get("kind") and why["kind"] != "report":
+        parts.append(f"as a {why['kind']}")
+    return "; ".join(parts)
 
 
 @cli.command()

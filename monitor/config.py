@@ -114,6 +114,7 @@ class ChannelConfig:
     urls: tuple[str, ...] = field(default=(), repr=False)
     # every channel
     timeout: float = 10.0
+    updates_at_sources: int | None = None  # updates = "sources:N": story.updated at N outlets
 
     def wants(self, storyline_id: str) -> bool:
         return self.storylines is None or storyline_id in self.storylines
@@ -473,7 +474,7 @@ class _Reader:
     def channels(self, value: Any, storyline_ids: set[str]) -> tuple[ChannelConfig, ...]:
         channels = []
         names: set[str] = set()
-        common = {"type", "name", "storylines", "timeout"}
+        common = {"type", "name", "storylines", "timeout", "updates"}
         allowed = {
             "webhook": common | {"url", "secret"},
             "email": common | {"host", "port", "starttls", "ssl", "username", "password",
@@ -503,6 +504,14 @@ class _Reader:
             options: dict[str, Any] = {"type": kind, "name": name, "storylines": storylines}
             if "timeout" in raw:
                 options["timeout"] = self.duration(raw["timeout"], f"{where}.timeout", 0.1)
+            if "updates" in raw:
+                updates = raw["updates"]
+                count = updates.removeprefix("sources:") if isinstance(updates, str) else ""
+                if not (updates.startswith("sources:") and count.isdigit() and int(count) >= 2):
+                    raise self.fail(f"{where}.updates",
+                                    "'sources:N' with N >= 2 (a story.updated alert when a "
+                                    "story reaches N outlets)", updates)
+                options["updates_at_sources"] = int(count)
             if kind == "webhook":
                 if "url" not in raw:
                     raise self.fail(f"{where}.url", "the webhook URL (a required key)")

@@ -13,31 +13,61 @@ from datetime import datetime
 from typing import Any
 
 MATCH = "storyline.match"
+STORY_UPDATED = "story.updated"
 FEED_DOWN = "feed.down"
 FEED_RECOVERED = "feed.recovered"
 
 
-def match_payload(*, timestamp: datetime, storyline_id: str, storyline_name: str,
-                  item: dict[str, Any], score: float, hits: list[dict[str, Any]], story_id: int,
-                  sources: list[dict[str, Any]]) -> dict[str, Any]:
+def _item(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "title": item["title"],
+        "link": item["url"],
+        "summary": item["summary"],
+        "published": item["published"],
+        "source": item["source"],
+        "feed_url": item["feed_url"],
+    }
+
+
+def _terms(hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"term": h["term"], "found": h["found"], "score": round(h["score"], 1)} for h in hits]
+
+
+def match_payload(*, timestamp: datetime, item: dict[str, Any], storylines: list[dict[str, Any]],
+                  story_id: int, sources: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first report of a story on a channel. ``storylines``: every storyline of the item
+    the channel takes (``id``, ``name``, ``score``, ``hits``), the first also as ``storyline``,
+    ``score`` and ``matched_terms`` (the body of earlier releases)."""
+    first = storylines[0]
     return {
         "type": MATCH,
         "timestamp": timestamp.isoformat(),
         "data": {
-            "storyline": {"id": storyline_id, "name": storyline_name},
-            "item": {
-                "title": item["title"],
-                "link": item["url"],
-                "summary": item["summary"],
-                "published": item["published"],
-                "source": item["source"],
-                "feed_url": item["feed_url"],
-            },
-            "score": round(score, 1),
-            "matched_terms": [
-                {"term": h["term"], "found": h["found"], "score": round(h["score"], 1)} for h in hits
-            ],
+            "storyline": {"id": first["id"], "name": first["name"]},
+            "storylines": [{"id": s["id"], "name": s["name"], "score": round(s["score"], 1),
+                            "matched_terms": _terms(s["hits"])} for s in storylines],
+            "item": _item(item),
+            "score": round(first["score"], 1),
+            "matched_terms": _terms(first["hits"]),
             "story_id": story_id,
+            "sources": sources,
+        },
+    }
+
+
+def update_payload(*, timestamp: datetime, story_id: int, outlets: int, item: dict[str, Any],
+                   storylines: list[dict[str, str]], sources: list[dict[str, Any]]) -> dict[str, Any]:
+    """A story that alerted has reached ``outlets`` outlets; ``item`` is the report that
+    brought it there."""
+    return {
+        "type": STORY_UPDATED,
+        "timestamp": timestamp.isoformat(),
+        "data": {
+            "story_id": story_id,
+            "outlets": outlets,
+            "storyline": storylines[0] if storylines else None,
+            "storylines": storylines,
+            "item": _item(item),
             "sources": sources,
         },
     }

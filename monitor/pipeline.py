@@ -38,6 +38,7 @@ from .fetch import Fetcher, backoff_delay, jittered
 from .models import Item, ParsedFeed
 from .normalise import normalise_entry
 from .store import AlertPolicy, GuidReader, KnownEntries, NewEntry, PollOutcome, Store
+from .stories import event_of
 
 if TYPE_CHECKING:  # imported when there is something to match (the learned layer: to a model)
     from .learn import LearnedMatcher, Model
@@ -468,8 +469,10 @@ def _digest(job: _Job, parsed: ParsedFeed, matcher: Any, stored: KnownEntries) -
             continue
         matches = tuple(matcher.match(item.title, item.summary))
         # only a matched item is compared with other stories (see NewEntry)
-        new_entries.append(NewEntry(item=item, matches=matches, fingerprint=fingerprint(
-            item.title, item.summary) if matches else None))
+        new_entries.append(NewEntry(
+            item=item, matches=matches,
+            fingerprint=fingerprint(item.title, item.summary) if matches else None,
+            event=event_of(item.title, item.summary) if matches else None))
     return _Digest(len(items), new_entries, parsed.bozo)
 
 

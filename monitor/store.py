@@ -32,7 +32,16 @@ from .config import ChannelConfig, FeedConfig
 from .dedup import NUM_BANDS, Fingerprint, band_keys, unpack_shingles
 from .errors import MonitorError, StoreError
 from .models import Alert, FeedState, Item, Match
-from .payload import FEED_DOWN, FEED_RECOVERED, MATCH, feed_payload, match_payload
+from .payload import (
+    FEED_DOWN,
+    FEED_RECOVERED,
+    MATCH,
+    STORY_UPDATED,
+    feed_payload,
+    match_payload,
+    update_payload,
+)
+from .stories import JOIN_BEFORE, JOIN_WINDOW, Decision, Event, StoryProfile, decide, event_of
 
 if TYPE_CHECKING:  # sqlite-utils is imported only when schema steps are pending
     import sqlite_utils
@@ -42,7 +51,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIGRATION_SET = "ceasefire-monitor"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 LOCK_WAIT_SECONDS = 60.0  # how long a write waits for another process's write lock in all
 SQLITE_HEADER = b"SQLite format 3\x00"
 CANDIDATES_PER_KEY = 8  # newest stories looked at per LSH band key
@@ -288,6 +297,21 @@ def _m0005_one_permutation_band_keys(db: sqlite_utils.Database) -> None:
         conn.execute(statement)
 
 
+@_step("0006_event_stories")
+def _m0006_event_stories(db: sqlite_utils.Database) -> None:
+    """Event-level stories (``monitor.stories``): each story of matched items keeps its profile
+    (what its items reported: stage, counts, names, words) for later items to be compared with,
+    and each item why it joined its story. An index finds whether a story alerted on a channel
+    (one alert per story per channel, whichever storylines its items matched)."""
+    for statement in (
+        "ALTER TABLE stories ADD COLUMN profile TEXT",
+        "CREATE INDEX stories_profiled ON stories (published) WHERE profile IS NOT NULL",
+        "ALTER TABLE items ADD COLUMN joined TEXT",
+        "CREATE INDEX alerts_story ON alerts (story_id, channel)",
+    ):
+        db.conn.execute(statement)
+
+
 # --------------------------------------------------------------------------- values in and out
 
 @dataclass(frozen=True)
@@ -305,6 +329,7 @@ class NewEntry:
     fingerprint: Fingerprint | None
     matches: tuple[Match, ...]
     url_known: bool = False
+    event: Event | None = None  # what a matched item reports (``stories.event_of``)
 
 
 class KnownEntries(Protocol):
@@ -332,6 +357,7 @@ class PollOutcome:
     new_items: int = 0
     known_url: int = 0  # same canonical URL already stored (another feed or a new guid)
     syndicated: int = 0  # attached to an existing story from another item
+    updates: int = 0  # story.updated alerts written
     new_matches: int = 0
     new_alerts: int = 0
 
@@ -632,7 +658,7 @@ class Store:
 
         def operation() -> PollOutcome:
             counts = {"new_items": 0, "known_url": 0, "syndicated": 0, "new_matches": 0,
-                      "new_alerts": 0}
+                      "new_alerts": 0, "updates": 0}
             batch = _PollBatch(self.db.conn, entries, now)
             for entry in entries:
                 self._record_entry(entry, now, policy, counts, batch)
@@ -669,6 +695,9 @@ class Store:
         published = item.published.timestamp()
         item_id = batch.next_item_id
         batch.next_item_id += 1
+        joined: dict[str, Any] | None = None
+        alerts = True
+        profile: StoryProfile | None = None
         if not entry.matches:  # no alert to deduplicate: a story of its own, never a candidate
             story_id = batch.add_story(None, published, item_id)
             new_story = True
@@ -676,52 +705,98 @@ class Store:
             if entry.fingerprint is None:
                 raise StoreError(f"entry {item.guid!r} of {item.feed_url} matched but came "
                                  "without a fingerprint")
+            event = entry.event or event_of(item.title, item.summary)
+            storylines = {m.storyline_id for m in entry.matches}
             found = batch.find_story(entry.fingerprint, published, policy.dedup_window)
-            new_story = found is None
-            if found is None:
+            decision = Decision(found, {"by": "copy"}) if found is not None else decide(
+                event, published, batch.candidates(published))
+            new_story = decision.story_id is None
+            if decision.story_id is None:
                 story_id = batch.add_story(entry.fingerprint, published, item_id)
+                profile = batch.start_profile(story_id, event, published, item.source, storylines)
+                alerts = decision.alerts
+                if not alerts:  # why it started a story that does not alert
+                    joined = {**decision.why, "alerts": False}
             else:
-                story_id = found
+                story_id = decision.story_id
+                joined = decision.why
+                profile = batch.join_profile(story_id, event, published, item.source, storylines)
                 counts["syndicated"] += 1
         batch.items.append(
             (item_id, item.feed_url, item.source, item.guid, item.url, item.title, item.summary,
-             iso(item.published), int(item.published_known), batch.now, story_id))
+             iso(item.published), int(item.published_known), batch.now, story_id,
+             json.dumps(joined) if joined is not None else None))
         if item.url:
             batch.urls.setdefault(item.url, item_id)
         batch.entries.append((item.feed_url, item.guid, item_id))
         counts["new_items"] += 1
-        alertable = item.published >= policy.alert_after and (
+        alertable = alerts and item.published >= policy.alert_after and (
             item.published_known or policy.alert_undated)
+        found_by: dict[str, list[dict[str, Any]]] = {}
         for match in entry.matches:
             hits = [{"term": h.term, "found": h.found, "score": h.score, "field": h.field}
                     for h in match.hits]
+            found_by[match.storyline_id] = hits
             batch.matches.append((item_id, match.storyline_id, story_id, match.score,
                                   json.dumps(hits), batch.now))
             counts["new_matches"] += 1
-            if not alertable:
+        if not entry.matches:
+            return
+        item_fields = {"title": item.title, "url": item.url, "summary": item.summary,
+                       "published": iso(item.published), "source": item.source,
+                       "feed_url": item.feed_url}
+        if not new_story and profile is not None and profile.sources_before < len(profile.sources):
+            counts["updates"] += self._story_updates(
+                story_id, profile, item_fields, policy, now, batch)
+        if not alertable:
+            return
+        # One alert per story per channel, naming every storyline of the item the channel takes:
+        # a later report of the development (another outlet, another storyline) is a source.
+        for channel in policy.channels:
+            wanted = [m for m in entry.matches if channel.wants(m.storyline_id)]
+            if not wanted or (channel.name, story_id) in batch.alerted:
                 continue
-            channels = [c for c in policy.channels if c.wants(match.storyline_id)]
-            if not channels:
-                continue
-            dedup_key = f"{MATCH}:{match.storyline_id}:{story_id}"
-            if dedup_key in batch.alerted or (not new_story and self._exec(
-                    "SELECT 1 FROM alerts WHERE dedup_key = ? LIMIT 1", [dedup_key]).fetchone()):
-                continue  # the story already alerted for this storyline: this is one more source
+            if not new_story and self._exec(
+                    "SELECT 1 FROM alerts WHERE story_id = ? AND channel = ? AND kind = ? LIMIT 1",
+                    [story_id, channel.name, MATCH]).fetchone():
+                continue  # the story alerted on this channel: this item is one more source
             batch.flush()  # the sources of the story are read from the items table
             body = match_payload(
-                timestamp=now, storyline_id=match.storyline_id,
-                storyline_name=policy.storyline_names.get(match.storyline_id, match.storyline_id),
-                item={"title": item.title, "url": item.url, "summary": item.summary,
-                      "published": iso(item.published), "source": item.source,
-                      "feed_url": item.feed_url},
-                score=match.score, hits=hits, story_id=story_id,
+                timestamp=now, item=item_fields, story_id=story_id,
+                storylines=[{"id": m.storyline_id,
+                             "name": policy.storyline_names.get(m.storyline_id, m.storyline_id),
+                             "score": m.score, "hits": found_by[m.storyline_id]} for m in wanted],
                 sources=self._sources(story_id),
             )
-            for channel in channels:
-                counts["new_alerts"] += self._insert_alert(
-                    channel.name, MATCH, dedup_key, body, now, storyline_id=match.storyline_id,
-                    story_id=story_id, item_id=item_id)
-            batch.alerted.add(dedup_key)
+            counts["new_alerts"] += self._insert_alert(
+                channel.name, MATCH, f"{MATCH}:{story_id}", body, now,
+                storyline_id=wanted[0].storyline_id, story_id=story_id, item_id=item_id)
+            batch.alerted.add((channel.name, story_id))
+
+    def _story_updates(self, story_id: int, profile: StoryProfile, item: dict[str, Any],
+                       policy: AlertPolicy, now: datetime, batch: _PollBatch) -> int:
+        """``story.updated`` on the channels that ask for it (``updates = "sources:N"``) when
+        this item brings the story to N outlets, once per story and channel, and only where
+        the story alerted."""
+        reached = len(profile.sources)
+        written = 0
+        for channel in policy.channels:
+            if channel.updates_at_sources is None or reached != channel.updates_at_sources:
+                continue
+            row = self._exec("SELECT storyline_id FROM alerts WHERE story_id = ? AND channel = ? "
+                             "AND kind = ? LIMIT 1", [story_id, channel.name, MATCH]).fetchone()
+            if row is None:
+                continue
+            batch.flush()
+            body = update_payload(
+                timestamp=now, story_id=story_id, outlets=reached, item=item,
+                storylines=[{"id": s, "name": policy.storyline_names.get(s, s)}
+                            for s in sorted(profile.storylines) if channel.wants(s)],
+                sources=self._sources(story_id))
+            written += self._insert_alert(
+                channel.name, STORY_UPDATED, f"{STORY_UPDATED}:{story_id}:{reached}", body, now,
+                storyline_id=row[0], story_id=story_id)
+        return written
 
     def _exec_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         self.db.conn.executemany(sql, rows)
@@ -854,14 +929,64 @@ class Store:
         rows = self._read(
             f"SELECT m.storyline_id AS storyline, i.title, i.url AS link, i.source, i.published, "
             f"m.score, m.story_id, m.hits, m.created_at, i.id AS item_id, "
-            f"EXISTS (SELECT 1 FROM alerts a WHERE a.item_id = i.id "
-            f"AND a.storyline_id = m.storyline_id) AS alerted "
+            f"EXISTS (SELECT 1 FROM alerts a WHERE a.item_id = i.id AND a.kind = '{MATCH}') "
+            f"AS alerted, (SELECT group_concat(o.storyline_id, ' ') FROM matches o "
+            f"WHERE o.item_id = i.id) AS storylines "
             f"FROM matches m JOIN items i ON i.id = m.item_id {where} "
             f"ORDER BY i.published DESC, i.id DESC LIMIT ?", [*params, limit])
         for row in rows:
             row["alerted"] = bool(row["alerted"])
+            row["storylines"] = sorted(row["storylines"].split())  # every storyline of the item
             row["matched_terms"] = json.loads(row.pop("hits"))
         return rows
+
+    def stories(self, *, since: datetime, storyline: str | None = None,
+                limit: int = 50) -> list[dict[str, Any]]:
+        """The stories of matched items first reported since ``since``, newest first: their
+        items (with why each joined), outlets, storylines, and where they alerted."""
+        where, params = "", [since.timestamp()]
+        if storyline:
+            where = " AND EXISTS (SELECT 1 FROM matches m WHERE m.story_id = s.id AND m.storyline_id = ?)"
+            params.append(storyline)
+        stories = self._read(
+            f"SELECT s.id AS story_id, s.published FROM stories s WHERE s.profile IS NOT NULL "
+            f"AND s.published >= ?{where} ORDER BY s.published DESC, s.id DESC LIMIT ?",
+            [*params, limit])
+        if not stories:
+            return []
+        ids = [story["story_id"] for story in stories]
+        marks = ",".join("?" * len(ids))
+        items: dict[int, list[dict[str, Any]]] = {}
+        for row in self._read(
+                f"SELECT i.story_id, i.id AS item_id, i.source, i.title, i.url AS link, i.published, "
+                f"i.joined, (SELECT group_concat(m.storyline_id, ' ') FROM matches m "
+                f"WHERE m.item_id = i.id) AS storylines FROM items i WHERE i.story_id IN ({marks}) "
+                f"ORDER BY i.published, i.id", ids):
+            why = json.loads(row.pop("joined")) if row["joined"] else None
+            row["storylines"] = sorted((row["storylines"] or "").split())
+            row["joined"] = why if why and why.get("by") != "new" else None
+            row["alerts"] = not (why and why.get("alerts") is False)
+            items.setdefault(row.pop("story_id"), []).append(row)
+        alerts: dict[int, list[dict[str, Any]]] = {}
+        for row in self._read(
+                f"SELECT story_id, channel, kind, status, item_id, created_at, sent_at FROM alerts "
+                f"WHERE story_id IN ({marks}) ORDER BY id", ids):
+            alerts.setdefault(row.pop("story_id"), []).append(row)
+        out = []
+        for story in stories:
+            story_items = items.get(story["story_id"], [])
+            if not story_items:
+                continue
+            first = min(story_items, key=lambda i: (i["published"], i["item_id"]))
+            out.append({
+                "story_id": story["story_id"], "first_seen": first["published"],
+                "headline": first["title"], "outlets": len({i["source"] for i in story_items}),
+                "storylines": sorted({s for i in story_items for s in i["storylines"]}),
+                "alerts": first["alerts"],
+                "alerted": [a for a in alerts.get(story["story_id"], []) if a["kind"] == MATCH],
+                "updates": [a for a in alerts.get(story["story_id"], []) if a["kind"] != MATCH],
+                "items": story_items})
+        return out
 
     def storyline_stats(self, *, now: datetime) -> dict[str, dict[str, Any]]:
         rows = self._read(
@@ -984,7 +1109,10 @@ class _PollBatch:
         self.next_item_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM items").fetchone()[0]
         self.next_story_id = conn.execute(
             "SELECT COALESCE(MAX(id), 0) + 1 FROM stories").fetchone()[0]
-        self.alerted: set[str] = set()  # dedup keys alerted in this poll
+        self.alerted: set[tuple[str, int]] = set()  # (channel, story) alerted in this poll
+        self.profiles: dict[int, StoryProfile] = {}  # stories compared or changed in this poll
+        self.changed: set[int] = set()  # of which these are to be written
+        self.loaded: tuple[float, float] | None = None  # the span of stored stories loaded
         self.stories: list[tuple[int, int, float, bytes]] = []
         self.keys: list[tuple[int, float, int]] = []
         self.items: list[tuple[Any, ...]] = []
@@ -1027,8 +1155,8 @@ class _PollBatch:
         if self.items:
             conn.executemany(
                 "INSERT INTO items (id, feed_url, source, guid, url, title, summary, published, "
-                "published_known, first_seen, story_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                self.items)
+                "published_known, first_seen, story_id, joined) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.items)
         if self.entries:
             conn.executemany("INSERT INTO entries (feed_url, guid, item_id) VALUES (?, ?, ?)",
                              self.entries)
@@ -1036,9 +1164,49 @@ class _PollBatch:
             conn.executemany(
                 "INSERT OR IGNORE INTO matches (item_id, storyline_id, story_id, score, hits, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?)", self.matches)
+        if self.changed:  # after the stories: a new story's profile is written by an UPDATE too
+            conn.executemany("UPDATE stories SET profile = ? WHERE id = ?",
+                             [(self.profiles[i].to_json(), i) for i in sorted(self.changed)])
+            self.changed.clear()
         self.stories, self.keys, self.items, self.entries, self.matches = [], [], [], [], []
         self.pending_keys.clear()
         self.pending.clear()
+
+    def candidates(self, published: float) -> list[StoryProfile]:
+        """The stories an item published at ``published`` could join (``stories.JOIN_WINDOW``
+        after their first report, ``JOIN_BEFORE`` before it): stored ones, loaded once per poll
+        for the span of the poll's items, and this poll's."""
+        low, high = published - JOIN_WINDOW, published + JOIN_BEFORE
+        if self.loaded is None or low < self.loaded[0] or high > self.loaded[1]:
+            span = (min(low, self.loaded[0]) if self.loaded else low,
+                    max(high, self.loaded[1]) if self.loaded else high)
+            for story_id, profile in self.conn.execute(
+                    "SELECT id, profile FROM stories WHERE profile IS NOT NULL AND published "
+                    "BETWEEN ? AND ?", span):
+                if story_id not in self.profiles:
+                    self.profiles[story_id] = StoryProfile.from_json(story_id, profile)
+            self.loaded = span
+        return [p for p in self.profiles.values() if low <= p.first_published <= high]
+
+    def start_profile(self, story_id: int, event: Event, published: float, source: str,
+                      storylines: set[str]) -> StoryProfile:
+        profile = StoryProfile.start(story_id, event, published, source, storylines)
+        self.profiles[story_id] = profile
+        self.changed.add(story_id)
+        return profile
+
+    def join_profile(self, story_id: int, event: Event, published: float, source: str,
+                     storylines: set[str]) -> StoryProfile | None:
+        """Add the item to its story's profile (a story of an earlier release has none)."""
+        profile = self.profiles.get(story_id)
+        if profile is None:
+            row = self.conn.execute("SELECT profile FROM stories WHERE id = ?", [story_id]).fetchone()
+            if row is None or row[0] is None:
+                return None
+            profile = self.profiles[story_id] = StoryProfile.from_json(story_id, row[0])
+        profile.add(event, published, source, storylines)
+        self.changed.add(story_id)
+        return profile
 
     def _pending(self, key: int, low: float, high: float) -> list[tuple[float, int]]:
         return [row for row in self.pending_keys.get(key, ()) if low <= row[0] <= high]

@@ -215,7 +215,7 @@ def test_reopen_keeps_everything(tmp_path):
         assert store.counts()["items"] == 1
         assert store.schema_steps() == ["0001_initial", "0002_outbox_failed_at_requeue",
                                         "0003_feedback", "0004_story_keys_without_rowid",
-                                        "0005_one_permutation_band_keys"]
+                                        "0005_one_permutation_band_keys", "0006_event_stories"]
         assert store.integrity_check() == "ok"
 
 
@@ -238,8 +238,8 @@ def test_database_at_0003_migrates_story_keys_and_keeps_its_stories(tmp_path):
     conn.executemany("INSERT INTO story_keys VALUES (?, ?, ?)", keys)
     conn.close()
     with Store(path) as store:
-        assert store.schema_steps()[-2:] == ["0004_story_keys_without_rowid",
-                                             "0005_one_permutation_band_keys"]
+        assert store.schema_steps()[-3:] == ["0004_story_keys_without_rowid",
+                                             "0005_one_permutation_band_keys", "0006_event_stories"]
         assert store.integrity_check() == "ok"
         rows = store._read("SELECT key, published, story_id FROM story_keys ORDER BY key")
         assert [tuple(r.values()) for r in rows] == keys  # written by this release: the same keys
@@ -263,7 +263,7 @@ def test_database_at_0004_gets_the_new_band_keys_and_keeps_its_title_keys(tmp_pa
     title_rows = {row for row in old_rows if row[0] >> 32 == NUM_BANDS}
     assert len(old_rows) == 2 * NUM_BANDS + 1 and len(title_rows) == 1
     with Store(path) as store:
-        assert store.schema_steps()[-1] == "0005_one_permutation_band_keys"
+        assert store.schema_steps()[-2:] == ["0005_one_permutation_band_keys", "0006_event_stories"]
         assert store.integrity_check() == "ok"
         rows = {tuple(r.values()) for r in store._read("SELECT key, published, story_id FROM story_keys")}
         stories = store._read("SELECT id, published, shingles FROM stories")

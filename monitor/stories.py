@@ -1,0 +1,337 @@
+"""Event-level stories: which development of a storyline an item reports.
+
+In: a matched item's title and summary (plain text) and the recent stories it could join, each
+as a ``StoryProfile`` (the words, numbers, stages and names of its items so far). Out: an
+``Event`` for the item and a ``Decision``: the story it joins, with why, or none (a new story).
+Pure: no I/O. The store keeps the profiles; the store's MinHash layer (``dedup``) still catches
+syndicated copies first, cheaply.
+
+Outlets write their own headlines for one development ("Hamas releases 25 captives amid
+Israel truce" / "First Captives Freed in Tense Gaza Truce"), so copied text is not the signal.
+What an item reports is read out of it instead:
+
+- its **stage**: what happened (released, agreed, delayed, extended, collapsed, began, talks,
+  proposal, rejected, vote...), from the headline (the summary only when the headline has none);
+- its **numbers** (13 hostages, 39 prisoners) and **ordinals** (first, second, third group);
+- its **names** (capitalised words inside the headline: Raanan, Lifshitz, Thai, Cairo);
+- its **words**, weighted by how rare they are in news (IDF from ``word_idf.json``).
+
+An item joins a story only when nothing says it is another development — the same stage (or
+none on either side), no ordinal that differs, no count of the same thing that differs unless
+another count is shared — and when enough of its rare words and names are the story's
+(coverage of the item by the story as a whole, not by its first item). Precision first: a
+repeat alert costs the desk a glance, a merge hides a development.
+
+Live blogs, explainers and round-ups (``kind``) join as sources on a lower bar; one that joins
+nothing alerts only when its headline reports a stage (it is then the first report of it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+IDF_PATH = Path(__file__).parent / "default_config" / "models" / "word_idf.json"
+RESERVED = ("2023-11-22", "2023-12-02")  # the stream's window kept for an independent check
+
+# How far from a story's first report an item may join it; a development's reports arrive
+# within hours, the next development of a storyline (the next day's release) a day later.
+JOIN_WINDOW = 20 * 3600.0
+JOIN_BEFORE = 3 * 3600.0  # a report published a little before the story's first (polled later)
+REPORT_BAR = 0.40  # share of the item's word weight that the story must hold (reports)
+SOURCE_BAR = 0.30  # the same for live blogs, explainers and round-ups, which only attach
+NAME_BONUS = 0.15  # per shared name, up to two
+NUMBER_BONUS = 0.15  # a shared count of the same thing
+SUMMARY_WORDS = 30  # the summary's first words count with the headline's (at half weight)
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset("""
+a an the and or of to in on at for by with from as is are was were be been it its this that
+after over into says said say will has have had not but than then there their they he she his
+her we our you your who what when where why how which while amid about against before during
+under up down out off new more most latest also just could would should may might can us
+""".split())
+_SUFFIXES = ("ing", "ed", "es", "s")
+_US = re.compile(r"\bU\.S\.(?=\W|$)|\bUS\b")
+# The number words a headline uses for counts; the digits stand for themselves.
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty".split())}
+_ORDINALS = {"first": "1", "second": "2", "third": "3", "fourth": "4", "fifth": "5", "sixth": "6",
+             "seventh": "7", "eighth": "8", "ninth": "9", "tenth": "10", "final": "last",
+             "last": "last", "1st": "1", "2nd": "2", "3rd": "3", "4th": "4", "5th": "5",
+             "6th": "6", "7th": "7"}
+# What a count counts: the first of these stems within three words after a number.
+_COUNTED = {"hostag": "captive", "captiv": "captive", "israeli": "captive", "prisoner": "prisoner",
+            "palestinian": "prisoner", "detaine": "prisoner", "thai": "thai", "foreign": "foreign",
+            "children": "child", "child": "child", "women": "women", "truck": "truck", "day": "day",
+            "hour": "hour", "american": "american", "women and children": "child"}
+# Stages, most specific first: an item's stage is the first found in its headline.
+_STAGES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(pattern)) for name, pattern in (
+    ("collapse", r"\b(collaps\w*|resum\w* (fighting|war|strikes|bombing|offensive|attacks)|"
+                 r"truce (ends|ended|is over|expires|expired)|end(s|ed)? (of )?(the )?truce|"
+                 r"fighting resumes|war resumes|broke down|breaks down)\b"),
+    ("delay", r"\b(delay\w*|postpon\w*|held up|hitch\w*|snag\w*|stall\w*|hold(s|ing)? up|"
+              r"won'?t (begin|start)|not before)\b"),
+    ("extend", r"\b(extend\w*|extension|prolong\w*)\b"),
+    ("reject", r"\b(reject\w*|refus\w*|rebuff\w*|dismiss\w*)\b"),
+    ("release", r"\b(releas\w*|free[ds]?|freeing|handed over|hand(s|ed)? over|handover|"
+                r"transferred|swap\w*|exchang\w*|set free|reunit\w*|return(s|ed)? home)\b"),
+    ("agree", r"\b(agree\w*|deal (is )?(reached|struck|done|sealed)|reach\w* (a )?deal|"
+              r"approv\w*|accept\w*|sign(s|ed)?|clinch\w*|strik\w* (a )?deal|struck)\b"),
+    ("begin", r"\b(begin\w*|began|begun|take[sn]? effect|took effect|start(s|ed)?|"
+              r"in effect|into force|goes into|went into|come[s]? into|holds|holding)\b"),
+    ("vote", r"\b(vot\w*|resolution|veto\w*|security council)\b"),
+    ("proposal", r"\b(propos\w*|plan|offer\w*|draft|framework|tabl\w*)\b"),
+    ("talks", r"\b(talks|negotiat\w*|mediat\w*|delegation\w*|arriv\w*|meet\w*|visit\w*|envoy\w*)\b"),
+    ("call", r"\b(call(s|ed)? for|urg\w*|demand\w*|appeal\w*|press(es|ed)? for)\b"),
+))
+_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (name, re.compile(pattern, re.I)) for name, pattern in (
+    ("liveblog", r"\blive\b|live updates|as it happened|\blatest\b.*:|^updates?:"),
+    ("roundup", r"key events|\bday \d+\b|the papers|full broadcast|morning rundown|"
+                r"\brundown\b|newsletter|\bbriefing\b|in photos|in pictures|week in|"
+                r"\bheadlines\b|what happened|\bpodcast\b|^watch\b|^video\b|: live\b"),
+    ("explainer", r"what we know|what to know|what you need|explain|^analysis\b|^opinion\b|"
+                  r"\bq&a\b|who are|^how\b|^why\b|^what\b|could mean|\bexplainer\b|"
+                  r"timeline|a look at|^inside\b|^the \w+ behind"),
+))
+_NAME = re.compile(r"(?<![.:!?]\s)(?<!^)\b([A-Z][a-z]{2,}(?:-[A-Z][a-z]+)?)\b")
+_COMMON_NAMES = frozenset("""
+israel israeli israelis hamas gaza gazan palestinian palestinians us u.s american americans
+biden netanyahu the white house un war hostage hostages truce deal ceasefire cease fire
+""".split())
+
+
+# Words outlets use for one thing, after stemming: one word each, so that "2 Americans
+# released" and "Hamas frees two U.S. hostages" share their words.
+_SYNONYMS = {
+    "us": "american", "usa": "american", "american": "american", "americans": "american",
+    "captiv": "hostag", "captive": "hostag", "abduct": "hostag", "abductee": "hostag",
+    "free": "releas", "freed": "releas", "fre": "releas", "freeing": "releas", "handed": "releas",
+    "handover": "releas", "transferr": "releas", "release": "releas",
+    "ceasefire": "truce", "ceasefir": "truce", "pause": "truce", "paus": "truce",
+    "ceasfire": "truce", "cessation": "truce", "lull": "truce",
+    "egyptian": "egypt", "qatari": "qatar", "israeli": "israel", "palestinian": "palestin",
+    "woman": "women", "kid": "children", "child": "children",
+    "prisoner": "prisoner", "detaine": "prisoner", "inmat": "prisoner",
+}
+
+
+def _stem(word: str) -> str:
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            word = word[: -len(suffix)]
+            break
+    return _SYNONYMS.get(word, _NUMBER_WORDS.get(word, word))
+
+
+def words(text: str) -> list[str]:
+    """The content words of ``text``: lower case, stop words out, crudely stemmed
+    ("released", "releases" → "releas"; "hostages" → "hostag")."""
+    text = _US.sub("American", text).lower().replace("-", "")
+    return [_stem(w) for w in _WORD.findall(text) if w not in _STOP]
+
+
+@lru_cache(maxsize=1)
+def idf_table() -> tuple[float, dict[str, float]]:
+    """(the weight of a word never seen, word → inverse document frequency)."""
+    data = json.loads(IDF_PATH.read_text())
+    documents = data["documents"]
+    unseen = math.log(documents / 1.0)
+    return unseen, {word: math.log(documents / count) for word, count in data["df"].items()}
+
+
+def idf(word: str) -> float:
+    unseen, table = idf_table()
+    return table.get(word, unseen)
+
+
+@dataclass(frozen=True)
+class Event:
+    """What one item reports, as far as clustering needs it."""
+
+    kind: str  # report | liveblog | explainer | roundup
+    stage: str | None  # the headline's most specific stage, else the summary's
+    ordinals: frozenset[str]
+    counts: frozenset[tuple[str, str]]  # (what, how many): ("captive", "13")
+    names: frozenset[str]
+    weights: dict[str, float] = field(hash=False, compare=False)  # word → weight in this item
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "stage": self.stage, "ordinals": sorted(self.ordinals),
+                "counts": sorted(f"{n} {what}" for what, n in self.counts),
+                "names": sorted(self.names)}
+
+
+def _counts(tokens: list[str]) -> set[tuple[str, str]]:
+    found = set()
+    for i, token in enumerate(tokens):
+        number = _NUMBER_WORDS.get(token, token if token.isdigit() and len(token) < 5 else None)
+        if number is None:
+            continue
+        for follower in tokens[i + 1:i + 4]:
+            what = _COUNTED.get(_stem(follower))
+            if what:
+                found.add((what, number))
+                break
+    return found
+
+
+def kind_of(title: str) -> str:
+    for name, pattern in _KINDS:
+        if pattern.search(title):
+            return name
+    return "report"
+
+
+def stage_of(text: str) -> str | None:
+    lowered = text.lower()
+    for name, pattern in _STAGES:
+        if pattern.search(lowered):
+            return name
+    return None
+
+
+def event_of(title: str, summary: str) -> Event:
+    """Read what ``title`` (and the first words of ``summary``) report."""
+    head = title.split(" | ")[0]
+    raw = _WORD.findall(head.lower())
+    summary_head = " ".join(summary.split()[:SUMMARY_WORDS])
+    weights: dict[str, float] = {}
+    for word in words(summary_head):
+        weights[word] = 0.5 * idf(word)
+    for word in words(head):
+        weights[word] = idf(word)
+    names = {n.lower() for n in _NAME.findall(head)} - _COMMON_NAMES
+    ordinals = {_ORDINALS[w] for w in raw if w in _ORDINALS}
+    if {"more", "another", "next"} & set(raw):
+        ordinals.add("later")
+    return Event(kind=kind_of(head), stage=stage_of(head) or stage_of(summary_head),
+                 ordinals=frozenset(ordinals), counts=frozenset(_counts(raw)),
+                 names=frozenset(names), weights=weights)
+
+
+@dataclass
+class StoryProfile:
+    """A story as the clusterer sees it: what its items reported so far."""
+
+    story_id: int
+    first_published: float
+    last_published: float
+    stage: str | None = None  # the first report's stage (a story is one development)
+    kinds: Counter[str] = field(default_factory=Counter)
+    ordinals: set[str] = field(default_factory=set)
+    counts: set[tuple[str, str]] = field(default_factory=set)
+    names: Counter[str] = field(default_factory=Counter)
+    words: Counter[str] = field(default_factory=Counter)
+    items: int = 0
+    sources: set[str] = field(default_factory=set)
+    storylines: set[str] = field(default_factory=set)
+    sources_before: int = 0  # outlets before the last ``add``: did it bring a new one?
+
+    @classmethod
+    def start(cls, story_id: int, event: Event, published: float, source: str,
+              storylines: set[str]) -> StoryProfile:
+        profile = cls(story_id=story_id, first_published=published, last_published=published)
+        profile.add(event, published, source, storylines)
+        return profile
+
+    def add(self, event: Event, published: float, source: str, storylines: set[str]) -> None:
+        self.items += 1
+        self.sources_before = len(self.sources)
+        self.first_published = min(self.first_published, published)
+        self.last_published = max(self.last_published, published)
+        if self.stage is None and event.kind == "report":
+            self.stage = event.stage
+        self.kinds[event.kind] += 1
+        if event.kind == "report":  # round-ups mention several developments: keep them out
+            self.ordinals |= event.ordinals
+            self.counts |= event.counts
+        self.names.update(event.names)
+        self.words.update(event.weights.keys())
+        self.sources.add(source)
+        self.storylines |= storylines
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "first": self.first_published, "last": self.last_published, "stage": self.stage,
+            "kinds": dict(self.kinds), "ordinals": sorted(self.ordinals),
+            "counts": sorted(self.counts), "names": dict(self.names), "words": dict(self.words),
+            "items": self.items, "sources": sorted(self.sources),
+            "storylines": sorted(self.storylines)}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, story_id: int, text: str) -> StoryProfile:
+        data = json.loads(text)
+        return cls(story_id=story_id, first_published=data["first"], last_published=data["last"],
+                   stage=data["stage"], kinds=Counter(data["kinds"]),
+                   ordinals=set(data["ordinals"]),
+                   counts={(what, n) for what, n in data["counts"]}, names=Counter(data["names"]),
+                   words=Counter(data["words"]), items=data["items"], sources=set(data["sources"]),
+                   storylines=set(data["storylines"]))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The story an item joins (None: it starts one), and why, for ``monitor stories``."""
+
+    story_id: int | None
+    why: dict[str, Any]
+    alerts: bool = True  # False: a live blog / explainer / round-up that reports no stage
+
+
+def _apart(event: Event, story: StoryProfile, published: float) -> str | None:
+    """Why the item cannot be of this story's development, or None."""
+    if not story.first_published - JOIN_BEFORE <= published <= story.first_published + JOIN_WINDOW:
+        return "time"
+    if event.kind != "report":
+        return None  # a source of the story; its stage and counts may be of several developments
+    if not story.kinds.get("report"):
+        return "a story of live blogs, explainers or round-ups only"  # their headlines move on
+    if event.stage != story.stage and event.stage is not None and story.stage is not None:
+        return f"stage {event.stage} vs {story.stage}"
+    if event.ordinals and story.ordinals and not event.ordinals & story.ordinals:
+        return f"ordinal {sorted(event.ordinals)} vs {sorted(story.ordinals)}"
+    if event.counts and story.counts and not event.counts & story.counts:
+        counted = {what for what, _ in event.counts} & {what for what, _ in story.counts}
+        if counted:
+            return f"counts {sorted(event.counts)} vs {sorted(story.counts)}"
+    return None
+
+
+def similarity(event: Event, story: StoryProfile) -> tuple[float, dict[str, Any]]:
+    """How much of the item's word weight the story holds, plus bonuses for shared names and
+    counts; with the evidence."""
+    total = sum(event.weights.values()) or 1.0
+    shared = [w for w in event.weights if w in story.words]
+    coverage = sum(event.weights[w] for w in shared) / total
+    names = sorted(n for n in event.names if n in story.names)
+    counts = sorted(f"{n} {what}" for what, n in event.counts & story.counts)
+    score = coverage + NAME_BONUS * min(len(names), 2) + (NUMBER_BONUS if counts else 0.0)
+    shared.sort(key=lambda w: -event.weights[w])
+    return score, {"similarity": round(score, 3), "coverage": round(coverage, 3),
+                   "shared_words": shared[:8], "shared_names": names, "shared_counts": counts}
+
+
+def decide(event: Event, published: float, candidates: list[StoryProfile]) -> Decision:
+    """The story among ``candidates`` (recent stories with matched items) that this item
+    reports, or a new one."""
+    bar = REPORT_BAR if event.kind == "report" else SOURCE_BAR
+    best: tuple[float, StoryProfile, dict[str, Any]] | None = None
+    for story in candidates:
+        if _apart(event, story, published) is not None:
+            continue
+        score, why = similarity(event, story)
+        if score >= bar and (best is None or score > best[0]):
+            best = (score, story, why)
+    if best is not None:
+        return Decision(best[1].story_id, {"by": "event", "kind": event.kind, **best[2]})
+    alerts = event.kind == "report" or event.stage is not None
+    return Decision(None, {"by": "new", "kind": event.kind, "stage": event.stage}, alerts=alerts)
