@@ -350,6 +350,7 @@ class AlertPolicy:
     alert_after: datetime  # items published before this are stored and matched, never alerted
     alert_undated: bool = True  # False on a feed's first poll: undated items would all look new
     dedup_window: float = 72 * 3600.0
+    event_stories: bool = True  # False: only syndicated copies join a story (bench/stories.py)
 
 
 @dataclass(frozen=True)
@@ -708,8 +709,12 @@ class Store:
             event = entry.event or event_of(item.title, item.summary)
             storylines = {m.storyline_id for m in entry.matches}
             found = batch.find_story(entry.fingerprint, published, policy.dedup_window)
-            decision = Decision(found, {"by": "copy"}) if found is not None else decide(
-                event, published, batch.candidates(published))
+            if found is not None:
+                decision = Decision(found, {"by": "copy"})
+            elif policy.event_stories:
+                decision = decide(event, published, batch.candidates(published))
+            else:
+                decision = Decision(None, {"by": "new"})
             new_story = decision.story_id is None
             if decision.story_id is None:
                 story_id = batch.add_story(entry.fingerprint, published, item_id)

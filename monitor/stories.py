@@ -43,9 +43,13 @@ RESERVED = ("2023-11-22", "2023-12-02")  # the stream's window kept for an indep
 # How far from a story's first report an item may join it; a development's reports arrive
 # within hours, the next development of a storyline (the next day's release) a day later.
 JOIN_WINDOW = 20 * 3600.0
+# Statements of where things stand ("deal close", talks, calls, no stage word) change within
+# the day and by speaker: a report of one joins such a story for a shorter time.
+STATEMENT_WINDOW = 8 * 3600.0
+STATEMENTS = frozenset({"near", "talks", "call", None})
 JOIN_BEFORE = 3 * 3600.0  # a report published a little before the story's first (polled later)
 REPORT_BAR = 0.40  # share of the item's word weight that the story must hold (reports)
-SOURCE_BAR = 0.30  # the same for live blogs, explainers and round-ups, which only attach
+SOURCE_BAR = 0.45  # the same for live blogs, explainers and round-ups, which only attach
 NAME_BONUS = 0.15  # per shared name, up to two
 NUMBER_BONUS = 0.15  # a shared count of the same thing
 SUMMARY_WORDS = 30  # the summary's first words count with the headline's (at half weight)
@@ -81,10 +85,16 @@ _STAGES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(patte
               r"won'?t (begin|start)|not before)\b"),
     ("extend", r"\b(extend\w*|extension|prolong\w*)\b"),
     ("reject", r"\b(reject\w*|refus\w*|rebuff\w*|dismiss\w*)\b"),
-    ("release", r"\b(releas\w*|free[ds]?|freeing|handed over|hand(s|ed)? over|handover|"
-                r"transferred|swap\w*|exchang\w*|set free|reunit\w*|return(s|ed)? home)\b"),
+    ("resume", r"\b(resum\w*|reopen\w*|restart\w*)\b"),
+    ("halt", r"\b(halt\w*|suspend\w*|shut\w*|closed|closes|closure|stop\w*|block\w*|"
+             r"will not|won'?t)\b"),
     ("agree", r"\b(agree\w*|deal (is )?(reached|struck|done|sealed)|reach\w* (a )?deal|"
               r"approv\w*|accept\w*|sign(s|ed)?|clinch\w*|strik\w* (a )?deal|struck)\b"),
+    ("near", r"(close to|closer|\bclose\W*$|['‘’]close['‘’]|\b(is|are|appears?|seems?|looks?) "
+             r"close\b|\bnears?\b|\bnearing\b|imminent|within reach|final stages?|expected to|"
+             r"poised to|\bset to\b|on the verge|\bprogress\w*)"),
+    ("release", r"\b(releas\w*|free[ds]?|freeing|handed over|hand(s|ed)? over|handover|"
+                r"transferred|swap\w*|exchang\w*|set free|reunit\w*|return(s|ed)? home)\b"),
     ("begin", r"\b(begin\w*|began|begun|take[sn]? effect|took effect|start(s|ed)?|"
               r"in effect|into force|goes into|went into|come[s]? into|holds|holding)\b"),
     ("vote", r"\b(vot\w*|resolution|veto\w*|security council)\b"),
@@ -289,13 +299,18 @@ class Decision:
 
 def _apart(event: Event, story: StoryProfile, published: float) -> str | None:
     """Why the item cannot be of this story's development, or None."""
-    if not story.first_published - JOIN_BEFORE <= published <= story.first_published + JOIN_WINDOW:
+    window = STATEMENT_WINDOW if story.stage in STATEMENTS else JOIN_WINDOW
+    if not story.first_published - JOIN_BEFORE <= published <= story.first_published + window:
         return "time"
     if event.kind != "report":
-        return None  # a source of the story; its stage and counts may be of several developments
+        # a source of the story: its counts may be of several developments, its stage is
+        # that of the development it leads with
+        if event.stage is not None and story.stage is not None and event.stage != story.stage:
+            return f"stage {event.stage} vs {story.stage}"
+        return None
     if not story.kinds.get("report"):
         return "a story of live blogs, explainers or round-ups only"  # their headlines move on
-    if event.stage != story.stage and event.stage is not None and story.stage is not None:
+    if event.stage != story.stage:  # "deal close" (no stage word) is not "deal reached"
         return f"stage {event.stage} vs {story.stage}"
     if event.ordinals and story.ordinals and not event.ordinals & story.ordinals:
         return f"ordinal {sorted(event.ordinals)} vs {sorted(story.ordinals)}"
@@ -333,5 +348,11 @@ def decide(event: Event, published: float, candidates: list[StoryProfile]) -> De
             best = (score, story, why)
     if best is not None:
         return Decision(best[1].story_id, {"by": "event", "kind": event.kind, **best[2]})
-    alerts = event.kind == "report" or event.stage is not None
+    if event.kind == "report":
+        return Decision(None, {"by": "new", "kind": event.kind, "stage": event.stage})
+    # A live blog, explainer or round-up alerts only as the first report of its stage in the
+    # window: one that reports no stage, or a stage some story already reports, is a source.
+    alerts = event.stage is not None and not any(
+        story.stage == event.stage and _apart(event, story, published) is None
+        for story in candidates)
     return Decision(None, {"by": "new", "kind": event.kind, "stage": event.stage}, alerts=alerts)
