@@ -61,7 +61,6 @@ after over into says said say will has have had not but than then there their th
 her we our you your who what when where why how which while amid about against before during
 under up down out off new more most latest also just could would should may might can us
 """.split())
-_SUFFIXES = ("ing", "ed", "es", "s")
 _US = re.compile(r"\bU\.S\.(?=\W|$)|\bUS\b")
 # The number words a headline uses for counts; the digits stand for themselves.
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate(
@@ -116,6 +115,8 @@ _NAME = re.compile(r"(?<![.:!?]\s)(?<!^)\b([A-Z][a-z]{2,}(?:-[A-Z][a-z]+)?)\b")
 _COMMON_NAMES = frozenset("""
 israel israeli israelis hamas gaza gazan palestinian palestinians us u.s american americans
 biden netanyahu the white house un war hostage hostages truce deal ceasefire cease fire
+monday tuesday wednesday thursday friday saturday sunday january february march april may june
+july august september october november december red cross strip
 """.split())
 
 
@@ -135,10 +136,16 @@ _SYNONYMS = {
 
 
 def _stem(word: str) -> str:
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-            word = word[: -len(suffix)]
-            break
+    """Crude, and the same for every form: hostage, hostages → hostag; released, releases →
+    releas; talks → talk."""
+    if word.endswith("ing") and len(word) >= 7:
+        word = word[:-3]
+    elif word.endswith("ed") and len(word) >= 6:
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith("ss") and len(word) >= 5:
+        word = word[:-1]
+    if word.endswith("e") and len(word) >= 5:
+        word = word[:-1]
     return _SYNONYMS.get(word, _NUMBER_WORDS.get(word, word))
 
 

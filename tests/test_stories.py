@@ -1,0 +1,266 @@
+"""One alert per development: stories clustered by event across outlets.
+
+Real items (tests/data/stories_items.jsonl: two releases of October 2023, each reported by
+several outlets, copied from the shared stream with their hand-labelled development), moved in
+time so that they are recent, served over HTTP on 127.0.0.1 to the real CLI, with real
+webhook receivers and a real SQLite file. The pure stage (monitor.stories) is tested with
+tables of headlines."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from faultkit import Kit
+from feedserver import FeedServer, rss
+from receivers import TEST_SECRET, WebhookReceiver
+
+from monitor.stories import REPORT_BAR, StoryProfile, decide, event_of, kind_of, stage_of
+
+DATA = Path(__file__).parent / "data"
+ITEMS = [json.loads(line) for line in (DATA / "stories_items.jsonl").read_text().splitlines()]
+RAANAN = [i for i in ITEMS if i["development"] == "2023-10-20-raanan-release"]
+SECOND = [i for i in ITEMS if i["development"] == "2023-10-23-lifshitz-cooper-release"
+          and i["source"] != "Al Jazeera"]
+MULTI = next(i for i in ITEMS if i["source"] == "Al Jazeera")  # in three storylines
+# The real items' times, moved so that the last is an hour old: the gaps between them stay.
+SHIFT = datetime.now(UTC) - timedelta(hours=1) - max(
+    datetime.fromisoformat(i["published"]) for i in ITEMS)
+
+
+# --------------------------------------------------------------------------- the pure stage
+
+@pytest.mark.parametrize(("title", "stage"), [
+    ("Hamas releases two more hostages", "release"),
+    ("Tentative deal reached to release hostages held by Hamas", "agree"),
+    ("Start of Gaza truce delayed until Friday", "delay"),
+    ("Israel and Hamas agree to extend truce by two days", "extend"),
+    ("Fighting resumes in Gaza as truce collapses", "collapse"),
+    ("Hamas says Gaza truce deal 'close'", "near"),
+    ("3 hostages expected to be released on Sunday", "near"),
+    ("Hamas delegation arrives in Cairo for talks", "talks"),
+    ("Evacuations from Gaza resume through Rafah crossing", "resume"),
+])
+def test_the_stage_of_a_headline_is_what_happened(title, stage):
+    assert stage_of(title) == stage
+
+
+@pytest.mark.parametrize(("title", "kind"), [
+    ("Israel-Hamas war live: Hamas releases 13 hostages", "liveblog"),
+    ("What we know about the hostages released by Hamas", "explainer"),
+    ("Israel-Hamas war: List of key events, day 45", "roundup"),
+    ("Nightly News Full Broadcast (October 20th)", "roundup"),
+    ("Hamas releases 13 hostages", "report"),
+])
+def test_live_blogs_explainers_and_round_ups_are_told_from_reports(title, kind):
+    assert kind_of(title) == kind
+
+
+def _story(title: str, summary: str = "", story_id: int = 1, at: float = 0.0) -> StoryProfile:
+    return StoryProfile.start(story_id, event_of(title, summary), at, "Outlet A", {"s"})
+
+
+@pytest.mark.parametrize(("first", "later"), [
+    ("Deal agreed to free hostages and pause Gaza fighting",
+     "Deal to free hostages and pause Gaza fighting delayed"),
+    ("Hamas releases first group of 13 hostages", "Hamas releases second group of 13 hostages"),
+    ("Hamas frees 13 Israeli hostages under truce deal", "Hamas frees 17 hostages under truce deal"),
+])
+def test_two_developments_of_one_storyline_stay_apart(first, later):
+    story = _story(first)
+    assert decide(event_of(later, ""), 3600.0, [story]).story_id is None
+
+
+def test_another_outlets_report_joins_with_its_reasons():
+    story = _story("Hamas frees two American hostages, a mother and daughter",
+                   "Judith Raanan and her daughter Natalie were released")
+    decision = decide(event_of("Two Americans held hostage by Hamas are released",
+                               "Judith and Natalie Raanan were freed on Friday"), 3600.0, [story])
+    assert decision.story_id == 1
+    assert decision.why["similarity"] >= REPORT_BAR
+    assert {"american", "releas"} <= set(decision.why["shared_words"])
+
+
+def test_a_report_a_day_later_starts_a_new_story():
+    story = _story("Hamas frees two American hostages")
+    assert decide(event_of("Hamas frees two American hostages", ""), 30 * 3600.0,
+                  [story]).story_id is None
+
+
+def test_a_round_up_of_a_reported_stage_attaches_without_alerting():
+    story = _story("Hamas releases 13 hostages in first exchange")
+    decision = decide(event_of("The Papers: Pope on holiday and hostages freed", ""), 3600.0, [story])
+    assert decision.story_id is None and not decision.alerts
+    first = decide(event_of("Israel-Hamas war live: ceasefire extended by two days", ""), 3600.0, [story])
+    assert first.story_id is None and first.alerts  # the first report of its stage alerts
+
+
+def test_a_profile_survives_the_database():
+    story = _story("Hamas frees 13 hostages", "Thirteen Israeli hostages were freed in Rafah")
+    again = StoryProfile.from_json(1, story.to_json())
+    assert again.to_json() == story.to_json()
+    assert again.counts == {("captive", "13")}
+
+
+# --------------------------------------------------------------------------- end to end
+
+def feed(items):
+    return rss([{"title": i["title"], "link": i["link"], "summary": i["summary"], "guid": i["id"],
+                 "published": datetime.fromisoformat(i["published"]) + SHIFT} for i in items],
+               title=items[0]["source"] if items else "empty")
+
+
+def path(item) -> str:
+    return "/" + item["source"].lower().replace(" ", "-") + ".xml"
+
+
+def channels(desk_url: str, updates_url: str) -> str:
+    return f"""
+[[alerts]]
+type = "webhook"
+name = "desk"
+url = "{desk_url}"
+secret = "${{HOOK_SECRET}}"
+
+[[alerts]]
+type = "webhook"
+name = "editor"
+url = "{updates_url}"
+secret = "${{HOOK_SECRET}}"
+storylines = ["captive-releases"]
+updates = "sources:3"
+"""
+
+
+@pytest.fixture
+def desk(tmp_path):
+    from defaults import default_storylines
+
+    with FeedServer() as server, WebhookReceiver() as hook, WebhookReceiver() as editor:
+        for item in ITEMS:
+            server.set_feed(path(item), feed([]))
+        kit = Kit(tmp_path, secrets={"HOOK_SECRET": TEST_SECRET})
+        kit.write(feeds=[(item["source"], server.url(path(item))) for item in ITEMS],
+                  channels=channels(hook.url, editor.url),
+                  storylines=default_storylines())  # the shipped storylines, models and all
+        # the items are days apart: every one of them is recent enough to alert
+        kit.config.write_text(kit.config.read_text().replace('alert_max_age = "48h"',
+                                                             'alert_max_age = "7d"'))
+        yield kit, server, hook, editor
+
+
+def publish(server, *items):
+    for item in items:
+        server.set_feed(path(item), feed([item]))
+
+
+def run(kit):
+    result = kit.cli("run", "--once")
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def matches_of(receiver):
+    return [r["json"] for r in receiver.received if r["json"]["type"] == "storyline.match"]
+
+
+def test_one_alert_per_development_across_outlets(desk):
+    kit, server, hook, editor = desk
+    first, *others = RAANAN
+    publish(server, first)
+    run(kit)
+    assert [a["data"]["item"]["title"] for a in matches_of(hook)] == [first["title"]]
+    # The next outlets' reports of the same release, as they came, attach to the story and
+    # alert nothing.
+    for item in others:
+        publish(server, item)
+        run(kit)
+        assert len(matches_of(hook)) == 1, item["title"]
+    stories = json.loads(kit.cli("stories", "--since", "30d", "--json").stdout)
+    story = next(s for s in stories if s["headline"] == first["title"])
+    assert story["outlets"] == len(RAANAN)
+    assert {i["title"] for i in story["items"]} == {i["title"] for i in RAANAN}
+    assert [a["channel"] for a in story["alerted"]] == ["desk", "editor"]
+    joined = [i["joined"] for i in story["items"] if i["title"] != first["title"]]
+    assert all(why and (why["by"] == "copy" or why["shared_words"]) for why in joined)
+    # The next release, three days later, is news: it alerts, once; the other outlet's report
+    # of it attaches.
+    for item in SECOND:
+        publish(server, item)
+        run(kit)
+    alerts = matches_of(hook)
+    assert len(alerts) == 2
+    second = alerts[1]["data"]
+    assert second["item"]["title"] == SECOND[0]["title"]
+    assert second["story_id"] != alerts[0]["data"]["story_id"]
+    stories = json.loads(kit.cli("stories", "--since", "30d", "--json").stdout)
+    assert {i["title"] for s in stories if s["story_id"] == second["story_id"]
+            for i in s["items"]} == {i["title"] for i in SECOND}
+    # A second run on unchanged feeds sends nothing.
+    run(kit)
+    assert len(hook.received) == 2
+
+
+def test_an_item_of_several_storylines_alerts_once_per_channel_naming_them(desk):
+    kit, server, hook, editor = desk
+    publish(server, MULTI)
+    run(kit)
+    matched = {m["storyline"] for m in json.loads(kit.cli("matches", "--json").stdout)}
+    assert len(matched) == 3  # captive releases, truce talks and the Cairo track
+    [alert] = matches_of(hook)
+    assert {s["id"] for s in alert["data"]["storylines"]} == matched
+    assert alert["data"]["storyline"]["id"] in matched
+    # A channel that takes one storyline gets one alert naming that one.
+    [filtered] = matches_of(editor)
+    assert [s["id"] for s in filtered["data"]["storylines"]] == ["captive-releases"]
+
+
+def test_story_updated_fires_once_when_the_story_reaches_its_outlets(desk):
+    kit, server, hook, editor = desk
+    publish(server, RAANAN[0])
+    run(kit)
+    for count, item in enumerate(RAANAN[1:], start=2):
+        publish(server, item)
+        run(kit)
+        updates = [r["json"] for r in editor.received if r["json"]["type"] == "story.updated"]
+        assert len(updates) == (1 if count >= 3 else 0), count
+    update = updates[0]["data"]
+    assert update["outlets"] == 3
+    first = matches_of(editor)[0]["data"]
+    assert update["story_id"] == first["story_id"]
+    assert len({r["id"] for r in editor.received}) == len(editor.received)  # new webhook-ids
+    assert not [r for r in hook.received if r["json"]["type"] == "story.updated"]  # not asked
+
+
+def test_a_crash_between_the_join_and_the_commit_loses_nothing_and_alerts_nothing_twice(desk):
+    kit, server, hook, editor = desk
+    publish(server, RAANAN[0])
+    run(kit)
+    before = sqlite3.connect(kit.db).execute("SELECT profile FROM stories WHERE profile IS NOT NULL"
+                                             ).fetchall()
+    # The database fails the poll's transaction after the item joined the story in memory:
+    # the write of the story's new profile aborts.
+    conn = sqlite3.connect(kit.db)
+    conn.execute("CREATE TRIGGER crash BEFORE UPDATE OF profile ON stories "
+                 "BEGIN SELECT RAISE(ABORT, 'disk gone'); END")
+    conn.commit()
+    publish(server, RAANAN[1], *SECOND[:1])
+    kit.cli("run", "--once")
+    assert sqlite3.connect(kit.db).execute(
+        "SELECT profile FROM stories WHERE profile IS NOT NULL").fetchall() == before
+    assert len(matches_of(hook)) == 1
+    conn.execute("DROP TRIGGER crash")
+    conn.commit()
+    conn.close()
+    # The feeds answered once with these items; they were not recorded, so they come again.
+    server.set_feed(path(RAANAN[1]), feed([RAANAN[1]]), etag="again")
+    server.set_feed(path(SECOND[0]), feed(SECOND[:1]), etag="again")
+    run(kit)
+    alerts = matches_of(hook)
+    assert [a["data"]["item"]["title"] for a in alerts] == [RAANAN[0]["title"], SECOND[0]["title"]]
+    stories = json.loads(kit.cli("stories", "--since", "30d", "--json").stdout)
+    raanan = next(s for s in stories if s["headline"] == RAANAN[0]["title"])
+    assert raanan["outlets"] == 2
