@@ -459,6 +459,80 @@ def test_retry_backoff_is_bounded_and_gives_up_after_max_age(tmp_path):
           f"{attempts_at[-1] / 3600:.1f} h, reason kept")
 
 
+def _monitor_on_a_clock(kit: Kit, now: list[datetime]):
+    from monitor.config import load_config
+    from monitor.pipeline import Monitor
+    from monitor.store import Store
+
+    config = load_config(kit.config, environ=kit.env)
+    store = Store(kit.db)
+    return config, store, Monitor(config, store, clock=lambda: now[0], rng=random.Random(SEED))
+
+
+def _next_attempt(store) -> datetime:
+    state = {c["name"]: c for c in store.channels()}["hook"]
+    return datetime.fromisoformat(state["next_attempt_at"])
+
+
+@pytest.mark.parametrize("retry_after, waited", [(300, 300), ("300", 300), (86_400, 600)])
+def test_a_receiver_asking_to_wait_is_not_retried_sooner(tmp_path, retry_after, waited):
+    """A receiver answering 503 with ``Retry-After: 300`` is next tried 300 s later, not after
+    the ~2 s of the first backoff; a Retry-After beyond ``delivery_retry_max`` (600 s by
+    default) waits that long only (real HTTP, simulated clock)."""
+    with FeedServer() as server, WebhookReceiver() as hook:
+        server.set_feed("/a.xml", rss(_items(1)))
+        kit = Kit(tmp_path, {"HOOK_SECRET": TEST_SECRET})
+        kit.write(feeds=[("a", server.url("/a.xml"))], channels=webhook(hook.url),
+                  retry_base=None, storylines=STORYLINE_CAIRO)
+        start = datetime.now(UTC).replace(microsecond=0)
+        now = [start]
+        config, store, monitor = _monitor_on_a_clock(kit, now)
+        assert (config.delivery_retry_base, config.delivery_retry_max) == (2.0, 600.0)
+        try:
+            monitor.poll_all()
+            hook.respond_with(503, retry_after=retry_after)
+            assert monitor.dispatch(monitor.channels[0]).retrying == 1
+            assert (_next_attempt(store) - start).total_seconds() == pytest.approx(waited, abs=1)
+            hook.respond_with(200)
+            now[0] = start + timedelta(seconds=waited - 2)
+            assert monitor.dispatch(monitor.channels[0]).sent == 0 and len(hook.received) == 1
+            now[0] = start + timedelta(seconds=waited + 1)
+            assert monitor.dispatch(monitor.channels[0]).sent == 1 and len(hook.received) == 2
+        finally:
+            monitor.close()
+            store.close()
+
+
+def test_after_a_delivery_the_next_outage_starts_with_the_shortest_backoff(tmp_path):
+    """Five failures push the channel's backoff up; one delivery ends the outage, and the
+    first failure after it is retried after the base delay again (2 s), not a longer one."""
+    with FeedServer() as server, WebhookReceiver() as hook:
+        server.set_feed("/a.xml", rss(_items(2)))
+        kit = Kit(tmp_path, {"HOOK_SECRET": TEST_SECRET})
+        kit.write(feeds=[("a", server.url("/a.xml"))], channels=webhook(hook.url),
+                  retry_base=None, storylines=STORYLINE_CAIRO)
+        start = datetime.now(UTC).replace(microsecond=0)
+        now = [start]
+        config, store, monitor = _monitor_on_a_clock(kit, now)
+        try:
+            monitor.poll_all()
+            hook.set_mode("500")
+            delays = []
+            for _ in range(5):
+                assert monitor.dispatch(monitor.channels[0]).retrying == 1
+                delays.append((_next_attempt(store) - now[0]).total_seconds())
+                now[0] = _next_attempt(store)
+            assert max(delays) > 2 * config.delivery_retry_base + 1  # it had grown
+            hook.queue(200)  # the head of the queue goes through, the next one fails again
+            report = monitor.dispatch(monitor.channels[0])
+            assert (report.sent, report.retrying) == (1, 1)
+            delay = (_next_attempt(store) - now[0]).total_seconds()
+            assert delay <= config.delivery_retry_base + 1, delay
+        finally:
+            monitor.close()
+            store.close()
+
+
 STORYLINE_CAIRO = """
 [[storylines]]
 id = "cairo"
