@@ -168,3 +168,33 @@ def test_fingerprint_travels_packed() -> None:
     assert "shingles" not in copy.__dict__  # built on demand, not sent
     assert copy == original and copy.shingles == original.shingles and copy.band_keys == original.band_keys
     assert copy.duplicates(original.shingles) == 1.0
+
+
+# Words that are neither stopwords nor plurals: every one is a token, every pair a shingle.
+_STORY = ("Egyptian mediators handed Hamas revised truce proposal during overnight Cairo meeting "
+          "attended by Qatari envoy Sunday").split()
+_MORE = ("according officials briefed about prisoner exchange terms plus aid convoy route "
+         "through Rafah").split()
+
+
+def test_a_copy_at_exactly_the_similarity_bar_is_the_same_story():
+    """"At or above the bar": a copy that carries the whole story and as much again (Jaccard
+    exactly 0.5) joins it; one word more of its own and it is another story."""
+    original = ("", " ".join(_STORY[:11]))
+    longer = ("", " ".join(_STORY[:11] + _MORE[:10]))
+    fa, fb = fingerprint(*original), fingerprint(*longer)
+    assert len(fa.shingles) == SHORT_TEXT_SHINGLES and jaccard(fa.shingles, fb.shingles) == 0.5
+    assert same_story(original, longer)
+    below = ("", " ".join(_STORY[:11] + _MORE[:11]))
+    assert jaccard(fa.shingles, fingerprint(*below).shingles) < 0.5
+    assert not same_story(original, below)
+
+
+def test_a_short_copy_at_exactly_the_short_text_bar_is_the_same_story():
+    """A headline alone must agree more (0.8): at exactly 0.8 it is one story."""
+    headline = ("Egyptian mediators handed revised proposal", "")
+    one_more = ("Egyptian mediators handed revised proposal overnight", "")
+    fa, fb = fingerprint(*headline), fingerprint(*one_more)
+    assert len(fa.shingles) < SHORT_TEXT_SHINGLES and jaccard(fa.shingles, fb.shingles) == 0.8
+    assert same_story(headline, one_more)
+    assert not same_story(headline, ("Egyptian mediators handed revised proposal overnight Sunday", ""))

@@ -332,6 +332,17 @@ def test_redirect_followed_and_final_url(server: FeedServer, fetcher: Fetcher) -
     assert result.url == server.url("/new.xml")
 
 
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_moved_feed_is_followed_whatever_the_redirect_status(server: FeedServer, fetcher: Fetcher,
+                                                               status: int) -> None:
+    """A feed moved with any of the five redirect statuses (308 is how many CDNs say "moved
+    for good") is followed to its new address."""
+    server.set_feed("/new.xml", FEED)
+    server.set_redirect("/old.xml", server.url("/new.xml"), status=status)
+    result = fetcher.fetch(server.url("/old.xml"))
+    assert result.status == 200 and result.body == FEED and result.url == server.url("/new.xml")
+
+
 def test_redirect_loop(server: FeedServer, fetcher: Fetcher) -> None:
     server.set_redirect("/a", "/b")
     server.set_redirect("/b", "/a")

@@ -274,3 +274,21 @@ def test_positions_count_words_and_sentences_end_at_marks():
     assert hits["talks"].position == 3  # "Truce agreed . Then talks": the mark is not a word
     summary_first, = matcher.explain("Truce. Agreed!", "Talks resume")
     assert summary_first.score == pytest.approx((100 + 100 / 1.25) / 2 * 0.8)
+
+
+def test_a_five_letter_term_matches_only_that_word():
+    """Terms of five letters or fewer match exactly: "Qatar" is not "Qatari", "Sinai" is not
+    "Sinaia"; a longer term still tolerates a typo."""
+    m = one(all=(("Qatar",),))
+    assert not matches(m, "Qatari officials arrive")
+    assert matches(m, "Qatar officials arrive")
+    assert not matches(one(all=(("Sinai",),)), "Sinaia resort reopens")
+    assert matches(one(all=(("Hezbolah",),)), "Hezbollah fires rockets")  # 8 letters: fuzzy
+
+
+def test_a_not_near_word_in_the_sentence_before_does_not_veto():
+    """The veto is for "calls for a ceasefire", not for a vote mentioned in the sentence before."""
+    m = one(all=(("ceasefire",), ("talks",)), not_near=("vote",))
+    assert matches(m, "Parliament will vote. Ceasefire talks resume")
+    assert matches(m, "Parliament will vote! Ceasefire talks resume")
+    assert not matches(m, "Parliament will vote on ceasefire talks")

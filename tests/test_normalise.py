@@ -209,3 +209,31 @@ def test_join_url_is_urljoin_with_a_shortcut() -> None:
         assert got == expected, (base, url)
         shortcut += got == url and url.startswith("http")
     assert len(urls) > 60 and shortcut > 100  # real links took the shortcut and were checked
+
+
+# --------------------------------------------------------------------------- one article, one URL
+
+@pytest.mark.parametrize("link", [
+    "https://example.com/a?utm_source=rss&&id=7",
+    "https://example.com/a?id=7&&utm_source=rss",
+    "https://example.com/a?&id=7",
+    "https://example.com/a?id=7&",
+    "https://example.com/a?&&id=7&&",
+])
+def test_an_empty_parameter_in_a_link_gives_the_same_canonical_url(link: str) -> None:
+    """Feeds write "&&" where a tracking parameter was cut out: the article is still the one at
+    ``?id=7``, or URL dedup would take it for a new one."""
+    assert canonical_url(link) == canonical_url("https://example.com/a?id=7") == "https://example.com/a?id=7"
+
+
+@pytest.mark.parametrize("link", [
+    "https://example.com/a\u200b",  # a zero-width space pasted into the link
+    "https://exa\u200dmple.com/a",
+    "\ufeffhttps://example.com/a",  # a byte-order mark before the link
+    "https://example.com/\u2060a",
+    "https://example.com/a\x00",
+])
+def test_invisible_characters_in_a_link_do_not_make_another_url(link: str) -> None:
+    assert canonical_url(link) == "https://example.com/a"
+    item = normalise(entry(link=link, guid=None))
+    assert item.url == "https://example.com/a" and item.guid == "https://example.com/a"

@@ -1,7 +1,11 @@
 """The package's public surface is pinned: changing it is a decision, not an accident."""
 
+import importlib
+import json
 import subprocess
 import sys
+
+import pytest
 
 import monitor
 
@@ -16,8 +20,28 @@ def test_all_is_pinned():
 
 
 def test_every_export_resolves():
-    for name in monitor.__all__:
-        assert getattr(monitor, name) is not None
+    """Each name is imported lazily on first use: in a fresh interpreter, ``from monitor import
+    *`` binds every name of ``__all__``, each the very class or function of the module that
+    defines it; a name not exported is an AttributeError, not a None."""
+    code = ("import inspect, json, monitor\n"
+            "names = {}\n"
+            "exec('from monitor import *', names)\n"
+            "print(json.dumps({n: [v.__module__, v.__qualname__, inspect.isclass(v) or "
+            "inspect.isfunction(v)] for n, v in names.items() "
+            "if n != '__builtins__'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    found = json.loads(out.stdout)
+    assert sorted(found) == monitor.__all__
+    for name, (module, qualname, is_class_or_function) in found.items():
+        assert module.startswith("monitor.") and qualname == name, (name, module, qualname)
+        assert is_class_or_function, name
+        assert getattr(importlib.import_module(module), name) is getattr(monitor, name)
+    from monitor import errors
+
+    for name in ("ConfigError", "StoreError", "FeedError", "FetchError", "ParseError", "DeliveryError"):
+        assert issubclass(getattr(monitor, name), errors.MonitorError), name
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        monitor.Nothing  # noqa: B018
 
 
 def test_error_codes_are_unique_and_stable():

@@ -172,17 +172,73 @@ def test_disabled_channel_gets_nothing_until_enabled(store):
 
 
 def test_feed_down_alert_once_then_recovered(store):
+    """One "feed down" alert per channel, at the ``down_after``-th failure in a row (not one
+    later), and never again while the feed stays down, each failure at its own time."""
     url = FEEDS[0].url
-    for _ in range(6):
-        state = store.record_failure(url, FeedConnectError("connection refused"), now=NOW,
-                                     next_poll_at=NOW, down_after=3, policy=policy())
-    assert state.consecutive_errors == 6 and state.last_error_code == "fetch.connect"
-    kinds = [a["kind"] for a in store.alerts(limit=50)]
-    assert kinds.count("feed.down") == len(CHANNELS)
-    store.record_not_modified(url, now=NOW, status=304, next_poll_at=NOW, policy=policy())
+
+    def down_alerts() -> int:
+        return [a["kind"] for a in store.alerts(limit=50)].count("feed.down")
+
+    for n in range(1, 7):
+        at = NOW + timedelta(minutes=n)
+        state = store.record_failure(url, FeedConnectError("connection refused"), now=at,
+                                     next_poll_at=at, down_after=3, policy=policy())
+        assert state.consecutive_errors == n
+        assert down_alerts() == (0 if n < 3 else len(CHANNELS)), n
+    assert state.last_error_code == "fetch.connect"
+    store.record_not_modified(url, now=NOW + timedelta(minutes=7), status=304,
+                              next_poll_at=NOW, policy=policy())
     kinds = [a["kind"] for a in store.alerts(limit=50)]
     assert kinds.count("feed.recovered") == len(CHANNELS)
     assert store.feed_state(url).consecutive_errors == 0
+    # down again later: a new outage, a new alert
+    for n in range(3):
+        at = NOW + timedelta(hours=1, minutes=n)
+        store.record_failure(url, FeedConnectError("connection refused"), now=at,
+                             next_poll_at=at, down_after=3, policy=policy())
+    assert down_alerts() == 2 * len(CHANNELS)
+
+
+def test_a_delivered_alert_ends_the_channel_outage(store):
+    """After failures, one delivery resets the channel: the next outage starts again from
+    the first (shortest) backoff, and nothing holds the channel back."""
+    record(store, 0, [entry(0, "g1", TITLE), entry(0, "g2", "Qatar and Egypt table truce proposal")])
+    first, second = store.due_alerts("hook", now=NOW)
+    for attempt in range(3):
+        store.mark_retry(first.id, "HTTP 500", now=NOW + timedelta(seconds=attempt),
+                         channel_next_attempt=NOW + timedelta(seconds=10 * (attempt + 1)))
+    assert store.channel_failures("hook") == 3
+    store.mark_sent(first.id, now=NOW + timedelta(seconds=40))
+    assert store.channel_failures("hook") == 0
+    assert [a.id for a in store.due_alerts("hook", now=NOW + timedelta(seconds=40))] == [second.id]
+    store.mark_retry(second.id, "HTTP 500", now=NOW + timedelta(seconds=41),
+                     channel_next_attempt=NOW + timedelta(seconds=43))
+    assert store.channel_failures("hook") == 1  # the first failure of a new outage
+
+
+@pytest.mark.parametrize("offset", [-3600, 3600, -72 * 3600, 72 * 3600])
+def test_a_copy_published_within_the_window_before_or_after_joins_the_story(store, offset):
+    """Stories are looked for on both sides of a copy's time: a copy published an hour (or the
+    whole window) before the stored story, polled later, is the same story and alerts no more."""
+    record(store, 0, [entry(0, "g1", TITLE, summary=SUMMARY)])
+    copy = entry(1, "g2", TITLE + " - Reuters", summary=SUMMARY, url="https://other.example/2",
+                 published=NOW + timedelta(seconds=offset))
+    outcome = record(store, 1, [copy], alert_after=NOW - timedelta(days=30))
+    assert (outcome.new_items, outcome.syndicated, outcome.new_alerts) == (1, 1, 0)
+    # the same with a headline of its own: found by the text's band keys, not the title key
+    other = entry(1, "g3", TITLE.replace("arrives", "lands"), summary=SUMMARY,
+                  url="https://other.example/3", published=NOW + timedelta(seconds=offset))
+    outcome = record(store, 1, [other], alert_after=NOW - timedelta(days=30))
+    assert (outcome.new_items, outcome.syndicated, outcome.new_alerts) == (1, 1, 0)
+
+
+@pytest.mark.parametrize("offset", [-72 * 3600 - 1, 72 * 3600 + 1])
+def test_a_copy_published_outside_the_window_is_a_new_story(store, offset):
+    record(store, 0, [entry(0, "g1", TITLE, summary=SUMMARY)])
+    copy = entry(1, "g2", TITLE + " - Reuters", summary=SUMMARY, url="https://other.example/2",
+                 published=NOW + timedelta(seconds=offset))
+    outcome = record(store, 1, [copy], alert_after=NOW - timedelta(days=30))
+    assert (outcome.syndicated, outcome.new_alerts) == (0, 2)
 
 
 def test_foreign_database_is_refused_untouched(tmp_path):
