@@ -137,6 +137,7 @@ class MonitorConfig:
     fetch_timeout: float = 30.0  # total wall time per fetch, body included
     fetch_workers: int = 8
     dedup_window: float = 72 * 3600.0
+    stories: str = "events"  # "copies": only syndicated copies of an item join its story
     backoff_max: float = 6 * 3600.0
     feed_down_after: int = 5  # consecutive failures before one "feed down" alert
     delivery_max_age: float = 24 * 3600.0  # give an alert up after this long
@@ -308,6 +309,7 @@ class _Reader:
             "database", "poll_interval", "alert_max_age", "user_agent", "max_body_size",
             "fetch_timeout", "fetch_workers", "dedup_window", "backoff_max",
             "feed_down_after", "delivery_max_age", "delivery_retry_base", "delivery_retry_max",
+            "stories",
         })
         defaults = MonitorConfig()
         settings: dict[str, Any] = {}
@@ -323,6 +325,11 @@ class _Reader:
             settings["user_agent"] = self.string(section["user_agent"], "monitor.user_agent")
         if "max_body_size" in section:
             settings["max_body_bytes"] = self.size(section["max_body_size"], "monitor.max_body_size")
+        if "stories" in section:
+            if section["stories"] not in ("events", "copies"):
+                raise self.fail("monitor.stories", "'events' (reports of one development are one "
+                                "story) or 'copies' (only syndicated copies are)", section["stories"])
+            settings["stories"] = section["stories"]
         if "fetch_workers" in section:
             settings["fetch_workers"] = self.integer(section["fetch_workers"],
                                                      "monitor.fetch_workers", 1, 64)

@@ -154,6 +154,7 @@ class Monitor:
             alert_after=now - timedelta(seconds=self.config.alert_max_age),
             alert_undated=not first_poll,
             dedup_window=self.config.dedup_window,
+            event_stories=self.config.stories == "events",
         )
 
     def is_due(self, feed: FeedConfig) -> bool:

@@ -949,7 +949,8 @@ class Store:
                 limit: int = 50) -> list[dict[str, Any]]:
         """The stories of matched items first reported since ``since``, newest first: their
         items (with why each joined), outlets, storylines, and where they alerted."""
-        where, params = "", [since.timestamp()]
+        where = ""
+        params: list[Any] = [since.timestamp()]
         if storyline:
             where = " AND EXISTS (SELECT 1 FROM matches m WHERE m.story_id = s.id AND m.storyline_id = ?)"
             params.append(storyline)

@@ -109,6 +109,8 @@ database = "{self.db}"
 poll_interval = "{interval}"
 alert_max_age = "48h"
 {f'delivery_retry_base = "{retry_base}"' if retry_base else ""}
+# every synthetic headline is its own story: these tests are about delivery, not clustering
+stories = "copies"
 {settings}
 {feed_tables}
 {channels}

@@ -156,13 +156,13 @@ def test_sigkill_at_random_moments_loses_nothing_and_sends_nothing_twice(tmp_pat
     cut_off = sum(1 for r in hook.received if r["id"] and not r["complete"])
     assert all(r["verified"] for r in received), [r["error"] for r in received]
     outbox = kit.rows("SELECT uid, storyline_id, story_id, status, payload FROM alerts")
-    # Every published item was stored and matched, and every (storyline, story) match is in
-    # the outbox: nothing was lost between the feed and the outbox.
+    # Every published item was stored and matched, and every matched story is in the outbox,
+    # once (one alert per story on the channel, naming both storylines): nothing was lost
+    # between the feed and the outbox.
     assert {r["guid"] for r in kit.rows("SELECT guid FROM entries")} == guids
-    pairs = {(m["storyline_id"], m["story_id"]) for m in kit.rows(
-        "SELECT storyline_id, story_id FROM matches")}
-    assert pairs == {(a["storyline_id"], a["story_id"]) for a in outbox}
-    assert len(outbox) >= len(guids)  # both storylines match every headline
+    stories = {m["story_id"] for m in kit.rows("SELECT story_id FROM matches")}
+    assert sorted(a["story_id"] for a in outbox) == sorted(stories)
+    assert len(outbox) == len(guids)  # every headline is a story of its own
     # 0 lost: every outbox alert reached the receiver.
     delivered_ids = {r["id"] for r in received}
     lost = [a["uid"] for a in outbox if a["uid"] not in delivered_ids]
@@ -248,7 +248,7 @@ def test_database_of_the_older_schema_migrates_on_start_and_keeps_its_rows(tmp_p
         listed = {a["uid"]: a for a in kit.json("alerts")}  # opening the store migrates it
         assert [r["name"] for r in kit.rows("SELECT name FROM _sqlite_migrations ORDER BY id")] == [
             "0001_initial", "0002_outbox_failed_at_requeue", "0003_feedback",
-            "0004_story_keys_without_rowid", "0005_one_permutation_band_keys"]
+            "0004_story_keys_without_rowid", "0005_one_permutation_band_keys", "0006_event_stories"]
         assert set(listed) == {"msg_old_pending", "msg_old_failed"}
         assert listed["msg_old_failed"]["failed_at"] == created.isoformat(timespec="seconds")
         assert listed["msg_old_failed"]["last_error"] == "HTTP 400 Bad Request"
@@ -276,7 +276,7 @@ def test_first_start_killed_before_the_schema_committed_starts_again(tmp_path):
     db.conn.close()
     result = kit.cli("feeds", "--json")
     assert result.returncode == 0, result.stderr
-    assert kit.rows("SELECT COUNT(*) AS n FROM _sqlite_migrations")[0]["n"] == 5
+    assert kit.rows("SELECT COUNT(*) AS n FROM _sqlite_migrations")[0]["n"] == 6
 
 
 @pytest.mark.parametrize("content", [
@@ -323,7 +323,7 @@ def test_another_process_holding_the_write_lock_delays_but_loses_nothing(tmp_pat
         finally:
             holder.wait(timeout=10)
         assert waited > 2.0, waited  # it did wait for the lock rather than fail
-        assert len(hook.received) == 2  # both storylines alerted
+        assert len(hook.received) == 1  # one alert, naming both storylines
         assert {a["status"] for a in kit.json("alerts")} == {"sent"}
         assert integrity_check(kit.db) == "ok"
 
@@ -371,7 +371,7 @@ def test_webhook_refused_500_timeout_then_recovery_in_order_and_other_channel_no
         with kit.start() as daemon:
             # Refused: nothing listens on the webhook's port. Email is not held up.
             started = time.monotonic()
-            smtp.wait_for(10, timeout=15)
+            smtp.wait_for(5, timeout=15)  # one alert per item, naming both storylines
             assert time.monotonic() - started < 10
             hook.set_mode("500")
             hook.start()
@@ -383,7 +383,7 @@ def test_webhook_refused_500_timeout_then_recovery_in_order_and_other_channel_no
                 hook.set_mode("ok")
                 assert wait_until(lambda: kit.rows(
                     "SELECT COUNT(*) AS n FROM alerts WHERE channel = 'hook' AND status = 'sent'"
-                )[0]["n"] == 10, timeout=20), daemon.output()
+                )[0]["n"] == 5, timeout=20), daemon.output()
             finally:
                 hook.stop()
             assert daemon.stop() == 0
@@ -560,7 +560,7 @@ def test_webhook_410_disables_the_channel_in_log_and_cli(tmp_path):
         assert len(hook.received) == 1  # still disabled: nothing more was tried
         assert kit.cli("alerts", "enable", "hook").returncode == 0
         kit.run_once()
-        assert len(hook.received) == 1 + 4
+        assert len(hook.received) == 1 + 2
         assert {a["status"] for a in kit.json("alerts")} == {"sent"}
 
 
@@ -574,7 +574,7 @@ def test_smtp_down_then_up_4xx_retried_5xx_failed_with_reason_then_requeued(tmp_
         kit.write(feeds=[("a", server.url("/a.xml"))], channels=email(port))
         kit.run_once()  # the SMTP server is down
         pending = kit.json("alerts", "--status", "pending")
-        assert len(pending) == 4 and "refused" in pending[-1]["last_error"]
+        assert len(pending) == 2 and "refused" in pending[-1]["last_error"]
         monkeypatch.setattr(receivers, "free_port", lambda: port)
         with SMTPReceiver() as smtp:
             smtp.queue("451")  # the first message: 4xx, retried
@@ -583,24 +583,24 @@ def test_smtp_down_then_up_4xx_retried_5xx_failed_with_reason_then_requeued(tmp_
             # nothing behind it goes out of order, and the 451 is kept on the alert
             assert len(smtp.messages) == 0
             pending = kit.json("alerts", "--status", "pending")
-            assert len(pending) == 4 and "451" in min(pending, key=lambda a: a["id"])["last_error"]
+            assert len(pending) == 2 and "451" in min(pending, key=lambda a: a["id"])["last_error"]
             kit.run_once()
-            smtp.wait_for(4)
+            smtp.wait_for(2)
             assert {a["status"] for a in kit.json("alerts")} == {"sent"}
             # 5xx: failed for good, reason kept; then requeued by hand.
             server.set_feed("/a.xml", rss(_items(3, seed=8, start=100)))
             smtp.set_mode("550")
             kit.run_once()
             failed = kit.json("alerts", "--status", "failed")
-            assert len(failed) == 6 and all("550" in a["last_error"] for a in failed)
+            assert len(failed) == 3 and all("550" in a["last_error"] for a in failed)
             assert all(a["failed_at"] for a in failed)
             smtp.set_mode("ok")
             kit.run_once()
-            assert len(smtp.messages) == 4  # failed alerts are not retried by themselves
+            assert len(smtp.messages) == 2  # failed alerts are not retried by themselves
             requeue = kit.cli("alerts", "retry", "--failed")
-            assert requeue.returncode == 0 and "requeued 6" in requeue.stdout
+            assert requeue.returncode == 0 and "requeued 3" in requeue.stdout
             kit.run_once()
-            smtp.wait_for(10)
+            smtp.wait_for(5)
             assert {a["status"] for a in kit.json("alerts", "--limit", "100")} == {"sent"}
             # retry by id, and the JSON listing carries attempts and the last error.
             rows = kit.json("alerts", "--limit", "100")
@@ -621,10 +621,10 @@ def test_hanging_webhook_never_delays_email_in_the_daemon(tmp_path):
         hook.set_mode("hang")
         with kit.start() as daemon:
             assert wait_until(lambda: len(hook.received) >= 1, timeout=20)  # the webhook hangs now
-            first_mails = len(smtp.wait_for(2, timeout=20))  # both storylines of item 0 by email
+            first_mails = len(smtp.wait_for(1, timeout=20))  # item 0 by email
             served = time.monotonic()
             server.set_feed("/a.xml", rss([headline(rng, 1), headline(rng, 0)]))
-            smtp.wait_for(first_mails + 2, timeout=15)
+            smtp.wait_for(first_mails + 1, timeout=15)
             latency = time.monotonic() - served
             assert latency < 10, latency
             assert len(hook.received) == 1  # the webhook channel is still stuck in its first attempt

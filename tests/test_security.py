@@ -82,8 +82,8 @@ def test_email_html_is_inert_and_links_only_http(tmp_path):
         kit = Kit(tmp_path, {"HOOK_SECRET": TEST_SECRET})
         kit.write(feeds=[("a", server.url("/a.xml"))], channels=email(smtp.port) + webhook(hook.url))
         kit.run_once()
-        messages = smtp.wait_for(4)
-    assert len(messages) == 4
+        messages = smtp.wait_for(2)
+    assert len(messages) == 2
     for message in messages:
         html_part = message.get_body(("html",)).get_content()
         text_part = message.get_body(("plain",)).get_content()
@@ -110,7 +110,7 @@ def test_signature_verifies_with_reference_package_and_readme_examples(tmp_path)
         kit = Kit(tmp_path, {"HOOK_SECRET": TEST_SECRET})
         kit.write(feeds=[("a", server.url("/a.xml"))], channels=webhook(hook.url))
         kit.run_once()
-    assert len(hook.received) == 2
+    assert len(hook.received) == 1
     snippets = [s for s in _readme_snippets() if "webhook-signature" in s or "Webhook(" in s]
     assert len(snippets) == 2, "the README shows both receiver-side checks"
     reference: dict = {"already_seen": lambda _id: False}

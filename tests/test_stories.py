@@ -168,7 +168,7 @@ def matches_of(receiver):
 
 
 def test_one_alert_per_development_across_outlets(desk):
-    kit, server, hook, editor = desk
+    kit, server, hook, _editor = desk
     first, *others = RAANAN
     publish(server, first)
     run(kit)
@@ -236,7 +236,7 @@ def test_story_updated_fires_once_when_the_story_reaches_its_outlets(desk):
 
 
 def test_a_crash_between_the_join_and_the_commit_loses_nothing_and_alerts_nothing_twice(desk):
-    kit, server, hook, editor = desk
+    kit, server, hook, _editor = desk
     publish(server, RAANAN[0])
     run(kit)
     before = sqlite3.connect(kit.db).execute("SELECT profile FROM stories WHERE profile IS NOT NULL"
