@@ -112,7 +112,14 @@ def test_db_override(tmp_path):
      "alerts[0].secret: environment variable NOT_SET_ANYWHERE is not set"),
     (('secret = "${HOOK_SECRET}"', 'secret = "plain"'), "alerts[0].secret: expected a Standard"),
     (('port = 2525', 'port = "2525"'), "alerts[1].port: expected an integer"),
+    (('alert_max_age = "7d"', 'alert_max_age = "7d"\nstories = "headlines"'),
+     "monitor.stories: expected 'events'"),
+    (('storylines = ["cairo-talks"]', 'storylines = ["cairo-talks"]\nupdates = "sources:many"'),
+     "alerts[0].updates: expected 'sources:N' with N >= 2"),
+    (('storylines = ["cairo-talks"]', 'storylines = ["cairo-talks"]\nupdates = "sources:1"'),
+     "alerts[0].updates: expected 'sources:N' with N >= 2"),
 ])
+
 def test_config_mistakes_name_the_key(tmp_path, change, message):
     old, new = change
     assert old in GOOD
@@ -124,6 +131,16 @@ def test_config_mistakes_name_the_key(tmp_path, change, message):
         load_config(path, environ=ENV)
     assert str(error.value).startswith(str(path))
     assert message in str(error.value)
+
+
+def test_story_settings_load(tmp_path):
+    text = GOOD.replace('alert_max_age = "7d"', 'alert_max_age = "7d"\nstories = "copies"').replace(
+        'storylines = ["cairo-talks"]', 'storylines = ["cairo-talks"]\nupdates = "sources:5"')
+    config = load_config(write(tmp_path, text), environ=ENV)
+    assert config.stories == "copies"
+    assert config.channels[0].updates_at_sources == 5
+    default = load_config(write(tmp_path, GOOD), environ=ENV)
+    assert default.stories == "events" and default.channels[0].updates_at_sources is None
 
 
 @pytest.mark.parametrize("refines, message", [

@@ -147,8 +147,8 @@ def desk(tmp_path):
                   channels=channels(hook.url, editor.url),
                   storylines=default_storylines())  # the shipped storylines, models and all
         # the items are days apart: every one of them is recent enough to alert
-        kit.config.write_text(kit.config.read_text().replace('alert_max_age = "48h"',
-                                                             'alert_max_age = "7d"'))
+        text = kit.config.read_text().replace('alert_max_age = "48h"', 'alert_max_age = "7d"')
+        kit.config.write_text(text.replace('stories = "copies"', 'stories = "events"'))
         yield kit, server, hook, editor
 
 
