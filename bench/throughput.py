@@ -18,6 +18,11 @@ def main() -> None:
     config_path, farm, db = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
     from monitor.config import load_config
     from monitor.dedup import fingerprint
+    try:
+        from monitor.stories import event_of
+    except ImportError:  # a release before event-level stories: fingerprints only
+        def event_of(title, summary):
+            return None
     from monitor.normalise import normalise_entry
     from monitor.parse import parse_feed
     from monitor.pipeline import config_matcher
@@ -48,9 +53,11 @@ def main() -> None:
             t3 = clock()
             prints = [fingerprint(i.title, i.summary) if m else None  # as the pipeline does
                       for i, m in zip(items, matches, strict=True)]
+            events = [event_of(i.title, i.summary) if m else None
+                      for i, m in zip(items, matches, strict=True)]
             t4 = clock()
-            store.record_poll(feed.url, [NewEntry(i, f, m) for i, f, m in zip(items, prints, matches,
-                                                                                strict=True)],
+            store.record_poll(feed.url, [NewEntry(i, f, m, event=e) for i, f, m, e in zip(
+                items, prints, matches, events, strict=True)],
                               now=now, status=200, next_poll_at=now, policy=policy)
             t5 = clock()
             for key, value in zip(seconds, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):

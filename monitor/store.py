@@ -56,6 +56,7 @@ LOCK_WAIT_SECONDS = 60.0  # how long a write waits for another process's write l
 SQLITE_HEADER = b"SQLite format 3\x00"
 CANDIDATES_PER_KEY = 8  # newest stories looked at per LSH band key
 MAX_CANDIDATES = 20  # stories whose text is compared, most shared keys first
+KEPT_PROFILES = 20_000  # story profiles the store keeps parsed between polls
 GROUP_COMMIT_SECONDS = 0.25  # Store.grouped_writes: how long a shared transaction stays open
 
 MIGRATIONS_TABLE = "_sqlite_migrations"  # sqlite-utils' record of the applied steps
@@ -380,6 +381,7 @@ class Store:
         self.path = Path(path)
         self.lock_wait = lock_wait
         self._lock = threading.RLock()
+        self._profiles: dict[int, StoryProfile] = {}  # story profiles as committed (_PollBatch)
         self._group: float | None = None  # grouped_writes: seconds a transaction may stay open
         self._group_started: float | None = None  # when the open grouped transaction began
         _check_file(self.path)
@@ -468,10 +470,12 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = operation()
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                self._profiles.clear()  # it may hold what this transaction wrote
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
             return result
 
         with self._lock:
@@ -511,6 +515,7 @@ class Store:
                 conn.execute("RELEASE grouped_write")
             else:  # SQLite gave the whole transaction up (e.g. disk full)
                 self._group_started = None
+                self._profiles.clear()  # it may hold what the group's earlier writes wrote
             raise
         conn.execute("RELEASE grouped_write")
         if self._group is None or time.monotonic() - self._group_started >= self._group:
@@ -525,6 +530,7 @@ class Store:
         try:
             conn.execute("COMMIT")
         except sqlite3.Error:
+            self._profiles.clear()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
@@ -660,7 +666,7 @@ class Store:
         def operation() -> PollOutcome:
             counts = {"new_items": 0, "known_url": 0, "syndicated": 0, "new_matches": 0,
                       "new_alerts": 0, "updates": 0}
-            batch = _PollBatch(self.db.conn, entries, now)
+            batch = _PollBatch(self.db.conn, entries, now, self._profiles)
             for entry in entries:
                 self._record_entry(entry, now, policy, counts, batch)
             batch.flush()
@@ -675,6 +681,7 @@ class Store:
                  "seen": counts["new_items"] + counts["known_url"]},
             )
             counts["new_alerts"] += self._feed_recovered(feed_url, now, policy)
+            batch.keep_profiles()
             return PollOutcome(**counts)
 
         return self._write(operation)
@@ -1100,8 +1107,10 @@ class _PollBatch:
     candidates, so the same decisions, as writing every row at once.
     """
 
-    def __init__(self, conn: sqlite3.Connection, entries: Sequence[NewEntry], now: datetime) -> None:
+    def __init__(self, conn: sqlite3.Connection, entries: Sequence[NewEntry], now: datetime,
+                 kept: dict[int, StoryProfile]) -> None:
         self.conn = conn
+        self.kept = kept  # the store's profiles as written by earlier polls: never changed here
         self.now = iso(now)  # the time of the poll, as every row of it is written
         guids: dict[str, list[str]] = {}
         urls: set[str] = set()
@@ -1118,6 +1127,7 @@ class _PollBatch:
         self.alerted: set[tuple[str, int]] = set()  # (channel, story) alerted in this poll
         self.profiles: dict[int, StoryProfile] = {}  # stories compared or changed in this poll
         self.changed: set[int] = set()  # of which these are to be written
+        self.written: set[int] = set()  # and these were, by this poll
         self.loaded: tuple[float, float] | None = None  # the span of stored stories loaded
         self.stories: list[tuple[int, int, float, bytes]] = []
         self.keys: list[tuple[int, float, int]] = []
@@ -1173,10 +1183,18 @@ class _PollBatch:
         if self.changed:  # after the stories: a new story's profile is written by an UPDATE too
             conn.executemany("UPDATE stories SET profile = ? WHERE id = ?",
                              [(self.profiles[i].to_json(), i) for i in sorted(self.changed)])
+            self.written |= self.changed
             self.changed.clear()
         self.stories, self.keys, self.items, self.entries, self.matches = [], [], [], [], []
         self.pending_keys.clear()
         self.pending.clear()
+
+    def keep_profiles(self) -> None:
+        """At the end of the poll: the profiles it wrote are the store's (the store forgets them
+        all if the transaction fails). Bounded: past ``KEPT_PROFILES``, start again empty."""
+        if len(self.kept) > KEPT_PROFILES:
+            self.kept.clear()
+        self.kept.update((i, self.profiles[i]) for i in self.written)
 
     def candidates(self, published: float) -> list[StoryProfile]:
         """The stories an item published at ``published`` could join (``stories.JOIN_WINDOW``
@@ -1186,11 +1204,19 @@ class _PollBatch:
         if self.loaded is None or low < self.loaded[0] or high > self.loaded[1]:
             span = (min(low, self.loaded[0]) if self.loaded else low,
                     max(high, self.loaded[1]) if self.loaded else high)
-            for story_id, profile in self.conn.execute(
-                    "SELECT id, profile FROM stories WHERE profile IS NOT NULL AND published "
-                    "BETWEEN ? AND ?", span):
+            ids = [row[0] for row in self.conn.execute(
+                "SELECT id FROM stories WHERE profile IS NOT NULL AND published BETWEEN ? AND ?",
+                span)]
+            wanted = [i for i in ids if i not in self.profiles and i not in self.kept]
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                for story_id, profile in self.conn.execute(
+                        f"SELECT id, profile FROM stories WHERE id IN ({','.join('?' * len(chunk))})",
+                        chunk):
+                    self.kept[story_id] = StoryProfile.from_json(story_id, profile)
+            for story_id in ids:
                 if story_id not in self.profiles:
-                    self.profiles[story_id] = StoryProfile.from_json(story_id, profile)
+                    self.profiles[story_id] = self.kept[story_id]
             self.loaded = span
         return [p for p in self.profiles.values() if low <= p.first_published <= high]
 
@@ -1204,12 +1230,14 @@ class _PollBatch:
     def join_profile(self, story_id: int, event: Event, published: float, source: str,
                      storylines: set[str]) -> StoryProfile | None:
         """Add the item to its story's profile (a story of an earlier release has none)."""
-        profile = self.profiles.get(story_id)
+        profile = self.profiles.get(story_id) or self.kept.get(story_id)
         if profile is None:
             row = self.conn.execute("SELECT profile FROM stories WHERE id = ?", [story_id]).fetchone()
             if row is None or row[0] is None:
                 return None
-            profile = self.profiles[story_id] = StoryProfile.from_json(story_id, row[0])
+            profile = StoryProfile.from_json(story_id, row[0])
+        if story_id not in self.changed:  # copy on first write: the kept one stays as committed
+            profile = self.profiles[story_id] = profile.copy()
         profile.add(event, published, source, storylines)
         self.changed.add(story_id)
         return profile

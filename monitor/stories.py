@@ -102,7 +102,7 @@ _STAGES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(patte
     ("call", r"\b(call(s|ed)? for|urg\w*|demand\w*|appeal\w*|press(es|ed)? for)\b"),
 ))
 _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (name, re.compile(pattern, re.I)) for name, pattern in (
+    (name, re.compile(pattern)) for name, pattern in (  # on lower-cased text
     ("liveblog", r"\blive\b|live updates|as it happened|\blatest\b.*:|^updates?:"),
     ("roundup", r"key events|\bday \d+\b|the papers|full broadcast|morning rundown|"
                 r"\brundown\b|newsletter|\bbriefing\b|in photos|in pictures|week in|"
@@ -202,16 +202,41 @@ def _counts(tokens: list[str]) -> set[tuple[str, str]]:
 
 
 def kind_of(title: str) -> str:
+    lowered = title.lower()
     for name, pattern in _KINDS:
-        if pattern.search(title):
+        if pattern.search(lowered):
             return name
     return "report"
 
 
+# Substrings without which a stage's pattern cannot match: a text is searched only for the
+# stages whose needles it holds (a substring test is ~50x cheaper than the pattern).
+_NEEDLES = {
+    "collapse": ("collaps", "resum", "truce", "fighting", "war resumes", "broke", "breaks"),
+    "delay": ("delay", "postpon", "held up", "hitch", "snag", "stall", "hold", "won", "not before"),
+    "extend": ("exten", "prolong"),
+    "reject": ("reject", "refus", "rebuff", "dismiss"),
+    "resume": ("resum", "reopen", "restart"),
+    "halt": ("halt", "suspend", "shut", "clos", "stop", "block", "will not", "won"),
+    "agree": ("agree", "deal", "approv", "accept", "sign", "clinch", "struck"),
+    "near": ("clos", "near", "imminent", "within reach", "final stage", "expected to", "poised",
+             "set to", "verge", "progress"),
+    "release": ("releas", "free", "hand", "transferred", "swap", "exchang", "reunit", "return"),
+    "begin": ("begin", "began", "begun", "take", "took", "start", "effect", "force", "goes into",
+              "went into", "come", "hold"),
+    "vote": ("vot", "resolution", "veto", "security council"),
+    "proposal": ("propos", "plan", "offer", "draft", "framework", "tabl"),
+    "talks": ("talks", "negotiat", "mediat", "delegation", "arriv", "meet", "visit", "envoy"),
+    "call": ("call", "urg", "demand", "appeal", "press"),
+}
+_STAGE_CHECKS = tuple((name, _NEEDLES[name], pattern) for name, pattern in _STAGES)
+
+
 def stage_of(text: str) -> str | None:
+    """The most specific stage the text reports, or None."""
     lowered = text.lower()
-    for name, pattern in _STAGES:
-        if pattern.search(lowered):
+    for name, needles, pattern in _STAGE_CHECKS:
+        if any(needle in lowered for needle in needles) and pattern.search(lowered):
             return name
     return None
 
@@ -275,6 +300,14 @@ class StoryProfile:
         self.words.update(event.weights.keys())
         self.sources.add(source)
         self.storylines |= storylines
+
+    def copy(self) -> StoryProfile:
+        return StoryProfile(
+            story_id=self.story_id, first_published=self.first_published,
+            last_published=self.last_published, stage=self.stage, kinds=self.kinds.copy(),
+            ordinals=set(self.ordinals), counts=set(self.counts), names=self.names.copy(),
+            words=self.words.copy(), items=self.items, sources=set(self.sources),
+            storylines=set(self.storylines), sources_before=self.sources_before)
 
     def to_json(self) -> str:
         return json.dumps({
