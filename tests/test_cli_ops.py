@@ -180,3 +180,33 @@ def test_the_daemon_logs_a_line_per_cycle_even_when_nothing_changed(tmp_path, ca
             assert ("last 5m: 2 poll(s): 1 unchanged, 0 failed, 1 new item(s); 0 alert(s) queued"
                     in caplog.text)
             monitor.close()
+
+
+def test_health_says_whether_the_monitor_is_polling(tmp_path):
+    with FeedServer() as server:
+        server.set_feed("/f.xml", rss([{"title": "Bronze statue unveiled", "link": "https://n.example/1",
+                                         "guid": "1"}]))
+        config = write_config(tmp_path, "", feeds=f'[[feeds]]\nname = "Local"\n'
+                                                   f'url = "{server.url("/f.xml")}"\n')
+        result = invoke("--config", config, "health")
+        assert result.exit_code == 1 and "no database" in result.output
+        assert invoke("--config", config, "run", "--once").exit_code == 0
+        result = invoke("--config", config, "health")
+        assert result.exit_code == 0 and result.output.startswith("healthy: a feed was fetched")
+        import time
+
+        time.sleep(1.1)
+        result = invoke("--config", config, "health", "--max-age", "1s")
+        assert result.exit_code == 1 and "no feed fetched in the last 1s (last: " in result.output
+
+
+def test_run_says_whether_the_matcher_is_compiled(tmp_path):
+    import monitor.match
+
+    config = write_config(tmp_path, "")
+    result = invoke("--config", config, "run", "--once")
+    assert result.exit_code == 0
+    if monitor.match.__file__.endswith(".py"):
+        assert "WARNING the matcher runs as plain Python, not compiled with mypyc" in result.output
+    else:
+        assert "matcher compiled with mypyc" in result.output
