@@ -227,6 +227,9 @@ def _run(obj: Context, config: MonitorConfig, once: bool) -> None:
 
     with obj.store() as store:
         monitor = Monitor(config, store)
+        if [f.url for f in monitor.feeds] != [f.url for f in config.feeds]:
+            log.info("polling %d feeds: the config's and those added with 'monitor feeds add', "
+                     "less the paused (monitor feeds)", len(monitor.feeds))
         try:
             if once:
                 feeds, deliveries = monitor.run_once()

@@ -59,7 +59,8 @@ def test_an_added_feed_is_polled_by_run_once_on_top_of_the_config(setup):
     rows = setup.feeds()
     assert rows["extra news"]["from"] == "added" and rows["extra news"]["interval"] == 120
     assert rows["Configured"]["from"] == "config"
-    setup.run("run", "--once")
+    out = setup.run("run", "--once")
+    assert "polling 2 feeds: the config's and those added" in out
     rows = setup.feeds()
     assert rows["extra news"]["items_seen"] == 3 and rows["extra news"]["health"] == "ok"
     assert rows["Configured"]["items_seen"] == 2
