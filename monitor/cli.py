@@ -147,7 +147,7 @@ def run(obj: Context, once: bool) -> None:
     if compiled():
         log.info("matcher compiled with mypyc")
     else:
-        log.warning("the matcher runs as plain Python, not compiled with mypyc (~30 %% slower to "
+        log.warning("the matcher runs as plain Python, not compiled with mypyc (~30 % slower to "
                     "match; see the README's Quick start)")
     # Until the daemon's event loop takes SIGTERM over, it stops us like Ctrl-C: an open
     # transaction rolls back and we exit 0, as a stop during start-up should.
