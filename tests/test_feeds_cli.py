@@ -159,6 +159,13 @@ def test_import_then_export_opml(setup, tmp_path):
     assert result.exit_code == 0 and "imported 2 feed(s)" in result.output
 
 
+def test_a_doctype_without_entities_is_read(setup, tmp_path):
+    path = tmp_path / "doctype.opml"
+    path.write_bytes(b'<?xml version="1.0"?>\n<!DOCTYPE opml>\n<opml version="1.0"><head/><body>'
+                     b'<outline text="A" xmlUrl="https://a.example/rss"/></body></opml>')
+    assert "imported 1 feed(s)" in setup.run("feeds", "import", str(path))
+
+
 @pytest.mark.parametrize("body, why", [
     (b"<opml><body><outline xmlUrl='http://a.example/'>", "not valid XML"),
     (b"<rss><channel/></rss>", "not an OPML document"),
