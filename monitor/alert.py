@@ -285,6 +285,7 @@ class WebhookChannel:
         self._key = _secret_key(secret, name) if secret else None
         self._clock = clock
         self._where = f"webhook {name!r} ({_origin(url)})"
+        self.last_answer: str | None = None  # the receiver's answer to the last delivery
         self._client = httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False,
                                     headers={"user-agent": user_agent})
 
@@ -320,6 +321,7 @@ class WebhookChannel:
         except httpx.TransportError as error:
             raise DeliveryRetryable(f"{self._where}: {_transport_reason(error)}") from None
         elapsed = time.monotonic() - started
+        self.last_answer = f"HTTP {status}" + (f": {snippet}" if snippet else "")
         if 200 <= status < 300:
             log.debug("delivered", extra={"channel": self.name, "alert_uid": alert.uid,
                                           "status": status, "elapsed": round(elapsed, 3)})
@@ -343,8 +345,6 @@ class WebhookChannel:
 
 def _read_snippet(response: httpx.Response) -> str:
     """The first few hundred characters of a response body, one line (never the whole body)."""
-    if 200 <= response.status_code < 300:
-        return ""
     chunks: list[bytes] = []
     size = 0
     try:
@@ -544,6 +544,7 @@ class EmailChannel:
         self.user_agent = user_agent
         self._ssl_context = ssl_context
         self._where = f"email {name!r} ({host}:{port})"
+        self.last_answer: str | None = None  # what the server said to the last delivery
 
     def __repr__(self) -> str:
         return f"EmailChannel({self.name!r}, {self.host!r}, {self.port})"
@@ -612,6 +613,8 @@ class EmailChannel:
             if self.username:
                 smtp.login(self.username, self._password or "")
             refused = smtp.send_message(message, from_addr=self.sender, to_addrs=list(self.to))
+            self.last_answer = (f"{self.host}:{self.port} accepted the message for "
+                                f"{len(self.to) - len(refused)} of {len(self.to)} recipient(s)")
             if refused:  # accepted for some: retrying would send duplicates to the others
                 log.warning("some recipients refused", extra={
                     "channel": self.name,

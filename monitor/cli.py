@@ -13,7 +13,8 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
@@ -47,11 +48,20 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+def ours_or_warning(record: logging.LogRecord) -> bool:
+    """The monitor's own records, and other libraries' warnings and errors: -v shows the
+    monitor's debug lines without third-party debug noise (tzlocal, asyncio...); -vv shows all."""
+    return (record.levelno >= logging.WARNING or record.name == "monitor"
+            or record.name.startswith("monitor."))
+
+
 def setup_logging(verbosity: int, default: int = logging.WARNING) -> logging.Handler:
     level = logging.DEBUG if verbosity >= 1 else default
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s",
                                            "%Y-%m-%d %H:%M:%S"))
+    if verbosity < 2:
+        handler.addFilter(ours_or_warning)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -134,6 +144,11 @@ def run(obj: Context, once: bool) -> None:
     handler.addFilter(RedactSecrets(config.secrets))
     log.info("config %s; database %s; %d feeds, %d storylines", config.source, config.database,
              len(config.feeds), len(config.storylines))
+    if compiled():
+        log.info("matcher compiled with mypyc")
+    else:
+        log.warning("the matcher runs as plain Python, not compiled with mypyc (~30 % slower to "
+                    "match; see the README's Quick start)")
     # Until the daemon's event loop takes SIGTERM over, it stops us like Ctrl-C: an open
     # transaction rolls back and we exit 0, as a stop during start-up should.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -142,6 +157,47 @@ def run(obj: Context, once: bool) -> None:
         _run(obj, config, once)
     except KeyboardInterrupt:
         log.info("stopped")
+
+
+def compiled() -> bool:
+    """Whether the matcher's modules are mypyc's C extensions (found, not imported: a cycle of
+    304s never imports the matcher)."""
+    from importlib.util import find_spec
+
+    spec = find_spec("monitor.match")
+    return bool(spec and spec.origin and not spec.origin.endswith(".py"))
+
+
+@cli.command()
+@click.option("--max-age", default="15m", show_default=True, metavar="DURATION",
+              help="Unhealthy when no feed was fetched for this long.")
+@pass_context
+@fails_cleanly
+def health(obj: Context, max_age: str) -> None:
+    """Exit 0 when the monitor is polling (a feed was fetched in the last --max-age), else 1:
+    for Docker's HEALTHCHECK, a cron job or a supervisor.
+
+    Example: monitor health --max-age 15m
+    """
+    from .config import parse_duration
+
+    try:
+        limit = parse_duration(max_age)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--max-age") from None
+    config = obj.config
+    if not Path(config.database).exists():
+        click.echo(f"unhealthy: no database at {config.database} (not started yet?)")
+        sys.exit(1)
+    with obj.store() as store:
+        fetched = [s.last_fetch_at for s in store.feed_states() if s.last_fetch_at]
+    last = max(fetched) if fetched else None
+    age = (datetime.now(UTC) - last).total_seconds() if last else None
+    if age is None or age > limit:
+        click.echo(f"unhealthy: no feed fetched in the last {max_age}"
+                   + (f" (last: {_minute(last.isoformat())} UTC)" if last else " (none ever)"))
+        sys.exit(1)
+    click.echo(f"healthy: a feed was fetched {age:.0f}s ago")
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -171,6 +227,9 @@ def _run(obj: Context, config: MonitorConfig, once: bool) -> None:
 
     with obj.store() as store:
         monitor = Monitor(config, store)
+        if [f.url for f in monitor.feeds] != [f.url for f in config.feeds]:
+            log.info("polling %d feeds: the config's and those added with 'monitor feeds add', "
+                     "less the paused (monitor feeds)", len(monitor.feeds))
         try:
             if once:
                 feeds, deliveries = monitor.run_once()
@@ -190,8 +249,22 @@ def _run(obj: Context, config: MonitorConfig, once: bool) -> None:
 
 # --------------------------------------------------------------------------- read models
 
+def _ago(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """A ``--since`` duration (30s, 5m, 2h, 7d) as the moment that long ago."""
+    if value is None:
+        return None
+    from .config import parse_duration
+
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool,
-         headers: Sequence[str] | None = None) -> None:
+         headers: Sequence[str] | None = None, widths: dict[str, int] | None = None) -> None:
+    """Rows as JSON, or as a table of ``columns``: a string longer than its column's width in
+    ``widths`` (default 70; ``widths={}``: none) is cut with "..."."""
     if as_json:
         click.echo(json.dumps(list(rows), indent=2, ensure_ascii=False, default=str))
         return
@@ -200,8 +273,23 @@ def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool,
         return
     from tabulate import tabulate
 
-    table = [[_cell(row.get(c)) for c in columns] for row in rows]
+    limits = {c: 70 for c in columns} if widths is None else widths
+    table = [[_cell(row.get(c), limits.get(c)) for c in columns] for row in rows]
     click.echo(tabulate(table, headers=list(headers or columns), tablefmt="simple"))
+
+
+def _minute(value: str | None) -> str | None:
+    """An ISO time as ``2026-11-26 06:58`` (UTC), or None."""
+    if not value:
+        return None
+    return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def check_storyline(config: MonitorConfig, storyline: str) -> None:
@@ -210,22 +298,23 @@ def check_storyline(config: MonitorConfig, storyline: str) -> None:
                                  param_hint="--storyline")
 
 
-def _cell(value: Any) -> Any:
+def _cell(value: Any, width: int | None = 70) -> Any:
     if value is None:
         return "-"
-    if isinstance(value, str) and len(value) > 70:
-        return value[:67] + "..."
+    if isinstance(value, str) and width is not None and len(value) > width:
+        return value[:width - 3] + "..."
     return value
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--wide", is_flag=True, help="Also the name and the terms, untruncated.")
 @pass_context
 @fails_cleanly
-def storylines(obj: Context, as_json: bool) -> None:
+def storylines(obj: Context, as_json: bool, wide: bool) -> None:
     """List the tracked storylines and their matches.
 
-    Example: monitor storylines --json
+    Example: monitor storylines --wide
     """
     from .pipeline import shipped_models
 
@@ -250,78 +339,287 @@ def storylines(obj: Context, as_json: bool) -> None:
             "matches_24h": s.get("last_24h", 0), "matches_total": s.get("total", 0),
             "last_match": s.get("last_match"),
         })
-    emit(rows, ["id", "name", "decided_by", "terms", "matches_24h", "matches_total", "last_match"],
-         as_json, ["id", "name", "decided by", "terms", "24h", "total", "last match"])
+    if as_json:
+        emit(rows, [], True)
+        return
+    for row in rows:
+        row["last"] = _minute(row["last_match"])
+    if wide:
+        emit(rows, ["id", "name", "decided_by", "matches_24h", "matches_total", "last", "terms"], False,
+             ["id", "name", "decided by", "24h", "total", "last match (UTC)", "terms"], widths={})
+    else:  # fits 100 columns
+        emit(rows, ["id", "decided_by", "matches_24h", "matches_total", "last"], False,
+             ["id", "decided by", "24h", "total", "last match (UTC)"], widths={"id": 24, "decided_by": 40})
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--wide", is_flag=True, help="Also the URL, interval and last error, untruncated.")
+@click.pass_context
+def feeds(ctx: click.Context, as_json: bool, wide: bool) -> None:
+    """List the feeds and their health: the config's and those added with `feeds add`.
+
+    Example: monitor feeds --wide
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    obj: Context = ctx.obj
+
+    @fails_cleanly
+    def show() -> None:
+        from .subscriptions import all_feeds
+
+        config = obj.config
+        with obj.store() as store:
+            store.sync_feeds(config.feeds)
+            entries = all_feeds(config, store)
+            states = {s.url: s for s in store.feed_states()}
+        rows: list[dict[str, Any]] = []
+        for entry in entries:
+            feed, s = entry.feed, states[entry.feed.url]
+            healthy = s.last_fetch_at is not None and s.consecutive_errors == 0
+            health = ("paused" if entry.paused else "ok" if healthy
+                      else "never fetched" if s.last_fetch_at is None else "failing")
+            rows.append({
+                "name": feed.name, "url": feed.url, "interval": feed.interval, "from": entry.origin,
+                "paused_at": entry.paused_at, "health": health,
+                "last_fetch": s.last_fetch_at.isoformat() if s.last_fetch_at else None,
+                "last_success": s.last_success_at.isoformat() if s.last_success_at else None,
+                "last_status": s.last_status, "consecutive_errors": s.consecutive_errors,
+                "last_error": s.last_error, "last_error_code": s.last_error_code,
+                "items_seen": s.items_seen,
+                "next_poll": s.next_poll_at.isoformat() if s.next_poll_at else None,
+            })
+        if as_json:
+            emit(rows, [], True)
+            return
+        for row in rows:
+            row["fetched"], row["every"] = _minute(row["last_fetch"]), _duration(row["interval"])
+        if wide:
+            emit(rows, ["name", "from", "health", "fetched", "last_status", "consecutive_errors",
+                        "items_seen", "every", "url", "last_error"], False,
+                 ["feed", "from", "health", "last fetch (UTC)", "status", "errors", "items", "every",
+                  "url", "last error"], widths={})
+        else:
+            emit(rows, ["name", "from", "health", "fetched", "last_status", "consecutive_errors",
+                        "items_seen"], False,
+                 ["feed", "from", "health", "last fetch (UTC)", "status", "errors", "items"],
+                 widths={"name": 30})
+
+    show()
+
+
+def _feed_entry(obj: Context, store: Store, key: str) -> Any:
+    """The feed named (or with the URL) ``key``, or exit 1 saying there is none."""
+    from .subscriptions import all_feeds, find
+
+    store.sync_feeds(obj.config.feeds)
+    entry = find(all_feeds(obj.config, store), key)
+    if entry is None:
+        click.echo(f"Error: no feed {key!r} (see monitor feeds)", err=True)
+        sys.exit(1)
+    return entry
+
+
+@feeds.command(name="add")
+@click.argument("url")
+@click.option("--name", metavar="NAME", help="Its name. Default: the feed's own title.")
+@click.option("--interval", metavar="DURATION",
+              help="How often to poll it (30s, 5m, 2h). Default: the config's poll_interval.")
 @pass_context
 @fails_cleanly
-def feeds(obj: Context, as_json: bool) -> None:
-    """List the feeds and their health.
+def feeds_add(obj: Context, url: str, name: str | None, interval: str | None) -> None:
+    """Add a feed, kept in the database and polled on top of the config's feeds.
 
-    Example: monitor feeds
+    URL may be a web page: the feed it announces (<link rel="alternate"
+    type="application/rss+xml">, or atom+xml) is added. The feed is fetched once to check it.
+
+    Example: monitor feeds add https://www.aljazeera.com/ --name "Al Jazeera" --interval 5m
     """
+    from .config import parse_duration
+    from .fetch import Fetcher
+    from .subscriptions import all_feeds, discover
+
+    seconds = None
+    if interval is not None:
+        try:
+            seconds = parse_duration(interval)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--interval") from None
+        if seconds < 1:
+            raise click.BadParameter("at least 1s", param_hint="--interval")
     config = obj.config
+    with Fetcher(user_agent=config.user_agent, max_body_bytes=config.max_body_bytes,
+                 total_timeout=config.fetch_timeout) as fetcher:
+        found = discover(url, fetcher)
+    name = name or found.title or found.url
     with obj.store() as store:
         store.sync_feeds(config.feeds)
-        states = {s.url: s for s in store.feed_states()}
-    rows = []
-    for feed in config.feeds:
-        s = states[feed.url]
-        healthy = s.last_fetch_at is not None and s.consecutive_errors == 0
-        rows.append({
-            "name": feed.name, "url": feed.url, "interval": feed.interval,
-            "health": "ok" if healthy else ("never fetched" if s.last_fetch_at is None else "failing"),
-            "last_fetch": s.last_fetch_at.isoformat() if s.last_fetch_at else None,
-            "last_success": s.last_success_at.isoformat() if s.last_success_at else None,
-            "last_status": s.last_status, "consecutive_errors": s.consecutive_errors,
-            "last_error": s.last_error, "last_error_code": s.last_error_code,
-            "items_seen": s.items_seen,
-            "next_poll": s.next_poll_at.isoformat() if s.next_poll_at else None,
-        })
-    emit(rows, ["name", "health", "last_fetch", "last_status", "consecutive_errors", "last_error",
-                "items_seen"], as_json,
-         ["feed", "health", "last fetch", "status", "errors", "last error", "items"])
+        for entry in all_feeds(config, store):
+            if entry.feed.url == found.url:
+                click.echo(f"Error: {found.url} is already a feed ({entry.feed.name!r}, from the "
+                           f"{entry.origin})", err=True)
+                sys.exit(1)
+            if entry.feed.name == name:
+                click.echo(f"Error: a feed is already named {name!r} (choose another with --name)",
+                           err=True)
+                sys.exit(1)
+        store.add_feed(found.url, name, seconds, now=datetime.now(UTC))
+    via = f" (announced by {found.page})" if found.page else ""
+    click.echo(f"added {name!r}: {found.url}{via}, {found.entries} entries now, polled every "
+               f"{_duration(seconds or config.poll_interval)}")
+
+
+@feeds.command(name="remove")
+@click.argument("name")
+@pass_context
+@fails_cleanly
+def feeds_remove(obj: Context, name: str) -> None:
+    """Remove a feed added with `feeds add` (its stored items stay). The config's feeds are
+    removed from the config.
+
+    Example: monitor feeds remove "Al Jazeera"
+    """
+    from .subscriptions import CONFIG
+
+    with obj.store() as store:
+        entry = _feed_entry(obj, store, name)
+        if entry.origin == CONFIG:
+            click.echo(f"Error: {entry.feed.name!r} is listed in {obj.config.source}: remove it "
+                       "there, or pause it (monitor feeds pause)", err=True)
+            sys.exit(1)
+        store.remove_feed(entry.feed.url)
+    click.echo(f"removed {entry.feed.name!r} ({entry.feed.url})")
+
+
+@feeds.command(name="pause")
+@click.argument("name")
+@pass_context
+@fails_cleanly
+def feeds_pause(obj: Context, name: str) -> None:
+    """Stop polling a feed (the config's or an added one) until `feeds resume`.
+
+    Example: monitor feeds pause "Al Jazeera"
+    """
+    with obj.store() as store:
+        entry = _feed_entry(obj, store, name)
+        changed = store.pause_feed(entry.feed.url, now=datetime.now(UTC))
+    click.echo(f"{entry.feed.name!r} {'paused' if changed else 'was paused already'}")
+
+
+@feeds.command(name="resume")
+@click.argument("name")
+@pass_context
+@fails_cleanly
+def feeds_resume(obj: Context, name: str) -> None:
+    """Poll a paused feed again.
+
+    Example: monitor feeds resume "Al Jazeera"
+    """
+    with obj.store() as store:
+        entry = _feed_entry(obj, store, name)
+        changed = store.pause_feed(entry.feed.url, now=None)
+    click.echo(f"{entry.feed.name!r} {'resumed' if changed else 'was not paused'}")
+
+
+@feeds.command(name="import")
+@click.argument("path", metavar="FILE.opml", type=click.Path(dir_okay=False))
+@pass_context
+@fails_cleanly
+def feeds_import(obj: Context, path: str) -> None:
+    """Add the feeds of an OPML file (from another feed reader) that are not feeds already.
+
+    Example: monitor feeds import subscriptions.opml
+    """
+    from .subscriptions import all_feeds, is_http_url, read_opml
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise click.BadParameter(f"cannot read {path}: {error.strerror}", param_hint="FILE.opml") from None
+    found = read_opml(data, path)
+    config = obj.config
+    added, known, refused = [], 0, []
+    now = datetime.now(UTC)
+    with obj.store() as store:
+        store.sync_feeds(config.feeds)
+        entries = all_feeds(config, store)
+        urls = {e.feed.url for e in entries}
+        names = {e.feed.name for e in entries}
+        for name, url in found:
+            if not is_http_url(url):
+                refused.append(url)
+                continue
+            if url in urls:
+                known += 1
+                continue
+            unique, n = name, 2
+            while unique in names:
+                unique, n = f"{name} ({n})", n + 1
+            store.add_feed(url, unique, None, now=now)
+            urls.add(url)
+            names.add(unique)
+            added.append(unique)
+    click.echo(f"imported {len(added)} feed(s) from {path}; {known} already there"
+               + (f"; {len(refused)} refused (not http/https): {', '.join(refused[:3])}" if refused else ""))
+
+
+@feeds.command(name="export")
+@pass_context
+@fails_cleanly
+def feeds_export(obj: Context) -> None:
+    """Print every feed, the config's and the added ones, as OPML 2.0 (for another reader).
+
+    Example: monitor feeds export > feeds.opml
+    """
+    from .subscriptions import all_feeds, write_opml
+
+    with obj.store() as store:
+        store.sync_feeds(obj.config.feeds)
+        entries = all_feeds(obj.config, store)
+    click.echo(write_opml(entries, now=datetime.now(UTC)).decode("utf-8"), nl=False)
 
 
 @cli.command()
 @click.option("--storyline", metavar="ID", help="Only this storyline.")
+@click.option("--since", metavar="DURATION", callback=_ago,
+              help="Only items published in the last DURATION (30m, 24h, 7d).")
+@click.option("--search", metavar="WORDS", help="Only items whose title or summary has every one of WORDS.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_context
 @fails_cleanly
-def matches(obj: Context, storyline: str | None, limit: int, as_json: bool) -> None:
-    """List recent matches, newest first.
+def matches(obj: Context, storyline: str | None, since: datetime | None, search: str | None,
+            limit: int, as_json: bool) -> None:
+    """List recent matches, newest first, with the item id that `monitor feedback` takes.
 
-    Example: monitor matches --storyline cairo-talks --limit 5
+    Example: monitor matches --since 24h --search "Rafah crossing"
     """
     if storyline is not None:
         check_storyline(obj.config, storyline)
+    words = search.split() if search else []
     with obj.store() as store:
-        rows = store.matches(storyline=storyline, limit=limit)
-    emit(rows, ["published", "storyline", "score", "alerted", "source", "title"], as_json)
-
-
-def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
-    from .config import parse_duration
-
-    try:
-        return parse_duration(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
+        rows = store.matches(storyline=storyline, limit=limit, since=since, words=words)
+    if as_json:
+        emit(rows, [], True)
+        return
+    for row in rows:
+        row["when"] = _minute(row["published"])
+        row["item"] = (_cell(row["title"], 60) + "\n" + (row["link"] or "(no link)"))
+        row["sent"] = "yes" if row["alerted"] else "no"
+    emit(rows, ["item_id", "when", "storyline", "score", "sent", "item"], False,
+         ["item id", "published (UTC)", "storyline", "score", "alerted", "title / link"], widths={})
 
 
 @cli.command()
 @click.option("--storyline", metavar="ID", help="Only stories with an item of this storyline.")
-@click.option("--since", default="24h", show_default=True, callback=_duration,
+@click.option("--since", default="24h", show_default=True, callback=_ago,
               help="Stories first reported this long ago or later (30s, 5m, 2h, 7d).")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_context
 @fails_cleanly
-def stories(obj: Context, storyline: str | None, since: float, limit: int, as_json: bool) -> None:
+def stories(obj: Context, storyline: str | None, since: datetime, limit: int, as_json: bool) -> None:
     """List the stories (one per development), newest first: the outlets that reported each,
     where it alerted, and why each later report joined it.
 
@@ -330,8 +628,7 @@ def stories(obj: Context, storyline: str | None, since: float, limit: int, as_js
     if storyline is not None:
         check_storyline(obj.config, storyline)
     with obj.store() as store:
-        rows = store.stories(since=datetime.now(UTC) - timedelta(seconds=since),
-                             storyline=storyline, limit=limit)
+        rows = store.stories(since=since, storyline=storyline, limit=limit)
     if as_json:
         emit(rows, [], as_json=True)
         return
@@ -458,7 +755,7 @@ def eval_command(obj: Context, labels: str, items_path: str, as_json: bool, erro
                  from_db: bool, skip_unsure: bool) -> None:
     """Measure the storylines on labelled items: precision, recall, F1 and C_det.
 
-    Example: monitor eval ../shared/data/labels/dev.jsonl --items ../shared/data/news/items.jsonl --learned
+    Example: monitor eval labels/sample/labels.jsonl --items labels/sample/items.jsonl --rules
 
     Labels marked "unsure" are scored like the others unless --skip-unsure leaves them out.
     """
@@ -488,8 +785,9 @@ def eval_command(obj: Context, labels: str, items_path: str, as_json: bool, erro
     report.decided_by = {s.id: (f"model: {models[s.id].trained_on or 'trained on stored examples'}"
                                 if s.id in models else "rules") for s in obj.config.storylines}
     if learned:
-        report.learned = evaluate_learned(matcher, label_rows, items, k=folds, skip_unsure=skip_unsure,
-                                          train=train)
+        with _progress("training and testing the learned layer", as_json) as progress:
+            report.learned = evaluate_learned(matcher, label_rows, items, k=folds,
+                                              skip_unsure=skip_unsure, train=train, progress=progress)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -503,6 +801,31 @@ def eval_command(obj: Context, labels: str, items_path: str, as_json: bool, erro
         if report.learned is not None:
             click.echo("")
             click.echo(report.learned.render())
+
+
+@contextmanager
+def _progress(label: str, as_json: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr for a long command, only on a terminal: never with --json, nor
+    when the output or stderr is piped or redirected. Yields ``update(done, total)`` or None."""
+    if as_json or not (sys.stdout.isatty() and sys.stderr.isatty()):
+        yield None
+        return
+    bar: Any = None
+    shown = [0]
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label=label, file=sys.stderr, show_eta=True)
+            bar.__enter__()
+        bar.update(done - shown[0])
+        shown[0] = done
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
 
 
 @cli.command()
@@ -557,7 +880,7 @@ def learn(obj: Context, labels: str, items_path: str, part: str) -> None:
     Every configured storyline that the labels mention gets one example per item (positive when
     the item's "storylines" list it). The text is normalised as the pipeline does.
 
-    Example: monitor learn ../shared/data/labels/dev.jsonl --items ../shared/data/news/items.jsonl
+    Example: monitor learn labels/sample/labels.jsonl --items labels/sample/items.jsonl
     """
     from .evaluate import held_out, html_to_text, load_items, load_labels
 
@@ -608,8 +931,7 @@ def train_command(obj: Context, labels: tuple[str, ...], items_path: str, out_di
     the storyline's rules and it stands aside until trained again. Measure before you ship:
     `monitor eval OTHER.jsonl --items ITEMS --learned --train LABELS`.
 
-    Example: monitor train ../shared/data/labels/dev.jsonl labels/fresh-2026-11-26.jsonl
-    --items ../shared/data/news/items.jsonl --out config/models
+    Example: monitor train labels/sample/labels.jsonl --items labels/sample/items.jsonl --out my-models
     """
     from .evaluate import DataError, html_to_text, load_items, load_labels
     from .learn import MIN_EXAMPLES, build_models, rules_fingerprint
@@ -723,6 +1045,99 @@ def alerts_enable(obj: Context, channel: str) -> None:
             click.echo(f"no channel {channel!r}", err=True)
             sys.exit(1)
     click.echo(f"channel {channel} enabled")
+
+
+@alerts.command(name="test")
+@click.argument("channel")
+@pass_context
+@fails_cleanly
+def alerts_test(obj: Context, channel: str) -> None:
+    """Send a test alert, clearly marked as one, through one channel now, and say what the
+    receiver answered. Nothing is written to the outbox. Exit 1 when it was not delivered.
+
+    Example: monitor alerts test webhook-0
+    """
+    from .alert import make_channel
+    from .errors import DeliveryError
+    from .models import Alert
+    from .pipeline import effective_channels
+
+    configs = {c.name: c for c in effective_channels(obj.config)}
+    if channel not in configs:
+        click.echo(f"Error: no channel {channel!r} in {obj.config.source} (channels: "
+                   f"{', '.join(configs)})", err=True)
+        sys.exit(1)
+    now = datetime.now(UTC)
+    alert = Alert(id=0, uid=f"msg_test_{now.strftime('%Y%m%dT%H%M%S')}", channel=channel,
+                  kind=TEST_ALERT, storyline_id="test", story_id=None, created_at=now,
+                  payload=test_payload(now))
+    target = make_channel(configs[channel], user_agent=obj.config.user_agent)
+    try:
+        target.deliver(alert)
+    except DeliveryError as error:
+        click.echo(f"{channel}: NOT delivered: {error}", err=True)
+        sys.exit(1)
+    finally:
+        target.close()
+    answer = getattr(target, "last_answer", None)
+    click.echo(f"{channel}: test alert delivered" + (f"; the receiver answered {answer}" if answer else ""))
+
+
+TEST_ALERT = "monitor.test"
+
+
+def test_payload(now: datetime) -> dict[str, Any]:
+    """A test alert's body: shaped as a match, typed ``monitor.test``, its title saying so."""
+    return {
+        "type": TEST_ALERT, "timestamp": now.isoformat(),
+        "data": {
+            "test": True,
+            "storyline": {"id": "test", "name": "TEST (ceasefire-monitor)"},
+            "item": {"title": "TEST ALERT from ceasefire-monitor: this channel works, nothing happened",
+                     "link": None, "summary": "Sent by 'monitor alerts test'. Not news; no action needed.",
+                     "published": now.isoformat(), "source": "ceasefire-monitor", "feed_url": None},
+            "score": None, "matched_terms": [], "story_id": None, "sources": [],
+        },
+    }
+
+
+# --------------------------------------------------------------------------- the config
+
+@cli.group(name="config")
+def config_group() -> None:
+    """Check the config.
+
+    Example: monitor config check --config my.toml
+    """
+
+
+@config_group.command(name="check")
+@click.option("--config", "config_path", metavar="PATH",
+              help="The config file to check (default: the one `monitor` would use).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@fails_cleanly
+def config_check(obj: Context, config_path: str | None, as_json: bool) -> None:
+    """Validate a config (its models and alert channels too, without sending anything) and print
+    the effective config, defaults filled in and secrets masked. Exit 2 when it is wrong.
+
+    Example: monitor config check --config my.toml
+    """
+    from .alert import make_channel
+    from .effective import effective_config, render_toml
+    from .pipeline import effective_channels, shipped_models
+
+    path = find_config(config_path or obj.config_path)
+    config = load_config(path, database=obj.db)
+    shipped_models(config)  # a model file that cannot be loaded
+    for channel in effective_channels(config):  # a webhook secret that is not base64, an Apprise URL
+        make_channel(channel, user_agent=config.user_agent).close()
+    effective = effective_config(config)
+    if as_json:
+        click.echo(json.dumps(effective, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"# {path}: valid. The effective config (defaults filled in, secrets masked):\n")
+    click.echo(render_toml(effective))
 
 
 def main() -> None:

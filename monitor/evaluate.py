@@ -32,7 +32,7 @@ from .errors import MonitorError
 from .match import Matcher
 
 if TYPE_CHECKING:
-    from .learn import LearnedMatcher
+    from .learn import Example, LearnedMatcher, Model
 
 try:  # the pipeline's normaliser; the fallback only exists for a tree where it has not landed
     from .normalise import html_to_text
@@ -428,14 +428,17 @@ def evaluate_learned(matcher: Matcher, labels: Sequence[dict[str, Any]],
                      items: dict[str, dict[str, Any]], *, k: int = 5,
                      normalise: Callable[[str], str] = html_to_text,
                      skip_unsure: bool = False,
-                     train: Mapping[str, Sequence[dict[str, Any]]] | None = None) -> LearnedReport:
+                     train: Mapping[str, Sequence[dict[str, Any]]] | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> LearnedReport:
     """The learned layer measured honestly next to the rules, per storyline: nested k-fold CV
     over the tune part, and trained on the tune part then tested on the held-out part. With
     ``skip_unsure``, items labelled ``unsure`` are trained on as usual but not scored.
 
     ``train`` (``{file name: labels}``) replaces the id-hash split: the tune part is every item of
     those labels (an id also in ``labels`` is left out of them) and the held-out part every item
-    of ``labels``: a model trained on one labelled set, tested on another."""
+    of ``labels``: a model trained on one labelled set, tested on another.
+
+    ``progress(done, total)`` is called after each step (the matching, then each model fitted)."""
     from .learn import _headline, cross_val_scores, examples_for, fit, folds
 
     started = time.perf_counter()
@@ -468,7 +471,20 @@ def evaluate_learned(matcher: Matcher, labels: Sequence[dict[str, Any]],
         truth = set(label["storylines"])
         rows.append((label["id"], normalise(item.get("title") or ""), normalise(item.get("summary") or ""),
                      {s: s in truth for s in storylines}))
+    total, done = 1 + len(storylines) * (k + 1), [0]
+
+    def step() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total)
+
+    def fit_step(training: Sequence[Example]) -> Model:
+        model = fit(training, k=k)
+        step()
+        return model
+
     examples = examples_for(matcher, rows)
+    step()
     counts = {(m, p): {s: Counts() for s in storylines} for m, p, _w in LEARNED_ROWS}
     thresholds: dict[str, float] = {}
     predicted: dict[str, list[str]] = {}
@@ -482,7 +498,7 @@ def evaluate_learned(matcher: Matcher, labels: Sequence[dict[str, Any]],
                 if e.key not in unsure:
                     _count(counts[("rules", part)][storyline], e.explanation.matched, e.label)
         # nested CV: each outer fold's model is fitted (threshold by inner CV) on the other folds
-        scores, models = cross_val_scores(tune, k=k, fitter=lambda training: fit(training, k=k))
+        scores, models = cross_val_scores(tune, k=k, fitter=fit_step)
         for e, score, fold in zip(tune, scores, folds(tune, k), strict=True):
             if e.key in unsure:
                 continue
@@ -490,7 +506,7 @@ def evaluate_learned(matcher: Matcher, labels: Sequence[dict[str, Any]],
         test_heads = {_headline(e.title) for e in test}
         training = [e for e in tune if _headline(e.title) not in test_heads]
         left_out = len(tune) - len(training)
-        model = fit(training, k=k)
+        model = fit_step(training)
         thresholds[storyline] = model.threshold
         predicted[storyline] = []
         for e in test:

@@ -39,6 +39,7 @@ from .models import Item, ParsedFeed
 from .normalise import normalise_entry
 from .store import AlertPolicy, GuidReader, KnownEntries, NewEntry, PollOutcome, Store
 from .stories import event_of
+from .subscriptions import polled_feeds
 
 if TYPE_CHECKING:  # imported when there is something to match (the learned layer: to a model)
     from .learn import LearnedMatcher, Model
@@ -110,6 +111,18 @@ class Monitor:
         self._pool: Executor | None = None
         store.sync_feeds(config.feeds)
         store.sync_channels(self.channel_configs)
+        self.feeds = polled_feeds(config, store)
+        self._tally = _Tally()
+
+    def reload_feeds(self) -> tuple[FeedConfig, ...]:
+        """Read again which feeds to poll (``monitor feeds add``/``pause`` in another process)."""
+        self.feeds = polled_feeds(self.config, self.store)
+        return self.feeds
+
+    def cycle_summary(self) -> str | None:
+        """One line on what was done since the last call (the daemon logs it once per
+        ``poll_interval``), or None when nothing was."""
+        return self._tally.take()
 
     @property
     def matcher(self) -> Matcher | LearnedMatcher:
@@ -176,6 +189,7 @@ class Monitor:
             report = self._failed(feed, InternalError(f"internal error: {type(error).__name__}: "
                                                       f"{error}"))
         report.seconds = time.monotonic() - started
+        self._tally.poll(report)
         return report
 
     def _poll(self, feed: FeedConfig) -> FeedReport:
@@ -242,7 +256,7 @@ class Monitor:
                  only_due: bool = False) -> list[FeedReport]:
         """Poll feeds concurrently (fetching is I/O; the sync client in threads was measured
         faster than httpx's AsyncClient here). Reports come back in config order."""
-        feeds = list(self.config.feeds if feeds is None else feeds)
+        feeds = list(self.feeds if feeds is None else feeds)
         if only_due:
             feeds = [feed for feed in feeds if self.is_due(feed)]
         if not feeds:
@@ -342,7 +356,17 @@ class Monitor:
 
     def dispatch(self, channel: Channel, *, limit: int = 100) -> DispatchReport:
         """Deliver the channel's due alerts in order of creation until none is due,
-        the channel fails (then it backs off as a whole), or ``limit`` were tried."""
+        the channel fails (then it backs off as a whole), or ``limit`` were tried. Logs one
+        line for the channel when anything was tried (each alert: at debug level)."""
+        report = self._dispatch(channel, limit)
+        self._tally.dispatch(report)
+        if report.sent or report.retrying or report.failed:
+            log.info("%s: %d alert(s) sent%s%s", channel.name, report.sent,
+                     f", {report.retrying} to retry" if report.retrying else "",
+                     f", {report.failed} failed" if report.failed else "")
+        return report
+
+    def _dispatch(self, channel: Channel, limit: int) -> DispatchReport:
         report = DispatchReport(channel.name)
         tried = 0
         while tried < limit:
@@ -386,7 +410,7 @@ class Monitor:
                     return report
                 else:
                     self.store.mark_sent(alert.id, now=self.clock())
-                    log.info("alert %s sent on %s", alert.uid, channel.name)
+                    log.debug("alert %s sent on %s: %s", alert.uid, channel.name, _title(alert))
                     report.sent += 1
         return report
 
@@ -595,6 +619,54 @@ def _store_models(config: MonitorConfig, store: Store, matcher: Matcher,
                      model.threshold)
     log.info("learned layer ready in %.2fs", time.monotonic() - started)
     return models
+
+
+def _title(alert: Any) -> str:
+    data = alert.payload.get("data", {}) if isinstance(alert.payload, dict) else {}
+    item = data.get("item") if isinstance(data, dict) else None
+    feed = data.get("feed") if isinstance(data, dict) else None
+    if isinstance(item, dict):
+        return f"[{alert.storyline_id}] {str(item.get('title') or '')[:120]}"
+    if isinstance(feed, dict):
+        return f"{alert.kind} {feed.get('name')}"
+    return alert.kind
+
+
+class _Tally:
+    """What the polls and deliveries did since it was last taken: the daemon's line per cycle."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.polls = self.failed = self.not_modified = self.new_items = self.queued = 0
+        self.sent = self.retrying = self.given_up = 0
+
+    def poll(self, report: FeedReport) -> None:
+        with self._lock:
+            self.polls += 1
+            self.failed += report.outcome == "error"
+            self.not_modified += report.outcome in ("not_modified", "unchanged")
+            self.new_items += report.stored.new_items
+            self.queued += report.stored.new_alerts
+
+    def dispatch(self, report: DispatchReport) -> None:
+        with self._lock:
+            self.sent += report.sent
+            self.retrying += report.retrying
+            self.given_up += report.failed
+
+    def take(self) -> str | None:
+        with self._lock:
+            if not (self.polls or self.sent or self.retrying or self.given_up):
+                return None
+            line = (f"{self.polls} poll(s): {self.not_modified} unchanged, {self.failed} failed, "
+                    f"{self.new_items} new item(s); {self.queued} alert(s) queued, {self.sent} sent"
+                    + (f", {self.retrying} to retry" if self.retrying else "")
+                    + (f", {self.given_up} failed" if self.given_up else ""))
+            self._reset()
+            return line
 
 
 def _human(seconds: float) -> str:

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIGRATION_SET = "ceasefire-monitor"
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 LOCK_WAIT_SECONDS = 60.0  # how long a write waits for another process's write lock in all
 SQLITE_HEADER = b"SQLite format 3\x00"
 CANDIDATES_PER_KEY = 8  # newest stories looked at per LSH band key
@@ -585,6 +585,47 @@ class Store:
     def feed_states(self) -> list[FeedState]:
         return [_feed_state(row) for row in self._read("SELECT * FROM feeds ORDER BY name")]
 
+    # -- feeds added on the command line (schema step 0007), on top of the config's
+
+    def added_feeds(self) -> list[dict[str, Any]]:
+        """The feeds added with ``monitor feeds add`` / ``import``: url, name, interval (seconds,
+        or None for the config's ``poll_interval``) and added_at, oldest first."""
+        return self._read("SELECT url, name, interval, added_at FROM feeds_added ORDER BY added_at, url")
+
+    def add_feed(self, url: str, name: str, interval: float | None, *, now: datetime) -> bool:
+        """Add a feed; False when one with this URL or name was added already."""
+        def operation() -> bool:
+            cursor = self._exec("INSERT OR IGNORE INTO feeds_added (url, name, interval, added_at) "
+                                "VALUES (?, ?, ?, ?)", (url, name, interval, iso(now)))
+            if cursor.rowcount:
+                self._exec("INSERT INTO feeds (url, name) VALUES (?, ?) ON CONFLICT (url) "
+                           "DO UPDATE SET name = excluded.name", (url, name))
+            return bool(cursor.rowcount)
+        return self._write(operation)
+
+    def remove_feed(self, url: str) -> bool:
+        """Forget an added feed (its items and matches stay); False when it was not added."""
+        def operation() -> bool:
+            removed = self._exec("DELETE FROM feeds_added WHERE url = ?", [url]).rowcount
+            if removed:
+                self._exec("UPDATE feeds SET paused_at = NULL WHERE url = ?", [url])
+            return bool(removed)
+        return self._write(operation)
+
+    def pause_feed(self, url: str, *, now: datetime | None) -> bool:
+        """Pause a feed (``now``), or resume it (None); False when it was already so."""
+        if now is None:
+            sql, params = "UPDATE feeds SET paused_at = NULL WHERE url = ? AND paused_at IS NOT NULL", [url]
+        else:
+            sql, params = ("UPDATE feeds SET paused_at = ? WHERE url = ? AND paused_at IS NULL",
+                           [iso(now), url])
+        return bool(self._write(lambda: self._exec(sql, params).rowcount))
+
+    def paused_feeds(self) -> dict[str, str]:
+        """URL -> when it was paused, for every paused feed."""
+        return {r["url"]: r["paused_at"] for r in self._read(
+            "SELECT url, paused_at FROM feeds WHERE paused_at IS NOT NULL")}
+
     def known_guids(self, feed_url: str, guids: Sequence[str]) -> set[str]:
         """The guids of this feed already stored: their entries need no further work."""
         with self._lock:
@@ -936,8 +977,12 @@ class Store:
             row["title"] = data.get("item", {}).get("title") or data.get("feed", {}).get("name")
         return rows
 
-    def matches(self, *, storyline: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        where, params = ("WHERE m.storyline_id = ?", [storyline]) if storyline else ("", [])
+    def matches(self, *, storyline: str | None = None, limit: int = 20, since: datetime | None = None,
+                words: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Matches, newest item first: of ``storyline``, of items published at or after ``since``,
+        whose title or summary holds every one of ``words`` (case-insensitive)."""
+        clauses, params = _match_filters(storyline, since, words)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._read(
             f"SELECT m.storyline_id AS storyline, i.title, i.url AS link, i.source, i.published, "
             f"m.score, m.story_id, m.hits, m.created_at, i.id AS item_id, "
@@ -1371,6 +1416,25 @@ def _known_guids(conn: sqlite3.Connection, feed_url: str, guids: Sequence[str]) 
 
 # --------------------------------------------------------------------------- helpers
 
+def _match_filters(storyline: str | None, since: datetime | None,
+                   words: Sequence[str]) -> tuple[list[str], list[Any]]:
+    """The WHERE clauses of ``Store.matches``: a word is looked for with LIKE, its wildcards escaped."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if storyline:
+        clauses.append("m.storyline_id = ?")
+        params.append(storyline)
+    if since is not None:
+        clauses.append("i.published >= ?")
+        params.append(iso(since))
+    for word in words:
+        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        clauses.append("(i.title LIKE ? ESCAPE '\\' OR i.summary LIKE ? ESCAPE '\\')")
+        params.extend([pattern, pattern])
+    return clauses, params
+
+
+
 def _check_file(path: Path) -> None:
     """Refuse, before SQLite touches it, a file that is not an SQLite database."""
     if path.is_dir():
@@ -1409,3 +1473,18 @@ def _alert(row: dict[str, Any]) -> Alert:
         queued_at=_parse_time(row.get("queued_at")),
         status=row["status"], last_error=row["last_error"], payload=json.loads(row["payload"]),
     )
+
+
+# --------------------------------------------------------------------------- schema steps, continued
+
+@_step("0007_feeds_added")
+def _m0007_feeds_added(db: sqlite_utils.Database) -> None:
+    """Feeds added on the command line (``monitor feeds add`` / ``feeds import``), polled on top
+    of the config's, and a pause on any feed (``monitor feeds pause``). Registered last: at the
+    end of the module, after every other step."""
+    for statement in (
+        "CREATE TABLE feeds_added (url TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+        "interval REAL, added_at TEXT NOT NULL)",
+        "ALTER TABLE feeds ADD COLUMN paused_at TEXT",
+    ):
+        db.conn.execute(statement)

@@ -60,7 +60,11 @@ def test_storylines_counts(filled):
     assert rows["cairo-talks"]["matches_total"] == 1 and rows["cairo-talks"]["matches_24h"] == 1
     assert rows["captive-releases"]["matches_total"] == 0
     table = invoke(filled, "storylines")
-    assert "cairo-talks" in table and "Cairo" in table
+    assert "cairo-talks" in table and "rules, or through ceasefire-talks" in table
+    assert max(map(len, table.splitlines())) <= 100  # an 80-100 column terminal
+    wide = invoke(filled, "storylines", "--wide")  # the name and the terms, untruncated
+    assert "Cairo truce talks" in wide or "Cairo track" in wide
+    assert "Cairo|Egypt" in wide and "…" not in wide and "..." not in wide
     # which decide by a shipped model, which by their rules
     assert {sid: r["decided_by"] for sid, r in rows.items()} == {
         "ceasefire-talks": "model", "cairo-talks": "rules, or through ceasefire-talks",
@@ -71,6 +75,48 @@ def test_storylines_counts(filled):
 def test_feeds_health(filled):
     (feed,) = json.loads(invoke(filled, "feeds", "--json"))
     assert feed["health"] == "ok" and feed["items_seen"] == 2 and feed["last_status"] == 200
+    assert feed["from"] == "config" and feed["paused_at"] is None
+
+
+def test_feeds_table_fits_100_columns_and_wide_has_the_rest(filled):
+    _runner, config = filled
+    long_name = "Agence France-Presse Middle East and North Africa wire, English edition"
+    text = config.read_text().replace('name = "Local"', f'name = "{long_name}"')
+    config.write_text(text)
+    table = invoke(filled, "feeds")
+    assert max(map(len, table.splitlines())) <= 100
+    assert "Agence France-Presse" in table and " ok " in table
+    wide = invoke(filled, "feeds", "--wide")
+    assert long_name in wide and "http://127.0.0.1:" in wide and "5m" in wide
+
+
+def test_matches_table_shows_the_item_id_and_the_link(filled):
+    rows = json.loads(invoke(filled, "matches", "--json"))
+    table = invoke(filled, "matches")
+    assert "https://news.example/1" in table
+    header = table.splitlines()[0]
+    assert header.split()[:2] == ["item", "id"]
+    assert any(line.split()[0] == str(rows[0]["item_id"]) for line in table.splitlines()[2:])
+    # the id shown is the one feedback takes
+    runner, config = filled
+    result = runner.invoke(cli, ["--config", str(config), "feedback", str(rows[0]["item_id"]),
+                                 "--storyline", rows[0]["storyline"], "right"])
+    assert result.exit_code == 0 and "recorded" in result.output
+
+
+def test_matches_since_and_search(filled):
+    assert len(json.loads(invoke(filled, "matches", "--since", "1h", "--json"))) >= 2
+    # the matched item was published 5 minutes ago
+    assert json.loads(invoke(filled, "matches", "--since", "2m", "--json")) == []
+    found = json.loads(invoke(filled, "matches", "--search", "egyptian MEDIATORS", "--json"))
+    assert found and all("Egyptian mediators" in r["title"] for r in found)
+    # every word, in the title or the summary ("intelligence" is in the summary only)
+    assert json.loads(invoke(filled, "matches", "--search", "intelligence cairo", "--json"))
+    assert json.loads(invoke(filled, "matches", "--search", "intelligence football", "--json")) == []
+    assert json.loads(invoke(filled, "matches", "--search", "100%", "--json")) == []  # no wildcard
+    runner, config = filled
+    bad = runner.invoke(cli, ["--config", str(config), "matches", "--since", "yesterday"])
+    assert bad.exit_code == 2 and "--since" in bad.output
 
 
 def test_alerts_list(filled):

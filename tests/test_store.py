@@ -271,7 +271,8 @@ def test_reopen_keeps_everything(tmp_path):
         assert store.counts()["items"] == 1
         assert store.schema_steps() == ["0001_initial", "0002_outbox_failed_at_requeue",
                                         "0003_feedback", "0004_story_keys_without_rowid",
-                                        "0005_one_permutation_band_keys", "0006_event_stories"]
+                                        "0005_one_permutation_band_keys", "0006_event_stories",
+                                        "0007_feeds_added"]
         assert store.integrity_check() == "ok"
 
 
@@ -294,8 +295,9 @@ def test_database_at_0003_migrates_story_keys_and_keeps_its_stories(tmp_path):
     conn.executemany("INSERT INTO story_keys VALUES (?, ?, ?)", keys)
     conn.close()
     with Store(path) as store:
-        assert store.schema_steps()[-3:] == ["0004_story_keys_without_rowid",
-                                             "0005_one_permutation_band_keys", "0006_event_stories"]
+        assert {"0004_story_keys_without_rowid", "0005_one_permutation_band_keys",
+                "0006_event_stories"} <= set(
+            store.schema_steps())
         assert store.integrity_check() == "ok"
         rows = store._read("SELECT key, published, story_id FROM story_keys ORDER BY key")
         assert [tuple(r.values()) for r in rows] == keys  # written by this release: the same keys
@@ -319,7 +321,8 @@ def test_database_at_0004_gets_the_new_band_keys_and_keeps_its_title_keys(tmp_pa
     title_rows = {row for row in old_rows if row[0] >> 32 == NUM_BANDS}
     assert len(old_rows) == 2 * NUM_BANDS + 1 and len(title_rows) == 1
     with Store(path) as store:
-        assert store.schema_steps()[-2:] == ["0005_one_permutation_band_keys", "0006_event_stories"]
+        assert "0005_one_permutation_band_keys" in store.schema_steps()
+        assert "0006_event_stories" in store.schema_steps()
         assert store.integrity_check() == "ok"
         rows = {tuple(r.values()) for r in store._read("SELECT key, published, story_id FROM story_keys")}
         stories = store._read("SELECT id, published, shingles FROM stories")
@@ -389,3 +392,25 @@ def test_grouped_writes_share_a_transaction_and_undo_a_failed_write_alone(tmp_pa
         record(store, 0, [entry(0, "g2", "A third story on aid convoys at the Rafah crossing")])
         assert other.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 3  # per write again
         other.close()
+
+
+def test_feeds_added_paused_and_removed(tmp_path):
+    """Schema step 0007: feeds added on the command line, and a pause on any feed."""
+    now = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
+    with Store(tmp_path / "monitor.db") as store:
+        store.sync_feeds(FEEDS)
+        assert store.schema_steps()[-1] == "0007_feeds_added"
+        assert store.add_feed("https://x.example/rss", "X", 120.0, now=now)
+        assert not store.add_feed("https://x.example/rss", "Y", None, now=now)  # the URL again
+        assert not store.add_feed("https://y.example/rss", "X", None, now=now)  # the name again
+        assert store.added_feeds() == [{"url": "https://x.example/rss", "name": "X", "interval": 120.0,
+                                        "added_at": "2026-11-26T07:00:00+00:00"}]
+        assert store.feed_state("https://x.example/rss").name == "X"  # polled like the others
+        url = FEEDS[0].url
+        assert store.pause_feed(url, now=now) and not store.pause_feed(url, now=now)
+        assert store.paused_feeds() == {url: "2026-11-26T07:00:00+00:00"}
+        assert store.pause_feed(url, now=None) and not store.pause_feed(url, now=None)
+        assert store.paused_feeds() == {}
+        store.pause_feed("https://x.example/rss", now=now)
+        assert store.remove_feed("https://x.example/rss") and not store.remove_feed("https://x.example/rss")
+        assert store.added_feeds() == [] and store.paused_feeds() == {}
