@@ -654,7 +654,8 @@ def stories(obj: Context, storyline: str | None, since: datetime, limit: int, as
 def _why(why: dict[str, Any]) -> str:
     if why.get("by") == "copy":
         return "near-duplicate text (syndicated copy)"
-    parts = [f"similarity {why.get('similarity')}"]
+    parts = [f"score {why.get('similarity')}: {round(100 * why.get('coverage', 0))} % of its word "
+             f"weight in the story"]
     for key, label in (("shared_words", "words"), ("shared_names", "names"),
                        ("shared_counts", "counts")):
         if why.get(key):

@@ -152,8 +152,19 @@ def _stem(word: str) -> str:
 def words(text: str) -> list[str]:
     """The content words of ``text``: lower case, stop words out, crudely stemmed
     ("released", "releases" → "releas"; "hostages" → "hostag")."""
+    return [stem for stem, _ in _words(text)]
+
+
+def _words(text: str) -> list[tuple[str, str]]:
+    """(stem, the word as written) for each content word of ``text``."""
     text = _US.sub("American", text).lower().replace("-", "")
-    return [_stem(w) for w in _WORD.findall(text) if w not in _STOP]
+    return [(_stem(w), w) for w in _WORD.findall(text) if w not in _STOP]
+
+
+def _title_case(head: str) -> bool:
+    """"Hamas Releases 2 U.S. Hostages": every word capitalised, so capitals name nothing."""
+    long_words = [w for w in head.split() if len(w) > 3 and w[0].isalpha()]
+    return len(long_words) >= 3 and sum(w[0].isupper() for w in long_words) > 0.7 * len(long_words)
 
 
 @lru_cache(maxsize=1)
@@ -180,6 +191,7 @@ class Event:
     counts: frozenset[tuple[str, str]]  # (what, how many): ("captive", "13")
     names: frozenset[str]
     weights: dict[str, float] = field(hash=False, compare=False)  # word → weight in this item
+    written: dict[str, str] = field(default_factory=dict, hash=False, compare=False)  # as in the text
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "stage": self.stage, "ordinals": sorted(self.ordinals),
@@ -247,17 +259,20 @@ def event_of(title: str, summary: str) -> Event:
     raw = _WORD.findall(head.lower())
     summary_head = " ".join(summary.split()[:SUMMARY_WORDS])
     weights: dict[str, float] = {}
-    for word in words(summary_head):
-        weights[word] = 0.5 * idf(word)
-    for word in words(head):
-        weights[word] = idf(word)
-    names = {n.lower() for n in _NAME.findall(head)} - _COMMON_NAMES
+    written: dict[str, str] = {}
+    for stem, word in _words(summary_head):
+        weights[stem] = 0.5 * idf(stem)
+        written[stem] = word
+    for stem, word in _words(head):
+        weights[stem] = idf(stem)
+        written[stem] = word
+    names = set() if _title_case(head) else {n.lower() for n in _NAME.findall(head)} - _COMMON_NAMES
     ordinals = {_ORDINALS[w] for w in raw if w in _ORDINALS}
     if {"more", "another", "next"} & set(raw):
         ordinals.add("later")
     return Event(kind=kind_of(head), stage=stage_of(head) or stage_of(summary_head),
                  ordinals=frozenset(ordinals), counts=frozenset(_counts(raw)),
-                 names=frozenset(names), weights=weights)
+                 names=frozenset(names), weights=weights, written=written)
 
 
 @dataclass
@@ -372,7 +387,8 @@ def similarity(event: Event, story: StoryProfile) -> tuple[float, dict[str, Any]
     score = coverage + NAME_BONUS * min(len(names), 2) + (NUMBER_BONUS if counts else 0.0)
     shared.sort(key=lambda w: -event.weights[w])
     return score, {"similarity": round(score, 3), "coverage": round(coverage, 3),
-                   "shared_words": shared[:8], "shared_names": names, "shared_counts": counts}
+                   "shared_words": [event.written.get(w, w) for w in shared[:8]],
+                   "shared_names": names, "shared_counts": counts}
 
 
 def decide(event: Event, published: float, candidates: list[StoryProfile]) -> Decision:
