@@ -56,7 +56,7 @@ LOCK_WAIT_SECONDS = 60.0  # how long a write waits for another process's write l
 SQLITE_HEADER = b"SQLite format 3\x00"
 CANDIDATES_PER_KEY = 8  # newest stories looked at per LSH band key
 MAX_CANDIDATES = 20  # stories whose text is compared, most shared keys first
-KEPT_PROFILES = 20_000  # story profiles the store keeps parsed between polls
+KEPT_PROFILES = 2_000  # story profiles kept parsed between polls (~4 KB each; a day holds dozens)
 GROUP_COMMIT_SECONDS = 0.25  # Store.grouped_writes: how long a shared transaction stays open
 
 MIGRATIONS_TABLE = "_sqlite_migrations"  # sqlite-utils' record of the applied steps
