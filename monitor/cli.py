@@ -364,12 +364,12 @@ def check(obj: Context, text: str, summary: str, as_json: bool) -> None:
     matcher = Matcher(obj.config.storylines)
     explanations = matcher.explain(title, body)
     models = {}
-    if any(s.learned for s in obj.config.storylines):  # the models the daemon would use
-        from .pipeline import learned_models
+    if any(s.learned for s in obj.config.storylines) and Path(obj.config.database).exists():
+        from .pipeline import learned_models  # the models the daemon would use
 
         with obj.store() as store:
             models = learned_models(obj.config, store, matcher)
-    elif any(s.model for s in obj.config.storylines):
+    elif any(s.model for s in obj.config.storylines):  # no database: no examples yet
         from .pipeline import shipped_models
 
         models = shipped_models(obj.config)

@@ -291,4 +291,10 @@ def test_check_refuses_an_empty_text(tmp_path, text):
 def test_check_runs_without_a_database(tmp_path):
     result = _cli("--config", str(_config(tmp_path)), "check", "Truce talks in Cairo")
     assert result.exit_code == 0 and not (tmp_path / "m.db").exists()
+    # with the learned layer on: no database, no examples: the model files decide
+    config = str(_config(tmp_path, storylines=default_storylines(learned=("ceasefire-talks",))))
+    result = _cli("--config", config, "check", "--json", "Hamas delegation in Cairo for truce talks")
+    assert result.exit_code == 0, result.output
+    assert {row["storyline"]: "learned" in row for row in json.loads(result.output)}["ceasefire-talks"]
+    assert not (tmp_path / "m.db").exists()
 
