@@ -27,7 +27,7 @@ _FEED_ROOT_ANYWHERE = re.compile(r"<(?:[\w.-]+:)?(?:rss|feed|RDF)[\s>/]")
 _BOMS = ((b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"),
          (b"\xef\xbb\xbf", "utf-8"), (b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le"))
 _PATTERNS = ((b"\x00\x00\x00<", "utf-32-be"), (b"<\x00\x00\x00", "utf-32-le"),
-             (b"\x00<\x00?", "utf-16-be"), (b"<\x00?\x00", "utf-16-le"),
+             (b"\x00<", "utf-16-be"), (b"<\x00", "utf-16-le"),  # with or without "<?xml"
              (b"\x4c\x6f\xa7\x94", "cp037"))
 
 

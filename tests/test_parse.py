@@ -360,3 +360,12 @@ def test_a_large_ill_formed_feed_under_the_lenient_bound_is_still_used() -> None
     items = b"".join(item % (n, n) for n in range(10_000))  # ~1.2 MB
     feed = parse_feed(_RSS + items + b"<item><title>A & B</title></item>" + _END, url=URL)
     assert len(feed.entries) == 10_001 and feed.bozo
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "cp037"])
+def test_sniffing_reads_the_start_in_the_feeds_encoding(encoding: str) -> None:
+    from monitor.sniff import not_a_feed
+
+    declared = f'<?xml version="1.0" encoding="{encoding}"?>' if encoding == "cp037" else ""
+    assert not_a_feed((declared + '<rss version="2.0"><channel/></rss>').encode(encoding)) is None
+    assert not_a_feed((declared + "<html><body/></html>").encode(encoding)) == "HTML page"
