@@ -49,8 +49,20 @@ def _repeat(unit: bytes, size: int, head: bytes = b"", tail: bytes = b"") -> byt
 _RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
 _END = b"</channel></rss>"
 
+def _big_real_feed(size: int, rng: random.Random) -> bytes:
+    """The real feed's items copied until ``size``, each copy with its own guid, link and title."""
+    body = REAL_FEED.read_bytes()
+    start, end = body.index(b"<item>"), body.rindex(b"</item>") + len(b"</item>")
+    items, copies = body[start:end], []
+    for n in range(max(1, size // (end - start))):
+        copies.append(items.replace(b"</guid>", b"-%d</guid>" % n).replace(b"</title>", b" %d</title>" % n)
+                      .replace(b"</link>", b"?copy=%d</link>" % n))
+    return body[:start] + b"".join(copies) + body[end:]
+
+
 BODIES: dict[str, tuple[str, Callable[[int, random.Random], bytes]]] = {
     "real feed": ("application/rss+xml", lambda size, rng: REAL_FEED.read_bytes()),
+    "real items": ("application/rss+xml", _big_real_feed),
     "text": ("text/plain", _text),
     "text as xml": ("application/rss+xml", _text),
     "html": ("text/html", lambda size, rng: _repeat(
@@ -134,7 +146,8 @@ def measure(kind: str, size: int, work: Path) -> dict[str, object]:
                       '[[storylines]]\nid = "truce"\nall = [["truce", "ceasefire"], ["talks"]]\n')
     peak_file = work / "peak"
     process = subprocess.Popen([sys.executable, "-c", _PEAK, str(peak_file), "--config", str(config),
-                                "run", "--once"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                "run", "--once"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               cwd=work)  # not this folder: python -c would import ./monitor first
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     peak_kb = int(peak_file.read_text())

@@ -325,7 +325,7 @@ def test_what_is_plainly_not_a_feed_is_refused_from_its_first_bytes(body: bytes,
     (_RSS + b"<x/>" * (_MB // 4) + _END, "more than 200,000 elements"),
     (_RSS + b"<item><title>" + b"<b>x</b>" * (_MB // 8) + b"</title></item>" + _END,
      "more than 200,000 elements"),
-    (_RSS + b"<item><title>x</title></item>" * (_MB // 29) + _END, "more than 20,000 entries"),
+    (_RSS + b"<item><title>x</title></item>" * (_MB // 29) + _END, "more than 10,000 entries"),
     (_RSS + b"<item><title>" + _lines(_MB), "a text of more than 2.0 MiB in one element"),
     (_RSS + b"<item><title>A & B" + b"<b>x</b>" * (_MB // 8) + b"</title></item>" + _END,
      "not well-formed XML (not well-formed (invalid token) at line 1), and 2.9 MiB is too large"),
@@ -357,9 +357,9 @@ def test_feeds_that_sniffing_must_let_through() -> None:
 def test_a_large_ill_formed_feed_under_the_lenient_bound_is_still_used() -> None:
     item = (b"<item><title>Truce talks %d</title><link>https://e.x/%d</link>"
             b"<description>Mediators &amp; delegations met again.</description></item>")
-    items = b"".join(item % (n, n) for n in range(10_000))  # ~1.2 MB
+    items = b"".join(item % (n, n) for n in range(9_999))  # ~1.2 MB
     feed = parse_feed(_RSS + items + b"<item><title>A & B</title></item>" + _END, url=URL)
-    assert len(feed.entries) == 10_001 and feed.bozo
+    assert len(feed.entries) == 10_000 and feed.bozo
 
 
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "cp037"])
@@ -369,3 +369,17 @@ def test_sniffing_reads_the_start_in_the_feeds_encoding(encoding: str) -> None:
     declared = f'<?xml version="1.0" encoding="{encoding}"?>' if encoding == "cp037" else ""
     assert not_a_feed((declared + '<rss version="2.0"><channel/></rss>').encode(encoding)) is None
     assert not_a_feed((declared + "<html><body/></html>").encode(encoding)) == "HTML page"
+
+
+def test_a_feed_of_more_than_10_000_entries_is_refused_before_any_tree_is_built() -> None:
+    # 15,000 real-sized items (3.3 MB): the fast path would build a tree of 90,000 elements first
+    # (a 10 MB feed of 15,500 real items peaked at 101 MB in one poll); the scan stops at 10,001.
+    item = (b"<item><title>Truce talks %d</title><link>https://e.x/%d</link><guid>g-%d</guid>"
+            b"<description>Mediators and delegations met again in Cairo on Tuesday.</description>"
+            b"<pubDate>Thu, 08 Aug 2024 19:20:58 GMT</pubDate></item>")
+    body = _RSS + b"".join(item % (n, n, n) for n in range(15_000)) + _END
+    outcome, elapsed, peak = _bounded(body)
+    assert isinstance(outcome, ParseError) and str(outcome) == "refused: more than 10,000 entries"
+    assert peak < 5_000_000 and elapsed < 2, (peak, elapsed)
+    assert len(parse_feed(_RSS + b"".join(item % (n, n, n) for n in range(10_000)) + _END,
+                          url=URL).entries) == 10_000  # the bound itself passes
