@@ -1,7 +1,7 @@
 """Build the word document frequencies that story clustering weighs shared words by.
 
 In: the shared news items and stream (``../shared/data/news`` or --data), without the stream's
-reserved window (2023-11-22 .. 2023-12-02). Out: ``monitor/default_config/models/word_idf.json``
+reserved window (2023-11-22 .. 2023-12-02). Out: ``monitor/default_config/word_idf.json``
 ({"documents": N, "df": {word: count}} for words seen in at least --min-df items).
 
 Words are ``monitor.stories.words`` of title + summary, so the table and the clusterer agree.

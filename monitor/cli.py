@@ -2,7 +2,8 @@
 the store and calls one library function; printing is all it adds.
 
 Exit codes: 0 ok, 1 a command-level failure (e.g. nothing to retry), 2 bad config,
-bad database or bad input files.
+bad database or bad input files, 3 ``run --once`` ran but left something undone (a feed failed,
+alerts left undelivered).
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .config import MonitorConfig, find_config, load_config
+from .config import MonitorConfig, StorylineConfig, find_config, load_config
 from .errors import MonitorError
 
 if TYPE_CHECKING:
     from .store import Store
 
 log = logging.getLogger("monitor")
+
+EXIT_INCOMPLETE = 3  # run --once: a feed failed or alerts were left undelivered
 
 
 class RedactSecrets(logging.Filter):
@@ -84,15 +87,22 @@ class Context:
 
     @property
     def config(self) -> MonitorConfig:
+        """The config as the commands that deliver nothing read it: a channel's ${VAR} that is not
+        set does not stop them (``run`` reads ``delivery_config``)."""
         if self._config is None:
-            self._config = load_config(find_config(self.config_path), database=self.db)
+            self._config = load_config(find_config(self.config_path), database=self.db, deliver=False)
         return self._config
 
-    def store(self) -> Store:
+    def delivery_config(self) -> MonitorConfig:
+        """The config with every channel's ${VAR} resolved: what ``run`` delivers with."""
+        return load_config(find_config(self.config_path), database=self.db)
+
+    def store(self, *, create: bool = False) -> Store:
+        """The database; a missing one is an error unless ``create`` (``run``, ``learn``)."""
         # Imported here: start-up time matters for every command, and not all need the store.
         from .store import Store
 
-        return Store(self.config.database)
+        return Store(self.config.database, create=create)
 
 
 def fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -137,10 +147,13 @@ def cli(ctx: click.Context, config_path: str | None, db: str | None, verbose: in
 def run(obj: Context, once: bool) -> None:
     """Run the monitor: poll the feeds on schedule, match, store and alert.
 
+    With --once the exit code is 0 when every feed was polled and every alert delivered, and 3
+    when a feed failed or alerts were left undelivered (they are retried by the next run).
+
     Example: monitor --config config/monitor.toml run
     """
     handler = setup_logging(obj.verbose, default=logging.INFO)
-    config = obj.config
+    config = obj.delivery_config()
     handler.addFilter(RedactSecrets(config.secrets))
     log.info("config %s; database %s; %d feeds, %d storylines", config.source, config.database,
              len(config.feeds), len(config.storylines))
@@ -149,6 +162,8 @@ def run(obj: Context, once: bool) -> None:
     else:
         log.warning("the matcher runs as plain Python, not compiled with mypyc (~30 % slower to "
                     "match; see the README's Quick start)")
+    if not config.feeds:
+        log.warning("no [[feeds]] in %s: there is nothing to poll", config.source)
     # Until the daemon's event loop takes SIGTERM over, it stops us like Ctrl-C: an open
     # transaction rolls back and we exit 0, as a stop during start-up should.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -224,8 +239,9 @@ def _tune_process() -> None:
 
 def _run(obj: Context, config: MonitorConfig, once: bool) -> None:
     from .pipeline import Monitor
+    from .store import Store
 
-    with obj.store() as store:
+    with Store(config.database) as store:  # the one command that creates the database
         monitor = Monitor(config, store)
         if [f.url for f in monitor.feeds] != [f.url for f in config.feeds]:
             log.info("polling %d feeds: the config's and those added with 'monitor feeds add', "
@@ -239,6 +255,13 @@ def _run(obj: Context, config: MonitorConfig, once: bool) -> None:
                          sum(f.stored.new_items for f in feeds),
                          sum(f.stored.new_alerts for f in feeds),
                          sum(d.sent for d in deliveries))
+                undelivered = store.alert_counts().get("pending", 0)
+                failed_alerts = sum(d.failed for d in deliveries)
+                if failed or undelivered or failed_alerts:
+                    log.warning("incomplete (exit code %d): %d feed(s) failed, %d alert(s) left "
+                                "undelivered, %d alert(s) failed for good in this run",
+                                EXIT_INCOMPLETE, len(failed), undelivered, failed_alerts)
+                    sys.exit(EXIT_INCOMPLETE)
             else:
                 from .daemon import run_forever
 
@@ -298,6 +321,22 @@ def check_storyline(config: MonitorConfig, storyline: str) -> None:
                                  param_hint="--storyline")
 
 
+def _decided_by(storyline: StorylineConfig, models: dict[str, Any]) -> str:
+    """What decides a storyline, as ``monitor storylines`` shows it: ``model`` (its model file,
+    ``models`` from ``pipeline.shipped_models``) or ``rules``, ``+ desk`` when ``learned = true``
+    (the database's examples train or correct it)."""
+    return ("model" if storyline.id in models else "rules") + (" + desk" if storyline.learned else "")
+
+
+def warn_unknown_storylines(config: MonitorConfig, labels: str, rows: Sequence[dict[str, Any]]) -> None:
+    """A labels file that names storylines the config does not have: say so (they are ignored)."""
+    configured = {s.id for s in config.storylines}
+    unknown = sorted({s for row in rows for s in row["storylines"]} - configured)
+    if unknown:
+        click.echo(f"warning: {labels} names storylines that are not in {config.source}, ignored: "
+                   f"{', '.join(unknown)}", err=True)
+
+
 def _cell(value: Any, width: int | None = 70) -> Any:
     if value is None:
         return "-"
@@ -325,9 +364,7 @@ def storylines(obj: Context, as_json: bool, wide: bool) -> None:
     rows = []
     for storyline in config.storylines:
         s = stats.get(storyline.id, {})
-        decided_by = "model" if storyline.id in models else "rules"
-        if storyline.learned:
-            decided_by += " + desk"  # examples in the database train or correct it
+        decided_by = _decided_by(storyline, models)
         if storyline.refines:
             decided_by += f", or through {storyline.refines}"
         rows.append({
@@ -453,7 +490,7 @@ def feeds_add(obj: Context, url: str, name: str | None, interval: str | None) ->
                  total_timeout=config.fetch_timeout) as fetcher:
         found = discover(url, fetcher)
     name = name or found.title or found.url
-    with obj.store() as store:
+    with obj.store(create=True) as store:  # a feed may be added before the first run
         store.sync_feeds(config.feeds)
         for entry in all_feeds(config, store):
             if entry.feed.url == found.url:
@@ -541,7 +578,7 @@ def feeds_import(obj: Context, path: str) -> None:
     config = obj.config
     added, known, refused = [], 0, []
     now = datetime.now(UTC)
-    with obj.store() as store:
+    with obj.store(create=True) as store:  # feeds may be imported before the first run
         store.sync_feeds(config.feeds)
         entries = all_feeds(config, store)
         urls = {e.feed.url for e in entries}
@@ -682,15 +719,18 @@ def check(obj: Context, text: str, summary: str, as_json: bool) -> None:
     from .normalise import html_to_text
 
     title, body = html_to_text(text), html_to_text(summary)
+    if not title.strip():
+        raise click.BadParameter("an empty text has no words to score; give a headline",
+                                 param_hint="TEXT")
     matcher = Matcher(obj.config.storylines)
     explanations = matcher.explain(title, body)
     models = {}
-    if any(s.learned for s in obj.config.storylines):  # the models the daemon would use
-        from .pipeline import learned_models
+    if any(s.learned for s in obj.config.storylines) and Path(obj.config.database).exists():
+        from .pipeline import learned_models  # the models the daemon would use
 
         with obj.store() as store:
             models = learned_models(obj.config, store, matcher)
-    elif any(s.model for s in obj.config.storylines):
+    elif any(s.model for s in obj.config.storylines):  # no database: no examples yet
         from .pipeline import shipped_models
 
         models = shipped_models(obj.config)
@@ -768,6 +808,7 @@ def eval_command(obj: Context, labels: str, items_path: str, as_json: bool, erro
     if rules_only and from_db:
         raise click.UsageError("--rules and --from-db: choose one")
     label_rows, items = load_labels(Path(labels)), load_items(Path(items_path))
+    warn_unknown_storylines(obj.config, labels, label_rows)
     train = {path: load_labels(Path(path)) for path in train_paths} or None
     matcher = Matcher(obj.config.storylines)
     models: dict[str, Any] = {}
@@ -856,8 +897,9 @@ def feedback(obj: Context, item: str, verdict: str, storyline: str, as_json: boo
                        "--json)", err=True)
             sys.exit(1)
         totals = store.feedback_counts().get(storyline, {})
+    used = obj.config.storyline(storyline).learned
     if as_json:
-        click.echo(json.dumps(dict(result, examples=totals), ensure_ascii=False))
+        click.echo(json.dumps(dict(result, examples=totals, used=used), ensure_ascii=False))
         return
     decided = "matched" if result["matched"] else "did not match"
     truth = "belongs to" if result["label"] else "does not belong to"
@@ -865,6 +907,10 @@ def feedback(obj: Context, item: str, verdict: str, storyline: str, as_json: boo
                f"{truth} {storyline}. ({result['title'][:70]})")
     click.echo(f"{storyline}: {totals.get('examples', 0)} examples stored "
                f"({totals.get('positives', 0)} positive, {totals.get('desk', 0)} from the desk)")
+    if not used:
+        click.echo(f"note: {storyline} has learned = false in {obj.config.source}: the verdict is "
+                   "stored but has no effect on its decisions until learned = true (then from the "
+                   "next start of monitor run)")
 
 
 @cli.command()
@@ -873,9 +919,10 @@ def feedback(obj: Context, item: str, verdict: str, storyline: str, as_json: boo
               help="JSONL of items (id, title, summary) the labels refer to.")
 @click.option("--part", type=click.Choice(["all", "tune", "held-out"]), default="all",
               show_default=True, help="Import only this part (held-out: sha1(id) % 5 == 0).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_context
 @fails_cleanly
-def learn(obj: Context, labels: str, items_path: str, part: str) -> None:
+def learn(obj: Context, labels: str, items_path: str, part: str, as_json: bool) -> None:
     """Import a labelled file as training examples of the learned layer.
 
     Every configured storyline that the labels mention gets one example per item (positive when
@@ -884,8 +931,10 @@ def learn(obj: Context, labels: str, items_path: str, part: str) -> None:
     Example: monitor learn labels/sample/labels.jsonl --items labels/sample/items.jsonl
     """
     from .evaluate import held_out, html_to_text, load_items, load_labels
+    from .pipeline import shipped_models
 
     label_rows, items = load_labels(Path(labels)), load_items(Path(items_path))
+    warn_unknown_storylines(obj.config, labels, label_rows)
     configured = [s.id for s in obj.config.storylines]
     mentioned = {s for row in label_rows for s in row["storylines"]}
     storylines = [s for s in configured if s in mentioned]
@@ -900,16 +949,34 @@ def learn(obj: Context, labels: str, items_path: str, part: str) -> None:
         summary = html_to_text(item.get("summary") or "")
         for storyline in storylines:
             examples.append((row["id"], title, summary, storyline, storyline in row["storylines"]))
-    with obj.store() as store:
+    with obj.store(create=True) as store:  # examples may come before the first run
         count = store.import_examples(examples, source=f"labels:{Path(labels).name}",
                                       now=datetime.now(UTC))
         totals = store.feedback_counts()
+    models = shipped_models(obj.config)
+    rows: list[dict[str, Any]] = []
+    for storyline_id in storylines:
+        config_storyline = obj.config.storyline(storyline_id)
+        t = totals.get(storyline_id, {})
+        rows.append({"storyline": storyline_id, "examples": t.get("examples", 0),
+                     "positives": t.get("positives", 0),
+                     "decided_by": _decided_by(config_storyline, models),
+                     "used": config_storyline.learned})
+    if as_json:
+        click.echo(json.dumps({"imported": count, "labels": labels, "part": part, "storylines": rows},
+                              indent=2, ensure_ascii=False))
+        return
     click.echo(f"imported {count} examples from {labels} ({part})")
-    for storyline in storylines:
-        t = totals.get(storyline, {})
-        learned = obj.config.storyline(storyline).learned
-        click.echo(f"  {storyline}: {t.get('examples', 0)} examples, {t.get('positives', 0)} positive"
-                   + ("" if learned else " (learned = false in the config: the rules decide)"))
+    for row in rows:
+        if row["decided_by"].startswith("model"):
+            decides, effect = "its model decides", "they correct its model"
+        else:
+            decides, effect = "its rules decide", "a model is trained on them"
+        note = (f"learned = true: {effect} from the next start of monitor run" if row["used"] else
+                f"learned = false in the config: {decides}, and these examples are not used until "
+                "learned = true")
+        click.echo(f"  {row['storyline']}: {row['examples']} examples, {row['positives']} positive "
+                   f"({note})")
 
 
 @cli.command(name="train")
@@ -921,10 +988,11 @@ def learn(obj: Context, labels: str, items_path: str, part: str) -> None:
 @click.option("--storyline", "only", multiple=True, metavar="ID",
               help="Train only this storyline (repeatable). Default: every configured storyline "
                    "the labels mention.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_context
 @fails_cleanly
 def train_command(obj: Context, labels: tuple[str, ...], items_path: str, out_dir: str,
-                  only: tuple[str, ...]) -> None:
+                  only: tuple[str, ...], as_json: bool) -> None:
     """Train the learned layer on labelled files and write a model file per storyline.
 
     A storyline's `model = "FILE"` in the config makes the model decide it (with `learned = true`,
@@ -947,6 +1015,7 @@ def train_command(obj: Context, labels: tuple[str, ...], items_path: str, out_di
             if row["id"] not in items:
                 raise DataError(f"{path}: id {row['id']!r} is not in {items_path}")
             rows[row["id"]] = row
+        warn_unknown_storylines(obj.config, path, list(rows.values()))
     mentioned = {s for row in rows.values() for s in row["storylines"]}
     configured = {s.id for s in obj.config.storylines}
     unknown = [s for s in only if s not in configured]
@@ -964,20 +1033,30 @@ def train_command(obj: Context, labels: tuple[str, ...], items_path: str, out_di
     names = ", ".join(Path(p).name for p in labels)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    report: list[dict[str, Any]] = []
     for storyline in storylines:
         positives = sum(1 for *_text, label in stored[storyline.id] if label)
         model = models.get(storyline.id)
         if model is None:
-            click.echo(f"{storyline.id}: fewer than {MIN_EXAMPLES} positive or negative candidate "
-                       f"examples ({positives} positive items); no model written")
+            report.append({"storyline": storyline.id, "path": None, "positive_items": positives})
+            if not as_json:
+                click.echo(f"{storyline.id}: fewer than {MIN_EXAMPLES} positive or negative candidate "
+                           f"examples ({positives} positive items); no model written")
             continue
         model.rules = rules_fingerprint(storyline)
         model.trained_on = f"{len(rows)} labelled items of {names} ({positives} positive)"
         model_path = out / f"{storyline.id}.json"
         model_path.write_text(model.to_json() + "\n", encoding="utf-8")
-        click.echo(f"{storyline.id}: {model_path} ({model.examples} candidate examples, {model.positives} "
-                   f"positive, threshold {model.threshold:.2f} by cross-validation"
-                   f"{'' if not storyline.learned_threshold else ' (set in the config)'})")
+        report.append({"storyline": storyline.id, "path": str(model_path), "positive_items": positives,
+                       "examples": model.examples, "positives": model.positives,
+                       "threshold": model.threshold,
+                       "threshold_from": "config" if storyline.learned_threshold else "cross-validation"})
+        if not as_json:
+            click.echo(f"{storyline.id}: {model_path} ({model.examples} candidate examples, "
+                       f"{model.positives} positive, threshold {model.threshold:.2f} by cross-validation"
+                       f"{'' if not storyline.learned_threshold else ' (set in the config)'})")
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
 
 
 # --------------------------------------------------------------------------- the outbox
@@ -1016,9 +1095,10 @@ def alerts(ctx: click.Context, status: str | None, limit: int, as_json: bool) ->
 @alerts.command(name="retry")
 @click.argument("ids", nargs=-1, type=int)
 @click.option("--failed", is_flag=True, help="Requeue every failed alert.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_context
 @fails_cleanly
-def alerts_retry(obj: Context, ids: tuple[int, ...], failed: bool) -> None:
+def alerts_retry(obj: Context, ids: tuple[int, ...], failed: bool, as_json: bool) -> None:
     """Requeue alerts by id, or every failed one.
 
     Example: monitor alerts retry --failed
@@ -1027,25 +1107,29 @@ def alerts_retry(obj: Context, ids: tuple[int, ...], failed: bool) -> None:
         raise click.UsageError("give alert ids or --failed")
     with obj.store() as store:
         count = store.retry_alerts(ids, failed=failed)
-    click.echo(f"requeued {count} alert(s)")
+    click.echo(json.dumps({"requeued": count}) if as_json else f"requeued {count} alert(s)")
     if not count:
         sys.exit(1)
 
 
 @alerts.command(name="enable")
 @click.argument("channel")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_context
 @fails_cleanly
-def alerts_enable(obj: Context, channel: str) -> None:
+def alerts_enable(obj: Context, channel: str, as_json: bool) -> None:
     """Re-enable a channel that was disabled (e.g. after a webhook answered 410).
 
     Example: monitor alerts enable webhook-0
     """
     with obj.store() as store:
         if not store.enable_channel(channel):
+            if as_json:
+                click.echo(json.dumps({"channel": channel, "enabled": False}))
             click.echo(f"no channel {channel!r}", err=True)
             sys.exit(1)
-    click.echo(f"channel {channel} enabled")
+    click.echo(json.dumps({"channel": channel, "enabled": True}) if as_json
+               else f"channel {channel} enabled")
 
 
 @alerts.command(name="test")
@@ -1063,7 +1147,8 @@ def alerts_test(obj: Context, channel: str) -> None:
     from .models import Alert
     from .pipeline import effective_channels
 
-    configs = {c.name: c for c in effective_channels(obj.config)}
+    config = obj.delivery_config()  # this one delivers: its ${VAR} secrets are needed
+    configs = {c.name: c for c in effective_channels(config)}
     if channel not in configs:
         click.echo(f"Error: no channel {channel!r} in {obj.config.source} (channels: "
                    f"{', '.join(configs)})", err=True)
@@ -1072,7 +1157,7 @@ def alerts_test(obj: Context, channel: str) -> None:
     alert = Alert(id=0, uid=f"msg_test_{now.strftime('%Y%m%dT%H%M%S')}", channel=channel,
                   kind=TEST_ALERT, storyline_id="test", story_id=None, created_at=now,
                   payload=test_payload(now))
-    target = make_channel(configs[channel], user_agent=obj.config.user_agent)
+    target = make_channel(configs[channel], user_agent=config.user_agent)
     try:
         target.deliver(alert)
     except DeliveryError as error:

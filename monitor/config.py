@@ -27,6 +27,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _STORYLINE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+BUILTIN = "builtin:"  # model = "builtin:NAME": a model file packaged with the monitor
 
 
 def parse_duration(value: str | int | float) -> float:
@@ -165,6 +166,11 @@ def packaged_default_path() -> Path:
     return Path(str(resources.files("monitor") / "default_config" / "monitor.toml"))
 
 
+def packaged_models_path() -> Path:
+    """The folder of the packaged model files: ``model = "builtin:NAME"`` is ``NAME.json`` there."""
+    return Path(str(resources.files("monitor") / "default_config" / "models"))
+
+
 def packaged_storylines_toml() -> str:
     """The [[storylines]] tables of the packaged default config, to embed in another config (the
     tests', the benchmark's): verbatim but for their ``model`` paths, made absolute, as a model
@@ -177,8 +183,8 @@ def packaged_storylines_toml() -> str:
     tables = text[text.index("[[storylines]]"):]
     end = tables.find("\n[[alerts]]")
     tables = tables if end < 0 else tables[:end]
-    return re.sub(r'^model = "([^"]+)"$', lambda m: f"model = {json.dumps(str(folder / m.group(1)))}",
-                  tables, flags=re.M)
+    return re.sub(r'^model = "([^"]+)"$', lambda m: m.group(0) if m.group(1).startswith(BUILTIN)
+                  else f"model = {json.dumps(str(folder / m.group(1)))}", tables, flags=re.M)
 
 
 def find_config(cli_path: str | None, environ: Mapping[str, str] | None = None) -> Path:
@@ -195,8 +201,13 @@ def find_config(cli_path: str | None, environ: Mapping[str, str] | None = None) 
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None,
-                database: str | None = None) -> MonitorConfig:
-    """Read and validate ``path``. ``database`` (from ``--db`` / ``$MONITOR_DB``) overrides the file."""
+                database: str | None = None, *, deliver: bool = True) -> MonitorConfig:
+    """Read and validate ``path``. ``database`` (from ``--db`` / ``$MONITOR_DB``) overrides the file.
+
+    ``deliver=False`` is for the commands that deliver nothing (they list, score, evaluate): an
+    alert channel's ``${VAR}`` that is not set is then left as written instead of being an error,
+    so that reading the database never needs the delivery secrets. Such a config must not be
+    given to the alert channels."""
     environ = os.environ if environ is None else environ
     path = Path(path)
     try:
@@ -209,7 +220,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None,
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    config = _Reader(str(path), environ).monitor_config(data)
+    config = _Reader(str(path), environ, deliver=deliver).monitor_config(data)
     database = database or environ.get("MONITOR_DB")
     if database:
         config = _replace(config, database=database)
@@ -225,9 +236,11 @@ def _replace(config: MonitorConfig, **changes: Any) -> MonitorConfig:
 class _Reader:
     """Walks the parsed TOML, checking each key; errors name the file and the key path."""
 
-    def __init__(self, source: str, environ: Mapping[str, str]) -> None:
+    def __init__(self, source: str, environ: Mapping[str, str], *, deliver: bool = True) -> None:
         self.source = source
         self.environ = environ
+        self.deliver = deliver
+        self.in_channels = False  # reading [[alerts]]: see expand
 
     def fail(self, where: str, expected: str, got: Any = None) -> ConfigError:
         suffix = "" if got is None else f", got {_describe(got)}"
@@ -253,6 +266,8 @@ class _Reader:
         def substitute(found: re.Match[str]) -> str:
             name = found.group(1)
             if name not in self.environ:
+                if self.in_channels and not self.deliver:
+                    return found.group(0)  # not needed: nothing is delivered
                 raise ConfigError(
                     f"{self.source}: {where}: environment variable {name} is not set"
                 )
@@ -296,10 +311,17 @@ class _Reader:
 
     def http_url(self, value: Any, where: str) -> str:
         url = self.string(value, where)
+        if self.unresolved(url):
+            return url
         scheme = url.split(":", 1)[0].lower() if ":" in url else ""
         if scheme not in ("http", "https") or "//" not in url or len(url.split("//", 1)[1]) == 0:
             raise self.fail(where, "an http:// or https:// URL", url)
         return url
+
+    def unresolved(self, value: str) -> bool:
+        """A channel's value that names a variable not set, read by a command that delivers
+        nothing: it is not checked further."""
+        return self.in_channels and not self.deliver and _ENV.search(value) is not None
 
     # -- sections
 
@@ -339,7 +361,9 @@ class _Reader:
         poll_interval = settings.get("poll_interval", defaults.poll_interval)
         feeds = self.feeds(data.get("feeds", []), poll_interval)
         storylines = self.storylines(data.get("storylines", []))
+        self.in_channels = True
         channels = self.channels(data.get("alerts", []), {s.id for s in storylines})
+        self.in_channels = False
         return MonitorConfig(**settings, feeds=feeds, storylines=storylines, channels=channels,
                              source=self.source)
 
@@ -447,13 +471,20 @@ class _Reader:
         return tuple(storylines)
 
     def model_file(self, value: Any, where: str, storyline_id: str) -> str:
-        """A model file (relative to the config file's folder, symlinks followed): readable, a
-        learned model, of this storyline. Whether it fits the storyline's rules is checked where
+        """A model file (relative to the config file's folder, symlinks followed; or
+        ``builtin:NAME``, a model packaged with the monitor): readable, a learned model, of this
+        storyline. Whether it fits the storyline's rules is checked where
         it is used (``monitor.pipeline.shipped_models``)."""
         import json
 
         name = self.string(value, where)
-        path = (Path(self.source).resolve().parent / name).resolve()
+        if name.startswith(BUILTIN):
+            path = packaged_models_path() / f"{name[len(BUILTIN):]}.json"
+            if not path.is_file():
+                known = ", ".join(f"{BUILTIN}{p.stem}" for p in sorted(packaged_models_path().glob("*.json")))
+                raise self.fail(where, f"a model file, or one of the packaged models: {known}", name)
+        else:
+            path = (Path(self.source).resolve().parent / name).resolve()
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except OSError as error:
@@ -525,7 +556,7 @@ class _Reader:
                 options["url"] = self.http_url(raw["url"], f"{where}.url")
                 if "secret" in raw:
                     secret = self.string(raw["secret"], f"{where}.secret")
-                    if not secret.startswith("whsec_"):
+                    if not secret.startswith("whsec_") and not self.unresolved(secret):
                         raise ConfigError(f"{self.source}: {where}.secret: expected a "
                                           "Standard Webhooks secret starting with 'whsec_'")
                     options["secret"] = secret

@@ -119,6 +119,8 @@ def load_labels(path: str | Path) -> list[dict[str, Any]]:
             raise DataError(f"{where}: duplicate id {row['id']!r} (first on line {seen[row['id']]})")
         seen[row["id"]] = number
         labels.append({"id": row["id"], "storylines": list(stories), "unsure": unsure})
+    if not labels:
+        raise DataError(f"{path}: no labels in the file (one JSON object a line: id, storylines)")
     return labels
 
 

@@ -8,9 +8,16 @@ time and we throw the markup away. Links with a scheme other than http/https
 (``javascript:``, ``data:``...) are dropped here already.
 
 Entries with no title, no summary and no link are skipped. An ill-formed ("bozo") feed
-that still yields entries is used, and the parser's complaint
+of at most ``MAX_LENIENT`` bytes that still yields entries is used, and the parser's complaint
 is kept in ``ParsedFeed.bozo``. A document with no entries and a fatal problem raises
 ``ParseError``; a valid feed without entries gives an empty ``ParsedFeed``.
+
+What is plainly no feed (text, JSON, an HTML page, a sitemap...) is refused by ``sniff`` before
+any parser runs; what looks like a feed but would cost feedparser too much (more than
+``MAX_ELEMENTS`` elements or ``MAX_ENTRIES`` entries, nesting deeper than ``MAX_DEPTH``, one text
+longer than ``MAX_TEXT``) is refused after a C scan (``_too_costly``), so that one poll of a
+hostile 10 MB body stays within ~0.4 s of CPU and ~80 MB (``bench/hostile.py``). Both raise
+``ParseError``: the feed backs off as any failing feed does.
 
 Inputs and outputs are plain bytes/str/dataclasses, so ``parse_feed`` can run in a
 process pool.
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import io
 import logging
+import pyexpat
 import re
 import time
 from datetime import UTC, datetime
@@ -34,6 +42,7 @@ import feedparser
 from . import fastparse
 from .errors import ParseError
 from .models import ParsedFeed, RawEntry
+from .sniff import not_a_feed
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,13 @@ MAX_SUMMARY = 20_000
 MAX_LINK = 4_000
 MAX_GUID = 4_000
 _MAX_BOZO = 300
+# What a feed may hold before it is refused unparsed: bounds on one poll's CPU and memory (see
+# _too_costly). A real feed of 10 MB has ~100,000 elements, nested less than 20 deep.
+MAX_ELEMENTS = 200_000
+MAX_DEPTH = 100
+MAX_ENTRIES = 10_000  # a news feed has tens; 10,000 real items peak at ~90 MB in one poll
+MAX_TEXT = 2 * 2**20  # characters of text in one element (a title, a summary)
+MAX_LENIENT = 2 * 2**20  # bytes of a document that is not well-formed XML
 
 # Non-fatal complaints: the document was parsed as a feed, only its encoding or
 # content type was unexpected.
@@ -66,21 +82,33 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None,
 
     Raises ``ParseError`` when ``body`` is empty, an HTML page, or malformed with no entries.
     """
-    if not body or not body.strip():
+    if not body or body.isspace():
         raise ParseError("not a feed: empty document")
+    refused = not_a_feed(body)  # before any parser: what is plainly no feed costs nothing
+    if refused is not None:
+        raise ParseError(f"not a feed: {refused}{_shown(content_type)}")
     # Without a Content-Type feedparser complains; XML rules (BOM, declaration, UTF-8) apply.
     headers = {"content-location": content_location or url,
                "content-type": content_type or "application/xml"}
     started = time.perf_counter()
-    fast = fastparse.parse(body, base=headers["content-location"], content_type=content_type)
+    # The fast path builds the whole tree (~90 bytes an element; an element has one or two '<')
+    # before it counts the entries: past the bounds, _too_costly's scan refuses it unbuilt.
+    fast = fastparse.parse(body, base=headers["content-location"], content_type=content_type) if (
+        body.count(b"<") <= 2 * MAX_ELEMENTS
+        and body.count(b"<item") + body.count(b"<entry") <= MAX_ENTRIES) else None
     if fast is not None:  # plain RSS 2.0 / Atom: the same values as feedparser, much faster
         title, raw_entries = fast
+        if len(raw_entries) > MAX_ENTRIES:
+            raise ParseError(f"refused: more than {MAX_ENTRIES:,} entries")
         entries = tuple(entry for entry in (_fast_entry(*raw) for raw in raw_entries)
                         if entry.title or entry.summary or entry.link)
         log.debug("parsed %s (fast path): %d entries in %.3f s", url, len(entries),
                   time.perf_counter() - started, extra={"feed_url": url})
         return ParsedFeed(title=_clip(title, MAX_TITLE) if title else None, entries=entries)
     body = _defuse(body)
+    too_costly = _too_costly(body)
+    if too_costly is not None:
+        raise ParseError(f"refused: {too_costly}")
     try:
         result = feedparser.parse(io.BytesIO(body), response_headers=headers,
                                   sanitize_html=False, resolve_relative_uris=False)
@@ -98,6 +126,78 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None,
             raise ParseError(_failure(body, content_type, bozo, bool(result.get("version"))))
     title = result.get("feed", {}).get("title")
     return ParsedFeed(title=_clip(title, MAX_TITLE) if title else None, entries=entries, bozo=bozo)
+
+
+def _too_costly(body: bytes) -> str | None:
+    """Why feedparser must not be given ``body``, or None.
+
+    feedparser's cost grows with what a document holds, not with its size: 10 MB that looks like
+    a feed but is markup cost it ~5 s of CPU a megabyte and, nested or inside a title, 50-100 MB
+    of memory a megabyte; a 10 MB text node ~70 MB. A C scan (expat: ~5 % of feedparser's time)
+    counts elements, nesting, entries and the longest text first, and stops at the first bound
+    passed. A document that is not well-formed is read again by feedparser's lenient parser,
+    from the start, at ~20 times the cost of a well-formed one: only up to ``MAX_LENIENT``."""
+    scan = _Scan()
+    parser = pyexpat.ParserCreate()
+    parser.StartElementHandler = scan.start
+    parser.EndElementHandler = scan.end
+    parser.CharacterDataHandler = scan.text
+    try:
+        parser.Parse(body, True)
+    except _Refused as refused:
+        return str(refused)
+    except pyexpat.ExpatError as error:
+        if len(body) > MAX_LENIENT:
+            return (f"not well-formed XML ({pyexpat.ErrorString(error.code)} at line {error.lineno}), "
+                    f"and {_size(len(body))} is too large to be read leniently (at most "
+                    f"{_size(MAX_LENIENT)})")
+        after = body.count(b"<", max(parser.CurrentByteIndex, 0))
+        if scan.elements + after > MAX_ELEMENTS:
+            return f"more than {MAX_ELEMENTS:,} elements"
+    except (ValueError, LookupError):  # an encoding expat does not know: feedparser decodes it
+        if body.count(b"<") > MAX_ELEMENTS:
+            return f"more than {MAX_ELEMENTS:,} elements"
+    return None
+
+
+_ENTRY_NAMES = frozenset({"item", "entry"})
+
+
+class _Refused(Exception):
+    pass
+
+
+class _Scan:
+    """Counts for ``_too_costly``; raises ``_Refused`` as soon as a bound is passed."""
+
+    def __init__(self) -> None:
+        self.elements = self.depth = self.entries = self.run = 0
+
+    def start(self, name: str, attributes: Any) -> None:
+        self.elements += 1
+        self.depth += 1
+        self.run = 0
+        if name.rpartition(":")[2] in _ENTRY_NAMES:
+            self.entries += 1
+            if self.entries > MAX_ENTRIES:
+                raise _Refused(f"more than {MAX_ENTRIES:,} entries")
+        if self.depth > MAX_DEPTH:
+            raise _Refused(f"elements nested more than {MAX_DEPTH} deep")
+        if self.elements > MAX_ELEMENTS:
+            raise _Refused(f"more than {MAX_ELEMENTS:,} elements")
+
+    def end(self, name: str) -> None:
+        self.depth -= 1
+        self.run = 0
+
+    def text(self, data: str) -> None:
+        self.run += len(data)
+        if self.run > MAX_TEXT:
+            raise _Refused(f"a text of more than {_size(MAX_TEXT)} in one element")
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
 
 def _defuse(body: bytes) -> bytes:
@@ -128,9 +228,14 @@ def _bozo_message(result: Any) -> str | None:
     return _short(f"malformed XML: {message}")
 
 
+def _shown(content_type: str | None) -> str:
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    return f" ({kind})" if kind else ""
+
+
 def _failure(body: bytes, content_type: str | None, bozo: str | None, is_feed: bool) -> str:
     kind = (content_type or "").split(";", 1)[0].strip().lower()
-    shown = f" ({kind})" if kind else ""
+    shown = _shown(content_type)
     if kind in ("text/html", "application/xhtml+xml") or _HTML_START.match(body[:4096]):
         return f"not a feed: HTML page{shown}"
     if bozo and bozo.startswith("malformed XML"):

@@ -377,7 +377,10 @@ def _parse_time(value: str | None) -> datetime | None:
 class Store:
     """One SQLite database. Thread-safe: every operation runs under one lock."""
 
-    def __init__(self, path: str | Path, *, lock_wait: float = LOCK_WAIT_SECONDS) -> None:
+    def __init__(self, path: str | Path, *, lock_wait: float = LOCK_WAIT_SECONDS,
+                 create: bool = True) -> None:
+        """Open the database at ``path``; a new one is created there unless ``create`` is false
+        (then a missing file is a ``StoreError``: the commands that only look at a database)."""
         self.path = Path(path)
         self.lock_wait = lock_wait
         self._lock = threading.RLock()
@@ -385,6 +388,9 @@ class Store:
         self._group: float | None = None  # grouped_writes: seconds a transaction may stay open
         self._group_started: float | None = None  # when the open grouped transaction began
         _check_file(self.path)
+        if not create and not self.path.exists():
+            raise StoreError(f"{self.path}: no such database ('monitor run' creates it; --db or "
+                             "the config's database chooses it)")
         try:
             conn = sqlite3.connect(self.path, check_same_thread=False, timeout=5.0,
                                    isolation_level=None)
@@ -451,6 +457,9 @@ class Store:
             try:
                 return operation()
             except sqlite3.OperationalError as error:
+                if "readonly" in str(error):
+                    raise StoreError(f"{self.path}: the database is read-only ({error}): the monitor "
+                                     "must be able to write to the file and its folder") from None
                 if "locked" not in str(error) and "busy" not in str(error):
                     raise
                 if time.monotonic() > deadline:
@@ -964,6 +973,11 @@ class Store:
 
     def channels(self) -> list[dict[str, Any]]:
         return self._read("SELECT * FROM channels ORDER BY name")
+
+    def alert_counts(self) -> dict[str, int]:
+        """Alerts in the outbox by status (pending, sent, failed)."""
+        return {r["status"]: r["n"] for r in self._read(
+            "SELECT status, COUNT(*) AS n FROM alerts GROUP BY status")}
 
     def alerts(self, *, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         where, params = ("WHERE status = ?", [status]) if status else ("", [])

@@ -37,7 +37,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-IDF_PATH = Path(__file__).parent / "default_config" / "models" / "word_idf.json"
+IDF_PATH = Path(__file__).parent / "default_config" / "word_idf.json"
 RESERVED = ("2023-11-22", "2023-12-02")  # the stream's window kept for an independent check
 
 # How far from a story's first report an item may join it; a development's reports arrive

@@ -36,6 +36,9 @@ class Setup:
         self.config.write_text(f'[monitor]\ndatabase = "{self.db}"\n\n[[feeds]]\nname = "Configured"\n'
                                f'url = "{server.url("/config.xml")}"\n\n' + default_storylines())
         self.runner = CliRunner()
+        from monitor.store import Store
+
+        Store(self.db, create=True).close()  # the database of a monitor that has run once
 
     def run(self, *args: str, code: int = 0) -> str:
         result = self.runner.invoke(cli, ["--config", str(self.config), *args])

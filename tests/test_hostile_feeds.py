@@ -12,6 +12,8 @@ import itertools
 import random
 import socket
 import struct
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
@@ -356,3 +358,86 @@ def test_failing_feed_backs_off_honours_retry_after_and_alerts_down_once_then_re
     print(f"\nfeed failing for 1 h (HTTP 500, interval 30 s, cap 10 m): {failures} polls, gaps "
           f"{', '.join(f'{g:.0f}' for g in gaps)} s; under 503 + Retry-After 300: gaps "
           f"{', '.join(f'{g:.0f}' for g in retry_after_gaps)} s; alerts {kinds}")
+
+
+# --------------------------------------------------------------------------- the cost of one poll
+
+# `monitor ARGS...` that prints its own peak RSS (kB, VmHWM) last on stderr as it exits: rusage's
+# ru_maxrss of a child would also count the pages of the test process at the fork.
+_PEAK = """
+import atexit, sys
+
+def peak():
+    status = open("/proc/self/status").read()
+    sys.stderr.write("\\npeak " + next(line.split()[1] for line in status.splitlines()
+                                        if line.startswith("VmHWM:")) + "\\n")
+
+atexit.register(peak)
+from monitor.cli import main
+main()
+"""
+
+_TEN_MB = 10_000_000
+_RSS_HEAD = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><title>'
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+@pytest.mark.parametrize(("body", "content_type", "error"), [
+    (b"<!doctype html><html><body>" + b"<div><p>Truce talks in <b>Cairo</b></p></div>\n" * (_TEN_MB // 47),
+     "text/html", "not a feed: HTML page (text/html)"),
+    (_RSS_HEAD + b"Truce talks in Cairo resume as mediators press on.\n" * (_TEN_MB // 51),
+     "application/rss+xml", "refused: a text of more than 2.0 MiB in one element"),
+    (_RSS_HEAD + b"<x>" * (_TEN_MB // 3), "application/rss+xml",
+     "refused: elements nested more than 100 deep"),
+], ids=["html page", "rss head and text", "rss head and tag soup"])
+def test_one_poll_of_a_hostile_10_mb_body_stays_under_100_mb(tmp_path, body, content_type, error):
+    """Measured before the sniffing and bounds (bench/hostile.py): the HTML page 11 s of CPU and
+    210 MB, the text 122 MB, the tag soup 110 s and 2.2 GB. A real feed's poll peaks at ~44 MB."""
+    with FeedServer() as server:
+        server.set_response("/hostile.xml", 200, body, headers={"Content-Type": content_type})
+        kit = Kit(tmp_path)
+        kit.write(feeds=[("hostile", server.url("/hostile.xml"))])
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "-c", _PEAK, "--config", str(kit.config), "run", "--once"],
+                                capture_output=True, text=True, env=kit.env, cwd=tmp_path, timeout=300)
+        elapsed = time.monotonic() - started
+    peak_mb = int(result.stderr.rsplit("peak ", 1)[1]) / 1024
+    assert peak_mb < 100, (peak_mb, result.stderr[-2000:])
+    assert elapsed < 10, elapsed
+    assert result.returncode == 3, result.stderr  # the feed failed
+    (state,) = kit.rows("SELECT last_error, last_error_code FROM feeds")
+    assert state == {"last_error": error, "last_error_code": "parse.error"}
+    print(f"\none poll of {len(body):,} bytes ({content_type}): peak RSS {peak_mb:.0f} MB, {elapsed:.1f} s")
+
+
+def test_a_feed_that_keeps_sending_garbage_backs_off(tmp_path):
+    from monitor.config import load_config
+    from monitor.pipeline import Monitor
+    from monitor.store import Store
+
+    with FeedServer() as server:
+        server.set_response("/garbage.xml", 200, b"Service temporarily replaced by a text page.\n" * 1000,
+                            headers={"Content-Type": "application/rss+xml"})
+        kit = Kit(tmp_path)
+        kit.write(feeds=[("garbage", server.url("/garbage.xml"))], interval="1m",
+                  settings='backoff_max = "1h"')
+        config = load_config(kit.config, environ=kit.env)
+        start = datetime.now(UTC)
+        now = [start]
+        polls: list[float] = []
+        with Store(kit.db) as store:
+            monitor = Monitor(config, store, clock=lambda: now[0], rng=random.Random(7))
+            try:
+                while now[0] < start + timedelta(hours=3):
+                    before = server.hits["/garbage.xml"]
+                    monitor.poll_all(only_due=True)
+                    if server.hits["/garbage.xml"] > before:
+                        polls.append((now[0] - start).total_seconds())
+                    now[0] += timedelta(seconds=30)
+            finally:
+                monitor.close()
+            state = store.feed_state(config.feeds[0].url)
+    gaps = [b - a for a, b in itertools.pairwise(polls)]
+    assert state.last_error_code == "parse.error" and state.consecutive_errors == len(polls)
+    assert max(gaps) >= 1800 and max(gaps) <= 3600 + 30, gaps  # grows, jittered, to the cap of an hour
+    assert len(polls) < 20, polls  # a healthy feed: 180 polls in these three hours

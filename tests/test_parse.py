@@ -310,3 +310,102 @@ def test_external_entity_is_not_fetched(tmp_path: Path) -> None:
     except ParseError:
         return
     assert all("TOP-SECRET" not in e.title for e in feed.entries)
+
+
+# --------------------------------------------------------------------------- costly bodies
+# Issue 15: a 10 MB plain-text body cost 10.4 s of CPU and 294 MB a poll. What is plainly not a
+# feed is refused from its first bytes; what looks like one but would cost feedparser minutes and
+# gigabytes (measured before: 3 MB of tag soup behind an <rss> head, 25 s and 700 MB) is refused
+# after a C scan. Each case here takes well under a second and a few MB of Python allocations.
+
+_MB = 3_000_000
+_RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+_END = b"</channel></rss>"
+
+
+def _lines(size: int) -> bytes:
+    line = b"Truce talks in Cairo resume as mediators press for a deal on hostages.\n"
+    return line * (size // len(line))
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (_lines(_MB), "plain text, no XML markup"),
+    (b'{"items": [' + b'{"title": "Truce talks"},' * (_MB // 25) + b"{}]}", "JSON or other data"),
+    (bytes(range(256)) * (_MB // 256), "binary data"),
+    (b"<!doctype html><html><body>" + b"<p>Truce <b>talks</b></p>\n" * (_MB // 26), "HTML page"),
+    (b"\n<html><body>" + b"<p>Truce <b>talks</b></p>\n" * (_MB // 26), "HTML page"),
+    (b'<?xml version="1.0"?><!-- a sitemap --><urlset>' + b"<url><loc>https://e.x/a</loc></url>"
+     * (_MB // 35) + b"</urlset>", "an XML document whose root element is <urlset>"),
+    (b"<x>" * (_MB // 3), "an XML document whose root element is <x>"),
+    (b"<!-- " + b"x" * _MB, "no element in the first 64 KiB"),
+])
+def test_what_is_plainly_not_a_feed_is_refused_from_its_first_bytes(body: bytes, reason: str) -> None:
+    outcome, elapsed, peak = _bounded(body)
+    assert isinstance(outcome, ParseError) and str(outcome).startswith(f"not a feed: {reason}"), outcome
+    assert peak < 1_000_000 and elapsed < 1, (peak, elapsed)
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (_RSS + b"<x>" * (_MB // 3), "elements nested more than 100 deep"),
+    (_RSS + b"<x>" * (_MB // 7) + b"</x>" * (_MB // 7) + _END, "elements nested more than 100 deep"),
+    (_RSS + b"<x/>" * (_MB // 4) + _END, "more than 200,000 elements"),
+    (_RSS + b"<item><title>" + b"<b>x</b>" * (_MB // 8) + b"</title></item>" + _END,
+     "more than 200,000 elements"),
+    (_RSS + b"<item><title>x</title></item>" * (_MB // 29) + _END, "more than 10,000 entries"),
+    (_RSS + b"<item><title>" + _lines(_MB), "a text of more than 2.0 MiB in one element"),
+    (_RSS + b"<item><title>A & B" + b"<b>x</b>" * (_MB // 8) + b"</title></item>" + _END,
+     "not well-formed XML (not well-formed (invalid token) at line 1), and 2.9 MiB is too large"),
+    (_RSS + b"<item><title>A & B</title></item>" + b"<b/>" * 400_000 + _END,
+     "more than 200,000 elements"),
+])
+def test_what_looks_like_a_feed_but_would_cost_too_much_is_refused(body: bytes, reason: str) -> None:
+    outcome, elapsed, peak = _bounded(body)
+    assert isinstance(outcome, ParseError) and str(outcome).startswith(f"refused: {reason}"), outcome
+    assert peak < 12_000_000 and elapsed < 3, (peak, elapsed)  # the body is 3 MB
+
+
+def test_feeds_that_sniffing_must_let_through() -> None:
+    item = b"<item><title>Truce talks</title><link>https://e.x/1</link></item>"
+    for body in (
+        b"\xef\xbb\xbf" + _RSS + item + _END,  # a BOM
+        ('<?xml version="1.0" encoding="utf-16"?>' + (_RSS + item + _END).decode()[21:])
+        .encode("utf-16"),  # UTF-16 with its BOM
+        b'<?xml version="1.0"?>\n<!DOCTYPE rss [<!ENTITY nb "&#160;">]>\n<!-- x > y -->\n'
+        + _RSS[21:] + item + _END,  # a DOCTYPE with an internal subset, a comment with a '>'
+        b'<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0//EN" "x">\n' + _RSS[21:] + item + _END,
+        b"Warning: headers already sent in /var/www/feed.php on line 3\n" + _RSS + item + _END,
+        b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/'
+        b'rss/1.0/"><channel rdf:about="x"><title>t</title></channel>' + item + b"</rdf:RDF>",
+    ):
+        assert [e.title for e in parse_feed(body, url=URL).entries] == ["Truce talks"], body[:80]
+
+
+def test_a_large_ill_formed_feed_under_the_lenient_bound_is_still_used() -> None:
+    item = (b"<item><title>Truce talks %d</title><link>https://e.x/%d</link>"
+            b"<description>Mediators &amp; delegations met again.</description></item>")
+    items = b"".join(item % (n, n) for n in range(9_999))  # ~1.2 MB
+    feed = parse_feed(_RSS + items + b"<item><title>A & B</title></item>" + _END, url=URL)
+    assert len(feed.entries) == 10_000 and feed.bozo
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "cp037"])
+def test_sniffing_reads_the_start_in_the_feeds_encoding(encoding: str) -> None:
+    from monitor.sniff import not_a_feed
+
+    declared = f'<?xml version="1.0" encoding="{encoding}"?>' if encoding == "cp037" else ""
+    assert not_a_feed((declared + '<rss version="2.0"><channel/></rss>').encode(encoding)) is None
+    assert not_a_feed((declared + "<html><body/></html>").encode(encoding)) == "HTML page"
+
+
+def test_a_feed_of_more_than_10_000_entries_is_refused_before_any_tree_is_built() -> None:
+    # 15,000 real-sized items (3.3 MB): the fast path would build a tree of 90,000 elements first
+    # (a 10 MB feed of 15,500 real items peaked at 101 MB in one poll); the scan stops at 10,001.
+    item = (b"<item><title>Truce talks %d</title><link>https://e.x/%d</link><guid>g-%d</guid>"
+            b"<description>Mediators and delegations met again in Cairo on Tuesday.</description>"
+            b"<pubDate>Thu, 08 Aug 2024 19:20:58 GMT</pubDate></item>")
+    body = _RSS + b"".join(item % (n, n, n) for n in range(15_000)) + _END
+    outcome, elapsed, peak = _bounded(body)
+    assert isinstance(outcome, ParseError) and str(outcome) == "refused: more than 10,000 entries"
+    assert peak < 5_000_000 and elapsed < 2, (peak, elapsed)
+    assert len(parse_feed(_RSS + b"".join(item % (n, n, n) for n in range(10_000)) + _END,
+                          url=URL).entries) == 10_000  # the bound itself passes
