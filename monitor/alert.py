@@ -197,8 +197,9 @@ def _published(value: Any) -> str:
 
 
 def _score(value: Any) -> str:
+    """Every score one way: 0-100 with one decimal (93.3, 100.0)."""
     try:
-        return f"{float(value):.0f}"
+        return f"{float(value):.1f}"
     except (TypeError, ValueError):
         return _one_line(value)
 
@@ -219,8 +220,27 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _terms(data: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [t for t in data.get("matched_terms") or () if isinstance(t, dict)]
+def _reasons(data: Mapping[str, Any], alert: Alert) -> list[str]:
+    """Per storyline: who decided, the score, the words that weighed most, each once:
+    ``ceasefire-talks: model, score 98.0: holds, truce``. Bodies of earlier releases (one
+    storyline, no ``decided_by``) read as the rules' decision with their matched terms."""
+    listed = [s for s in data.get("storylines") or () if isinstance(s, dict)]
+    if not listed:
+        listed = [{**_dict(data.get("storyline")), "score": data.get("score"),
+                   "decided_by": data.get("decided_by"), "words": data.get("words"),
+                   "matched_terms": data.get("matched_terms")}]
+    reasons = []
+    for storyline in listed:
+        words = [w for w in storyline.get("words") or () if isinstance(w, str)]
+        if not words:
+            words = [str(t.get("found")) for t in storyline.get("matched_terms") or ()
+                     if isinstance(t, dict)]
+        unique = list(dict.fromkeys(_one_line(w) for w in words))
+        label = _one_line(storyline.get("id") or alert.storyline_id or "?")
+        who = _one_line(storyline.get("decided_by") or "rules")
+        reasons.append(f"{label}: {who}, score {_score(storyline.get('score'))}"
+                       + (f": {', '.join(unique)}" if unique else ""))
+    return reasons
 
 
 def _storylines(data: Mapping[str, Any], alert: Alert, key: str = "name") -> str:
@@ -399,11 +419,7 @@ def _text_part(alert: Alert) -> str:
             lines.append(f"Published: {_published(item.get('published'))}")
         lines.append(f"Storyline: {_storylines(data, alert)}")
         if kind != STORY_UPDATED:
-            lines.append(f"Score: {_score(data.get('score'))}")
-        terms = _terms(data)
-        if terms:
-            lines.append("Matched terms: " + ", ".join(
-                f"{t.get('term')} ~ \"{t.get('found')}\" ({_score(t.get('score'))})" for t in terms))
+            lines.extend(f"Why: {reason}" for reason in _reasons(data, alert))
         if item.get("summary"):
             lines.extend(["", str(item.get("summary"))])
         others = _other_sources(data)
@@ -453,12 +469,7 @@ def _html_part(alert: Alert) -> str:
             rows.append(f"<li>Published: {e(_published(item.get('published')))}</li>")
         rows.append(f"<li>Storyline: {e(_storylines(data, alert))}</li>")
         if kind != STORY_UPDATED:
-            rows.append(f"<li>Score: {e(_score(data.get('score')))}</li>")
-        terms = _terms(data)
-        if terms:
-            rows.append("<li>Matched terms: " + ", ".join(
-                f"{e(str(t.get('term')))} ~ &ldquo;{e(str(t.get('found')))}&rdquo; "
-                f"({e(_score(t.get('score')))})" for t in terms) + "</li>")
+            rows.extend(f"<li>Why: {e(reason)}</li>" for reason in _reasons(data, alert))
         rows.append("</ul>")
         if item.get("summary"):
             rows.append(f"<p>{e(str(item.get('summary')))}</p>")
@@ -733,8 +744,7 @@ def console_line(alert: Alert) -> str:
         parts.append(f"— {where}")
     if item.get("link"):
         parts.append(_one_line(item.get("link")))
-    terms = ", ".join(f"{_one_line(t.get('term'))}~{_one_line(t.get('found'))}" for t in _terms(data))
-    parts.append(f"(score {_score(data.get('score'))}{': ' + terms if terms else ''})")
+    parts.append(f"({'; '.join(_reasons(data, alert))})")
     return " ".join(parts)
 
 

@@ -539,8 +539,36 @@ class LearnedMatcher:
             p = model.probability(title, summary, explanation, text)
             if p >= model.threshold:
                 matches.append(Match(explanation.storyline_id, round(100.0 * p, 1),
-                                     rules_match(explanation).hits))
+                                     rules_match(explanation).hits, decided_by="model",
+                                     evidence=evidence(model.explain(title, summary, explanation,
+                                                                     top=12), title, summary)))
         return self.matcher.refine(matches, explained)
+
+
+def evidence(contributions: Sequence[Contribution], title: str, summary: str,
+             most: int = 5) -> tuple[str, ...]:
+    """The words behind the features that pushed a model's decision up, most first, each once,
+    as the item wrote them: ``t:hostag_as`` → "Hostages as", ``all[1]~holds`` → "Holds" (the
+    rules' own summary features, such as ``rule:score`` or ``all[0]:title``, name no words)."""
+    written: dict[str, str] = {}
+    for word in _WORD.findall(f"{title} {summary}"):
+        written.setdefault(stem(fold_word(word)), word)
+        written.setdefault(fold_word(word), word)
+    found: list[str] = []
+    for contribution in contributions:
+        if contribution.contribution <= 0:
+            continue
+        name = contribution.feature
+        if name.startswith(("t:", "s:")):
+            tokens = name[2:].split("_")
+        elif "~" in name or "=" in name:
+            tokens = name.split("~" if "~" in name else "=", 1)[1].replace("_", " ").split()
+        else:
+            continue
+        words = " ".join(written.get(token, token) for token in tokens if token)
+        if words and words.lower() not in (w.lower() for w in found):
+            found.append(words)
+    return tuple(found[:most])
 
 
 def examples_for(matcher: Matcher, rows: Iterable[tuple[str, str, str, dict[str, bool]]]

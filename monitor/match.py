@@ -559,7 +559,9 @@ class Matcher:
                 if refined is None or e.storyline_id in matched or e.vetoes or not e.groups[0].hits:
                     continue
                 matched[e.storyline_id] = Match(e.storyline_id, refined.score,
-                                                e.groups[0].hits + refined.hits)
+                                                e.groups[0].hits + refined.hits,
+                                                decided_by=f"refines {refined.storyline_id}",
+                                                evidence=refined.evidence)
                 matches.append(matched[e.storyline_id])
         order = self._order
         matches.sort(key=lambda m: (-m.score, order[m.storyline_id]))

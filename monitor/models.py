@@ -95,11 +95,18 @@ class TermHit:
 
 @dataclass(frozen=True)
 class Match:
-    """An item belongs to a storyline. ``hits`` explain why."""
+    """An item belongs to a storyline. ``hits`` explain why.
+
+    ``score`` is 0-100: when the rules decide, how well the storyline's terms were found (the
+    mean over its groups of the best hit's fuzzy score); when a model decides, its probability
+    × 100. ``decided_by`` says which; ``evidence`` are the words that weighed most in a model's
+    decision (the rules' are their hits)."""
 
     storyline_id: str
     score: float
     hits: tuple[TermHit, ...] = ()
+    decided_by: str = "rules"  # "rules" | "model" | "refines <storyline>"
+    evidence: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

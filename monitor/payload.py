@@ -30,7 +30,27 @@ def _item(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _terms(hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"term": h["term"], "found": h["found"], "score": round(h["score"], 1)} for h in hits]
+    """The hits, one entry per word found (terms that found the same word are one entry:
+    "hostage / hostages" → 'hostages'), scores to one decimal."""
+    by_word: dict[str, dict[str, Any]] = {}
+    for hit in hits:
+        entry = by_word.get(hit["found"].lower())
+        if entry is None:
+            by_word[hit["found"].lower()] = {"term": hit["term"], "found": hit["found"],
+                                             "score": round(hit["score"], 1)}
+        else:
+            if hit["term"] not in entry["term"].split(" / "):
+                entry["term"] += " / " + hit["term"]
+            entry["score"] = max(entry["score"], round(hit["score"], 1))
+    return list(by_word.values())
+
+
+def _why(storyline: dict[str, Any]) -> dict[str, Any]:
+    """Who decided (``rules``, ``model`` or ``refines <id>``) and the words that weighed most,
+    each once: a model's evidence, else the words the rules found."""
+    terms = _terms(storyline["hits"])
+    words = list(storyline.get("evidence") or ()) or [t["found"] for t in terms]
+    return {"decided_by": storyline.get("decided_by", "rules"), "words": words}
 
 
 def match_payload(*, timestamp: datetime, item: dict[str, Any], storylines: list[dict[str, Any]],
@@ -44,10 +64,11 @@ def match_payload(*, timestamp: datetime, item: dict[str, Any], storylines: list
         "timestamp": timestamp.isoformat(),
         "data": {
             "storyline": {"id": first["id"], "name": first["name"]},
-            "storylines": [{"id": s["id"], "name": s["name"], "score": round(s["score"], 1),
+            "storylines": [{"id": s["id"], "name": s["name"], "score": round(s["score"], 1), **_why(s),
                             "matched_terms": _terms(s["hits"])} for s in storylines],
             "item": _item(item),
             "score": round(first["score"], 1),
+            **_why(first),
             "matched_terms": _terms(first["hits"]),
             "story_id": story_id,
             "sources": sources,

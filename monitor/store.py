@@ -827,7 +827,9 @@ class Store:
                 timestamp=now, item=item_fields, story_id=story_id,
                 storylines=[{"id": m.storyline_id,
                              "name": policy.storyline_names.get(m.storyline_id, m.storyline_id),
-                             "score": m.score, "hits": found_by[m.storyline_id]} for m in wanted],
+                             "score": m.score, "hits": found_by[m.storyline_id],
+                             "decided_by": m.decided_by, "evidence": list(m.evidence)}
+                            for m in wanted],
                 sources=self._sources(story_id),
             )
             counts["new_alerts"] += self._insert_alert(

@@ -358,7 +358,36 @@ def test_console_line_format():
     assert stream.getvalue() == (
         "ALERT [cairo-talks] Hamas delegation arrives in Cairo for truce talks — Al Jazeera "
         "2026-11-26 06:58 UTC https://www.aljazeera.com/news/2026/11/26/hamas-cairo "
-        "(score 96: cairo~Cairo, truce~truce)\n")
+        "(cairo-talks: rules, score 96.4: Cairo, truce)\n")
+
+
+def test_an_alert_says_who_decided_and_the_words_that_weighed_most_once_each():
+    from monitor.payload import match_payload
+
+    hits = [{"term": "hostage", "found": "Hostages", "score": 100.0, "field": "title"},
+            {"term": "hostages", "found": "Hostages", "score": 100.0, "field": "title"},
+            {"term": "truce", "found": "truce", "score": 93.33333, "field": "title"}]
+    body = match_payload(
+        timestamp=datetime(2026, 11, 26, 7, 0, tzinfo=UTC),
+        item={"title": "Hamas Set to Free Third Group of Hostages as Truce Holds", "url": None,
+              "summary": "", "published": "2026-11-26T06:58:00+00:00", "source": "NYT",
+              "feed_url": "https://nyt.example/rss"},
+        storylines=[{"id": "captive-releases", "name": "Captive releases", "score": 84.04,
+                     "hits": hits, "decided_by": "model", "evidence": ["group of", "hostages as"]},
+                    {"id": "ceasefire-talks", "name": "Talks", "score": 100.0, "hits": hits,
+                     "decided_by": "rules", "evidence": []}],
+        story_id=3, sources=[])
+    data = body["data"]
+    assert data["decided_by"] == "model" and data["words"] == ["group of", "hostages as"]
+    assert [t["found"] for t in data["matched_terms"]] == ["Hostages", "truce"]  # each word once
+    assert data["matched_terms"][0]["term"] == "hostage / hostages"
+    assert data["matched_terms"][1]["score"] == 93.3
+    alert = Alert(id=1, uid="msg_1", channel="c", kind="storyline.match",
+                  storyline_id="captive-releases", story_id=3,
+                  created_at=datetime(2026, 11, 26, 7, 0, tzinfo=UTC), payload=body)
+    line = console_line(alert)
+    assert line.endswith("(captive-releases: model, score 84.0: group of, hostages as; "
+                         "ceasefire-talks: rules, score 100.0: Hostages, truce)")
 
 
 def test_console_line_strips_control_characters():

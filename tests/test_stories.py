@@ -264,3 +264,21 @@ def test_a_crash_between_the_join_and_the_commit_loses_nothing_and_alerts_nothin
     stories = json.loads(kit.cli("stories", "--since", "30d", "--json").stdout)
     raanan = next(s for s in stories if s["headline"] == RAANAN[0]["title"])
     assert raanan["outlets"] == 2
+
+
+def test_a_models_decision_says_so_with_the_words_that_weighed_most(desk):
+    """The rules alone do not match this headline for captive-releases ('to Free' vetoes it);
+    the shipped model does: the alert says the model decided, and why."""
+    kit, server, hook, _editor = desk
+    item = {**RAANAN[0], "id": "model-1", "link": "https://news.example/third-group",
+            "title": "Hamas Set to Free Third Group of Hostages as Truce Holds", "summary": ""}
+    publish(server, item)
+    run(kit)
+    [alert] = matches_of(hook)
+    why = {s["id"]: s for s in alert["data"]["storylines"]}
+    assert why["captive-releases"]["decided_by"] == "model"
+    words = why["captive-releases"]["words"]
+    assert words and len(words) == len(set(words))
+    assert all(w.lower() in item["title"].lower() or "_" not in w for w in words)
+    check = kit.cli("check", item["title"])
+    assert "the model overrules the rules" in check.stdout
