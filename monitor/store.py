@@ -1139,6 +1139,61 @@ class Store:
         return {table: self._read(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"]
                 for table in ("items", "stories", "matches", "alerts", "entries")}
 
+    # -- read models for the web desk
+
+    def storyline_activity(self, *, since: datetime) -> dict[str, list[dict[str, Any]]]:
+        """What each storyline recorded since ``since``: its matches (storyline, created_at) and
+        its stories (storyline, story_id, first: when the story's first match of it was recorded)."""
+        matches = self._read("SELECT storyline_id AS storyline, created_at FROM matches "
+                             "WHERE created_at >= ? ORDER BY created_at", [iso(since)])
+        stories = self._read("SELECT storyline_id AS storyline, story_id, MIN(created_at) AS first "
+                             "FROM matches GROUP BY storyline_id, story_id HAVING first >= ? "
+                             "ORDER BY first", [iso(since)])
+        return {"matches": matches, "stories": stories}
+
+    def story_detail(self, story_id: int) -> dict[str, Any] | None:
+        """One story, matched or not: its items oldest first, each with its summary, why it
+        joined, its matches (score, terms) and the desk's verdicts; and the story's alerts."""
+        items = self._read(
+            "SELECT id AS item_id, source, feed_url, title, summary, url AS link, published, "
+            "first_seen, joined FROM items WHERE story_id = ? ORDER BY published, id", [story_id])
+        if not items:
+            return None
+        ids = [item["item_id"] for item in items]
+        marks = ",".join("?" * len(ids))
+        matches: dict[int, list[dict[str, Any]]] = {}
+        for row in self._read(f"SELECT item_id, storyline_id AS storyline, score, hits FROM matches "
+                              f"WHERE item_id IN ({marks}) ORDER BY storyline_id", ids):
+            row["matched_terms"] = json.loads(row.pop("hits"))
+            matches.setdefault(row.pop("item_id"), []).append(row)
+        verdicts: dict[int, dict[str, str]] = {}
+        for row in self._read(f"SELECT item_id, storyline_id, verdict FROM feedback WHERE item_id "
+                              f"IN ({marks}) AND verdict IS NOT NULL", ids):
+            verdicts.setdefault(row["item_id"], {})[row["storyline_id"]] = row["verdict"]
+        for item in items:
+            why = json.loads(item.pop("joined")) if item["joined"] else None
+            item["joined"] = why if why and why.get("by") != "new" else None
+            item["matches"] = matches.get(item["item_id"], [])
+            item["verdicts"] = verdicts.get(item["item_id"], {})
+        alerts = self._read("SELECT id, channel, kind, status, item_id, created_at, sent_at FROM alerts "
+                            "WHERE story_id = ? ORDER BY id", [story_id])
+        return {"story_id": story_id, "headline": items[0]["title"], "first_seen": items[0]["published"],
+                "outlets": len({item["source"] for item in items}),
+                "storylines": sorted({m["storyline"] for item in items for m in item["matches"]}),
+                "items": items, "alerts": alerts}
+
+    def storyline_totals(self) -> dict[str, dict[str, int]]:
+        """Per storyline: matches and stories stored."""
+        rows = self._read("SELECT storyline_id, COUNT(*) AS matches, COUNT(DISTINCT story_id) AS stories "
+                          "FROM matches GROUP BY storyline_id")
+        return {r["storyline_id"]: {"matches": r["matches"], "stories": r["stories"]} for r in rows}
+
+    def outbox_summary(self) -> list[dict[str, Any]]:
+        """Alerts per channel and status, with the oldest one's time (queued again: from then)."""
+        return self._read("SELECT channel, status, COUNT(*) AS count, "
+                          "MIN(COALESCE(queued_at, created_at)) AS oldest FROM alerts "
+                          "GROUP BY channel, status ORDER BY channel, status")
+
 
 class _PollBatch:
     """The writes of one ``record_poll``, held and written with one ``executemany`` per table
