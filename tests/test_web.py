@@ -263,3 +263,72 @@ def test_health_and_readiness(client, deployment):
     answer = client.get("/readyz")
     assert answer.status_code == 503
     assert "overdue" in answer.json()["reason"] and "A" in answer.json()["checks"]["feeds"]["reason"]
+
+
+# --------------------------------------------------------------------------- serving
+
+def test_the_web_section_of_the_config_is_checked(tmp_path):
+    from monitor.errors import ConfigError
+
+    path = tmp_path / "monitor.toml"
+    for text, error in (('[web]\nport = 80\n', "web.port: unknown key"),
+                        ('[web]\nlisten = "localhost"\n', "web.listen: expected HOST:PORT"),
+                        ('[web]\nlisten = "127.0.0.1:99999"\n', "web.listen: expected HOST:PORT"),
+                        ('[web]\ntoken = "short"\n', "web.token: expected a token of at least 16"),
+                        ('[web]\ntoken = "${NO_SUCH_VAR}"\n', "NO_SUCH_VAR is not set")):
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=re.escape(error)):
+            load_config(path, environ={})
+    path.write_text('[web]\nlisten = "0.0.0.0:9000"\ntoken = "${T}"\n')
+    config = load_config(path, environ={"T": TOKEN})
+    assert config.web.host_port == ("0.0.0.0", 9000) and config.web.token == TOKEN
+    assert TOKEN in config.secrets and TOKEN not in repr(config)
+    path.write_text("")
+    assert load_config(path, environ={}).web.listen is None
+
+
+def _get(url: str) -> int:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def test_monitor_run_serves_the_desk_in_its_own_process_and_sigterm_stops_both(tmp_path):
+    with FeedServer() as server:
+        server.set_feed("/a.xml", rss([headline(random.Random(1), 1)], title="Outlet A"))
+        kit = Kit(tmp_path, secrets={"MONITOR_WEB_TOKEN": TOKEN})
+        port = free_port()
+        kit.write(feeds=[("A", server.url("/a.xml"))],
+                  settings=f'\n[web]\nlisten = "127.0.0.1:{port}"\ntoken = "${{MONITOR_WEB_TOKEN}}"\n')
+        from receivers import wait_until
+
+        with kit.start() as daemon:
+            assert wait_until(lambda: _get(f"http://127.0.0.1:{port}/healthz") == 200, timeout=30), \
+                daemon.output()
+            assert wait_until(lambda: kit.rows("SELECT COUNT(*) AS n FROM items")[0]["n"] == 1, timeout=30)
+            assert _get(f"http://127.0.0.1:{port}/readyz") == 200
+            assert daemon.stop() == 0, daemon.output()
+            assert _get(f"http://127.0.0.1:{port}/healthz") == 0  # the desk stopped with the daemon
+            assert TOKEN not in daemon.output()
+
+
+def test_monitor_web_serves_the_database_alone(deployment):
+    import subprocess
+
+    port = free_port()
+    process = subprocess.Popen(deployment.command("web", "--listen", f"127.0.0.1:{port}"), env=deployment.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        from receivers import wait_until
+
+        assert wait_until(lambda: _get(f"http://127.0.0.1:{port}/") == 200, timeout=30)
+        assert _get(f"http://127.0.0.1:{port}/api/v1/feeds") == 200
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    assert process.returncode == 0, output
+    bad = deployment.cli("web", "--listen", "nowhere")
+    assert bad.returncode == 2 and "--listen" in bad.stderr

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 
 import uvicorn
@@ -25,8 +26,12 @@ def server(config: MonitorConfig, listen: str | None = None) -> uvicorn.Server:
 
 
 def serve(config: MonitorConfig, listen: str | None = None) -> None:
-    """Serve until SIGINT or SIGTERM (uvicorn's own handlers, in the main thread)."""
+    """Serve until SIGINT or SIGTERM (uvicorn's own handlers, in the main thread), then return:
+    a stop asked for is a clean exit (uvicorn raises the signal again once it has shut down, to
+    the handlers it found, which here ignore it)."""
     web = server(config, listen)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: None)
     log.info("web desk on http://%s:%d/%s", web.config.host, web.config.port,
              "" if config.web.token else " (read-only: no [web] token)")
     web.run()
