@@ -1142,13 +1142,16 @@ class Store:
     # -- read models for the web desk
 
     def storyline_activity(self, *, since: datetime) -> dict[str, list[dict[str, Any]]]:
-        """What each storyline recorded since ``since``: its matches (storyline, created_at) and
-        its stories (storyline, story_id, first: when the story's first match of it was recorded)."""
-        matches = self._read("SELECT storyline_id AS storyline, created_at FROM matches "
-                             "WHERE created_at >= ? ORDER BY created_at", [iso(since)])
-        stories = self._read("SELECT storyline_id AS storyline, story_id, MIN(created_at) AS first "
-                             "FROM matches GROUP BY storyline_id, story_id HAVING first >= ? "
-                             "ORDER BY first", [iso(since)])
+        """What each storyline matched that was published since ``since``: its matches
+        (storyline, published) and its stories (storyline, story_id, first: when the story's
+        first item of the storyline was published)."""
+        matches = self._read("SELECT m.storyline_id AS storyline, i.published FROM matches m "
+                             "JOIN items i ON i.id = m.item_id WHERE i.published >= ? "
+                             "ORDER BY i.published", [iso(since)])
+        stories = self._read("SELECT m.storyline_id AS storyline, m.story_id, MIN(i.published) AS first "
+                             "FROM matches m JOIN items i ON i.id = m.item_id "
+                             "GROUP BY m.storyline_id, m.story_id HAVING first >= ? ORDER BY first",
+                             [iso(since)])
         return {"matches": matches, "stories": stories}
 
     def story_detail(self, story_id: int) -> dict[str, Any] | None:

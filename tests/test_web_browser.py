@@ -63,9 +63,12 @@ def browser():
 
 
 def wait_for(driver, condition, timeout: float = 10):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(condition)
+    # htmx swaps elements out from under a look at them: look again
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(driver, timeout, ignored_exceptions=ignored).until(condition)
 
 
 def test_hostile_text_never_runs_and_its_javascript_link_is_no_link(desk, browser):
@@ -92,9 +95,10 @@ def test_log_in_open_a_story_click_wrong_and_see_the_verdict_stored(desk, browse
     browser.get(f"{url}/stories/{item['story_id']}")
     assert not browser.find_elements(By.CSS_SELECTOR, "button.wrong")  # not logged in: no buttons
     browser.find_element(By.LINK_TEXT, "Log in").click()
+    wait_for(browser, lambda d: "/login" in d.current_url)
     browser.find_element(By.NAME, "token").send_keys("not-the-token-at-all")
     browser.find_element(By.CSS_SELECTOR, "main form button").click()
-    assert "Wrong token" in browser.page_source
+    wait_for(browser, lambda d: "Wrong token" in d.page_source)
     browser.find_element(By.NAME, "token").send_keys(TOKEN)
     browser.find_element(By.CSS_SELECTOR, "main form button").click()
     wait_for(browser, lambda d: f"/stories/{item['story_id']}" in d.current_url)

@@ -1,6 +1,6 @@
-"""``/``: the storylines (matches and stories in the last 24 hours and 7 days, a bar per day,
-the last story), the feeds failing and the alerts pending or failed. JSON twin:
-``/api/v1/storylines``."""
+"""``/``: the storylines (matches and stories in the last 24 hours and 7 days, by when their
+items were published, a bar per day, the last story), the feeds failing and the alerts pending
+or failed. JSON twin: ``/api/v1/storylines``."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def storylines(desk: Desk) -> list[dict[str, Any]]:
     day_ago = iso(now - timedelta(hours=24))
     out = []
     for storyline in desk.config.storylines:
-        matches = [m["created_at"] for m in activity["matches"] if m["storyline"] == storyline.id]
+        matches = [m["published"] for m in activity["matches"] if m["storyline"] == storyline.id]
         stories = [s["first"] for s in activity["stories"] if s["storyline"] == storyline.id]
         last = desk.store.stories(since=datetime.fromtimestamp(0, now.tzinfo), storyline=storyline.id,
                                   limit=1)

@@ -36,12 +36,23 @@ def minute(value: Any) -> str:
     return text[:16]
 
 
+def terms(hits: Any) -> str:
+    """A match's terms as found in the text (``Store.matches``' ``matched_terms``), each once."""
+    found = []
+    for hit in hits or ():
+        word = (hit.get("found") or hit.get("term")) if isinstance(hit, dict) else hit
+        if word:
+            found.append(str(word))
+    return ", ".join(dict.fromkeys(found))
+
+
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("monitor.web", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["http_url"] = http_url
     env.filters["minute"] = minute
+    env.filters["terms"] = terms
     return env
 
 
