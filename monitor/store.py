@@ -1191,6 +1191,17 @@ class Store:
                           "FROM matches GROUP BY storyline_id")
         return {r["storyline_id"]: {"matches": r["matches"], "stories": r["stories"]} for r in rows}
 
+    def delivery_latencies(self, bounds: Sequence[float]) -> dict[str, Any]:
+        """Of the match alerts sent: how many took at most each of ``bounds`` seconds from the
+        item's first sight to the receiver's acknowledgement (cumulative), their count and sum."""
+        latency = "(julianday(a.sent_at) - julianday(i.first_seen)) * 86400.0"
+        buckets = ", ".join(f"SUM({latency} <= ?) AS b{n}" for n in range(len(bounds)))
+        row = self._read(f"SELECT COUNT(*) AS count, COALESCE(SUM({latency}), 0) AS total, {buckets} "
+                         f"FROM alerts a JOIN items i ON i.id = a.item_id WHERE a.status = 'sent' "
+                         f"AND a.kind = '{MATCH}'", list(bounds))[0]
+        return {"count": row["count"], "sum": row["total"],
+                "buckets": [row[f"b{n}"] or 0 for n in range(len(bounds))]}
+
     def outbox_summary(self) -> list[dict[str, Any]]:
         """Alerts per channel and status, with the oldest one's time (queued again: from then)."""
         return self._read("SELECT channel, status, COUNT(*) AS count, "

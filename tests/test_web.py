@@ -210,6 +210,11 @@ def test_metrics_agree_with_the_database(client, deployment):
         assert samples[("monitor_alerts", labels)] == row["n"]
     pending = deployment.rows("SELECT COUNT(*) AS n FROM alerts WHERE status = 'pending'")[0]["n"]
     assert samples[("monitor_outbox_pending", ())] == pending
+    sent = deployment.rows("SELECT COUNT(*) AS n FROM alerts WHERE status = 'sent' "
+                           "AND kind = 'storyline.match'")[0]["n"]
+    assert sent and samples[("monitor_delivery_latency_seconds_count", ())] == sent
+    assert samples[("monitor_delivery_latency_seconds_bucket", (("le", "+Inf"),))] == sent
+    assert samples[("monitor_delivery_latency_seconds_bucket", (("le", "3600.0"),))] == sent
     assert samples[("monitor_feeds", (("state", "failing"),))] == 1
     assert samples[("monitor_feeds", (("state", "ok"),))] == 2
 

@@ -15,9 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -26,6 +27,7 @@ from .desk import Desk, desk_of
 from .feeds import feed_rows
 
 FEED_STATES = ("ok", "failing", "down", "paused", "never_polled")
+LATENCY_BOUNDS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 STUCK_AFTER = 15 * 60.0  # seconds: an alert pending this long on an enabled channel is stuck
 
 
@@ -37,7 +39,7 @@ class DeskCollector(Collector):
     def __init__(self, desk: Desk) -> None:
         self.desk = desk
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
         store, now = self.desk.store, self.desk.clock()
         feeds = GaugeMetricFamily("monitor_feeds", "Feeds by state", labels=["state"])
         states = Counter(row["state"] for row in feed_rows(self.desk))
@@ -69,6 +71,12 @@ class DeskCollector(Collector):
         yield GaugeMetricFamily("monitor_outbox_oldest_pending_age_seconds",
                                 "Age of the oldest alert waiting to be delivered (0: none)",
                                 value=_age(now, oldest))
+        latencies = store.delivery_latencies(LATENCY_BOUNDS)
+        buckets = [(floatToGoString(bound), count)
+                   for bound, count in zip(LATENCY_BOUNDS, latencies["buckets"], strict=True)]
+        yield HistogramMetricFamily(
+            "monitor_delivery_latency_seconds", "Match alerts sent: from the item's first sight to sent",
+            buckets=[*buckets, ("+Inf", latencies["count"])], sum_value=latencies["sum"])
 
 
 def metrics(request: Request) -> Response:
