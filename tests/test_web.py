@@ -301,3 +301,10 @@ def test_monitor_web_serves_the_database_alone(deployment):
     assert process.returncode == 0, output
     bad = deployment.cli("web", "--listen", "nowhere")
     assert bad.returncode == 2 and "--listen" in bad.stderr
+
+
+def test_config_check_shows_the_web_section_with_its_token_masked(deployment):
+    result = deployment.cli("config", "check")
+    assert result.returncode == 0, result.stderr
+    assert "[web]" in result.stdout and 'token = "***"' in result.stdout
+    assert TOKEN not in result.stdout + result.stderr
