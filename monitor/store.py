@@ -1202,6 +1202,17 @@ class Store:
         return {"count": row["count"], "sum": row["total"],
                 "buckets": [row[f"b{n}"] or 0 for n in range(len(bounds))]}
 
+    def review_candidates(self, storyline: str, *, since: datetime, limit: int) -> list[dict[str, Any]]:
+        """Items first seen since ``since``, newest first, on which the desk gave no verdict for
+        ``storyline``: each with its text, story, and whether the monitor matched it there."""
+        return self._read(
+            "SELECT i.id AS item_id, i.title, i.summary, i.source, i.url AS link, i.published, "
+            "i.story_id, EXISTS (SELECT 1 FROM matches m WHERE m.item_id = i.id AND "
+            "m.storyline_id = :storyline) AS matched FROM items i WHERE i.first_seen >= :since "
+            "AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.storyline_id = :storyline AND "
+            "f.example_key = 'item:' || i.id) ORDER BY i.first_seen DESC, i.id DESC LIMIT :limit",
+            {"storyline": storyline, "since": iso(since), "limit": limit})
+
     def outbox_summary(self) -> list[dict[str, Any]]:
         """Alerts per channel and status, with the oldest one's time (queued again: from then)."""
         return self._read("SELECT channel, status, COUNT(*) AS count, "

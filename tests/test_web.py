@@ -308,3 +308,28 @@ def test_config_check_shows_the_web_section_with_its_token_masked(deployment):
     assert result.returncode == 0, result.stderr
     assert "[web]" in result.stdout and 'token = "***"' in result.stdout
     assert TOKEN not in result.stdout + result.stderr
+
+
+def test_the_review_queue_puts_uncertain_decisions_first_and_advances(client, deployment):
+    data = client.get("/api/v1/review/truce-talks").json()
+    queue = data["queue"]
+    judged = {r["item_id"] for r in deployment.rows(
+        "SELECT item_id FROM feedback WHERE storyline_id = 'truce-talks'")}
+    stored = {r["id"] for r in deployment.rows("SELECT id FROM items")}
+    assert {i["item_id"] for i in queue} == stored - judged
+    assert [i["uncertainty"] for i in queue] == sorted(i["uncertainty"] for i in queue)
+    assert all(i["explanation"].startswith("truce-talks") for i in queue)
+    page = client.get("/review/truce-talks")
+    assert f'data-item="{queue[0]["item_id"]}"' in page.text and 'name="verdict"' not in page.text
+    csrf = login(client)
+    answer = client.post("/review/truce-talks", data={"item": str(queue[0]["item_id"]), "verdict": "right",
+                                                      "csrf": csrf})
+    assert answer.status_code == 200 and answer.url.path == "/review/truce-talks"  # followed: the next
+    assert f'data-item="{queue[1]["item_id"]}"' in answer.text
+    stored = deployment.rows("SELECT verdict, source FROM feedback WHERE storyline_id = 'truce-talks' "
+                             "AND item_id = ?", [queue[0]["item_id"]])
+    assert stored == [{"verdict": "right", "source": "desk"}]
+    after = client.get("/api/v1/review/truce-talks").json()
+    assert after["left"] == data["left"] - 1
+    nowhere = client.post("/review/nope", data={"item": "1", "verdict": "right", "csrf": csrf})
+    assert nowhere.status_code == 404

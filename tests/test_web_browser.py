@@ -123,6 +123,22 @@ def test_log_in_open_a_story_click_wrong_and_see_the_verdict_stored(desk, browse
     assert kit.rows("SELECT verdict FROM feedback WHERE item_id = ?", [item["id"]]) == [{"verdict": "wrong"}]
 
 
+def test_the_review_queue_advances_with_one_click(desk, browser):
+    from selenium.webdriver.common.by import By
+
+    kit, url = desk
+    browser.get(f"{url}/login?next=/review/truce-talks")
+    browser.find_element(By.NAME, "token").send_keys(TOKEN)
+    browser.find_element(By.CSS_SELECTOR, "main form button").click()
+    wait_for(browser, lambda d: "/review/truce-talks" in d.current_url
+             and d.find_elements(By.CSS_SELECTOR, "#review-item button.wrong"))
+    first = browser.find_element(By.ID, "review-item").get_attribute("data-item")
+    browser.find_element(By.CSS_SELECTOR, "#review-item button.wrong").click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "review-item").get_attribute("data-item") != first)
+    assert kit.rows("SELECT verdict FROM feedback WHERE storyline_id = 'truce-talks' AND item_id = ?",
+                    [int(first)]) == [{"verdict": "wrong"}]
+
+
 def test_without_logging_in_a_write_is_refused(desk, browser):
     _kit, url = desk
     browser.delete_all_cookies()
