@@ -93,6 +93,7 @@ def test_a_story_shows_its_items_sources_and_why(client, deployment):
     assert {m["storyline"] for m in story["items"][0]["matches"]} == {"truce-talks", "cairo"}
     page = client.get(f"/stories/{story_id}").text
     assert "near-duplicate text" in page and "<td>B</td>" in page
+    assert "<summary>monitor check</summary>" in page and "cairo (Cairo track): MATCH" in page
     assert "Log in" in page and 'name="verdict"' not in page  # no buttons before logging in
     assert client.get("/stories/999999").status_code == 404
 

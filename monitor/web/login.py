@@ -3,6 +3,7 @@ SameSite=Strict, Secure over https); ``/logout`` forgets it."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 
 from starlette.requests import Request
@@ -12,6 +13,8 @@ from . import forms
 from .desk import desk_of
 from .render import page
 from .security import COOKIE, SESSION_SECONDS, session_cookie
+
+WRONG_TOKEN_DELAY = 1.0  # seconds
 
 
 def safe_next(value: str | None) -> str:
@@ -37,6 +40,7 @@ async def login(request: Request) -> Response:
                     error="This desk is read-only: no [web] token is configured.")
     given = fields.get("token", "")
     if not desk.token or not hmac.compare_digest(given.encode(), desk.token.encode()):
+        await asyncio.sleep(WRONG_TOKEN_DELAY)  # guesses, slowed down
         return page(request, "login.html", http_status=401, next=target, error="Wrong token.")
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(COOKIE, session_cookie(desk.key), max_age=SESSION_SECONDS, httponly=True,

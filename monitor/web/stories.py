@@ -29,6 +29,9 @@ def story(desk: Desk, story_id: int) -> dict[str, Any]:
     if found is None:
         raise HTTPException(404, f"no story {story_id}")
     found["verdict_storylines"] = [{"id": s.id, "name": s.name} for s in desk.config.storylines]
+    matcher, _models = desk.deciders()
+    for item in found["items"]:  # what `monitor check` says of it, by the rules
+        item["explanation"] = "\n\n".join(e.render() for e in matcher.explain(item["title"], item["summary"]))
     found["examples"] = desk.store.feedback_counts()
     return found
 
