@@ -265,9 +265,47 @@ def _run(obj: Context, config: MonitorConfig, once: bool) -> None:
             else:
                 from .daemon import run_forever
 
-                run_forever(monitor)
+                web = None
+                if config.web.listen:  # the desk in a thread of this process, stopped with it
+                    from .web.server import Background
+
+                    web = Background(config)
+                    web.start()
+                try:
+                    run_forever(monitor)
+                finally:
+                    if web is not None:
+                        web.stop()
         finally:
             monitor.close()
+
+
+@cli.command()
+@click.option("--listen", metavar="HOST:PORT",
+              help="Where to listen. Default: [web] listen in the config, else 127.0.0.1:8080.")
+@pass_context
+@fails_cleanly
+def web(obj: Context, listen: str | None) -> None:
+    """Serve the web desk alone, against the config's database: pages, their JSON twins under
+    /api/v1/, Atom feeds, /metrics, /healthz and /readyz. Writes (verdicts, retries) need the
+    [web] token; without one the desk is read-only. `monitor run` serves it too when the config
+    has [web] listen.
+
+    Example: monitor web --listen 127.0.0.1:8080
+    """
+    from .config import split_listen
+
+    if listen is not None:
+        try:
+            split_listen(listen)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--listen") from None
+    handler = setup_logging(obj.verbose, default=logging.INFO)
+    config = obj.config
+    handler.addFilter(RedactSecrets(config.secrets))
+    from .web.server import serve
+
+    serve(config, listen)
 
 
 # --------------------------------------------------------------------------- read models

@@ -129,6 +129,37 @@ class ChannelConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The ``[web]`` section: where the web desk listens (None: not served by ``monitor run``)
+    and the token that allows writes (None: the desk is read-only)."""
+
+    listen: str | None = None  # "HOST:PORT"
+    token: str | None = field(default=None, repr=False)
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return split_listen(self.listen or DEFAULT_LISTEN)
+
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` (``[::1]:8080`` for IPv6; ``:8080`` for the loopback) as (host, port).
+
+    >>> split_listen("0.0.0.0:8080")
+    ('0.0.0.0', 8080)
+    """
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError("HOST:PORT, such as 127.0.0.1:8080")
+    host = host.strip("[]") or "127.0.0.1"
+    if any(c.isspace() or c in "/@" for c in host):
+        raise ValueError("HOST:PORT, such as 127.0.0.1:8080")
+    return host, int(port)
+
+
+@dataclass(frozen=True)
 class MonitorConfig:
     database: str = "monitor.db"
     poll_interval: float = 300.0
@@ -147,6 +178,7 @@ class MonitorConfig:
     feeds: tuple[FeedConfig, ...] = ()
     storylines: tuple[StorylineConfig, ...] = ()
     channels: tuple[ChannelConfig, ...] = ()
+    web: WebConfig = WebConfig()
     source: str = "<defaults>"
 
     def storyline(self, storyline_id: str) -> StorylineConfig:
@@ -157,7 +189,8 @@ class MonitorConfig:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return tuple(s for channel in self.channels for s in channel.secrets)
+        found = tuple(s for channel in self.channels for s in channel.secrets)
+        return found + ((self.web.token,) if self.web.token else ())
 
 
 # --------------------------------------------------------------------------- loading
@@ -326,7 +359,7 @@ class _Reader:
     # -- sections
 
     def monitor_config(self, data: dict[str, Any]) -> MonitorConfig:
-        self.table(data, "", {"monitor", "feeds", "storylines", "alerts"})
+        self.table(data, "", {"monitor", "feeds", "storylines", "alerts", "web"})
         section = self.table(data.get("monitor", {}), "monitor", {
             "database", "poll_interval", "alert_max_age", "user_agent", "max_body_size",
             "fetch_timeout", "fetch_workers", "dedup_window", "backoff_max",
@@ -364,8 +397,27 @@ class _Reader:
         self.in_channels = True
         channels = self.channels(data.get("alerts", []), {s.id for s in storylines})
         self.in_channels = False
+        # [web] is read strictly: an unset token must never be left as literal text
+        web = self.web(data.get("web", {}))
         return MonitorConfig(**settings, feeds=feeds, storylines=storylines, channels=channels,
-                             source=self.source)
+                             web=web, source=self.source)
+
+    def web(self, value: Any) -> WebConfig:
+        section = self.table(value, "web", {"listen", "token"})
+        listen = None
+        if "listen" in section:
+            listen = self.string(section["listen"], "web.listen")
+            try:
+                split_listen(listen)
+            except ValueError as error:
+                raise self.fail("web.listen", str(error), listen) from None
+        token = None
+        if "token" in section:
+            token = self.string(section["token"], "web.token")
+            if len(token) < 16:
+                raise ConfigError(f"{self.source}: web.token: expected a token of at least 16 "
+                                  "characters (e.g. from `openssl rand -hex 32`)")
+        return WebConfig(listen=listen, token=token)
 
     def size(self, value: Any, where: str) -> int:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:

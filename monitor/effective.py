@@ -55,7 +55,7 @@ def effective_config(config: MonitorConfig) -> dict[str, Any]:
     """The config as plain TOML-ready values, with the keys the config file uses."""
     settings: dict[str, Any] = {}
     for f in fields(MonitorConfig):
-        if f.name in ("feeds", "storylines", "channels", "source"):
+        if f.name in ("feeds", "storylines", "channels", "web", "source"):
             continue
         value = getattr(config, f.name)
         if f.name == "max_body_bytes":
@@ -64,8 +64,11 @@ def effective_config(config: MonitorConfig) -> dict[str, Any]:
             settings[f.name] = duration(value)
         else:
             settings[f.name] = value
+    web = {key: value for key, value in (("listen", config.web.listen),
+                                         ("token", mask(config.web.token))) if value}
     return {
         "monitor": settings,
+        **({"web": web} if web else {}),
         "feeds": [{"name": f.name, "url": mask_url(f.url), "interval": duration(f.interval)}
                   for f in config.feeds],
         "storylines": [_storyline(s) for s in config.storylines],
@@ -110,6 +113,8 @@ def render_toml(effective: dict[str, Any]) -> str:
     forms are the same), tables in the order the config file uses."""
     lines = ["[monitor]"]
     lines += [f"{key} = {_value(value)}" for key, value in effective["monitor"].items()]
+    if effective.get("web"):
+        lines += ["", "[web]"] + [f"{key} = {_value(value)}" for key, value in effective["web"].items()]
     for section in ("feeds", "storylines", "alerts"):
         for table in effective[section]:
             lines += ["", f"[[{section}]]"]

@@ -1155,6 +1155,86 @@ class Store:
         return {table: self._read(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"]
                 for table in ("items", "stories", "matches", "alerts", "entries")}
 
+    # -- read models for the web desk
+
+    def storyline_activity(self, *, since: datetime) -> dict[str, list[dict[str, Any]]]:
+        """What each storyline matched that was published since ``since``: its matches
+        (storyline, published) and its stories (storyline, story_id, first: when the story's
+        first item of the storyline was published)."""
+        matches = self._read("SELECT m.storyline_id AS storyline, i.published FROM matches m "
+                             "JOIN items i ON i.id = m.item_id WHERE i.published >= ? "
+                             "ORDER BY i.published", [iso(since)])
+        stories = self._read("SELECT m.storyline_id AS storyline, m.story_id, MIN(i.published) AS first "
+                             "FROM matches m JOIN items i ON i.id = m.item_id "
+                             "GROUP BY m.storyline_id, m.story_id HAVING first >= ? ORDER BY first",
+                             [iso(since)])
+        return {"matches": matches, "stories": stories}
+
+    def story_detail(self, story_id: int) -> dict[str, Any] | None:
+        """One story, matched or not: its items oldest first, each with its summary, why it
+        joined, its matches (score, terms) and the desk's verdicts; and the story's alerts."""
+        items = self._read(
+            "SELECT id AS item_id, source, feed_url, title, summary, url AS link, published, "
+            "first_seen, joined FROM items WHERE story_id = ? ORDER BY published, id", [story_id])
+        if not items:
+            return None
+        ids = [item["item_id"] for item in items]
+        marks = ",".join("?" * len(ids))
+        matches: dict[int, list[dict[str, Any]]] = {}
+        for row in self._read(f"SELECT item_id, storyline_id AS storyline, score, hits FROM matches "
+                              f"WHERE item_id IN ({marks}) ORDER BY storyline_id", ids):
+            row["matched_terms"] = json.loads(row.pop("hits"))
+            matches.setdefault(row.pop("item_id"), []).append(row)
+        verdicts: dict[int, dict[str, str]] = {}
+        for row in self._read(f"SELECT item_id, storyline_id, verdict FROM feedback WHERE item_id "
+                              f"IN ({marks}) AND verdict IS NOT NULL", ids):
+            verdicts.setdefault(row["item_id"], {})[row["storyline_id"]] = row["verdict"]
+        for item in items:
+            why = json.loads(item.pop("joined")) if item["joined"] else None
+            item["joined"] = why if why and why.get("by") != "new" else None
+            item["matches"] = matches.get(item["item_id"], [])
+            item["verdicts"] = verdicts.get(item["item_id"], {})
+        alerts = self._read("SELECT id, channel, kind, status, item_id, created_at, sent_at FROM alerts "
+                            "WHERE story_id = ? ORDER BY id", [story_id])
+        return {"story_id": story_id, "headline": items[0]["title"], "first_seen": items[0]["published"],
+                "outlets": len({item["source"] for item in items}),
+                "storylines": sorted({m["storyline"] for item in items for m in item["matches"]}),
+                "items": items, "alerts": alerts}
+
+    def storyline_totals(self) -> dict[str, dict[str, int]]:
+        """Per storyline: matches and stories stored."""
+        rows = self._read("SELECT storyline_id, COUNT(*) AS matches, COUNT(DISTINCT story_id) AS stories "
+                          "FROM matches GROUP BY storyline_id")
+        return {r["storyline_id"]: {"matches": r["matches"], "stories": r["stories"]} for r in rows}
+
+    def delivery_latencies(self, bounds: Sequence[float]) -> dict[str, Any]:
+        """Of the match alerts sent: how many took at most each of ``bounds`` seconds from the
+        item's first sight to the receiver's acknowledgement (cumulative), their count and sum."""
+        latency = "(julianday(a.sent_at) - julianday(i.first_seen)) * 86400.0"
+        buckets = ", ".join(f"SUM({latency} <= ?) AS b{n}" for n in range(len(bounds)))
+        row = self._read(f"SELECT COUNT(*) AS count, COALESCE(SUM({latency}), 0) AS total, {buckets} "
+                         f"FROM alerts a JOIN items i ON i.id = a.item_id WHERE a.status = 'sent' "
+                         f"AND a.kind = '{MATCH}'", list(bounds))[0]
+        return {"count": row["count"], "sum": row["total"],
+                "buckets": [row[f"b{n}"] or 0 for n in range(len(bounds))]}
+
+    def review_candidates(self, storyline: str, *, since: datetime, limit: int) -> list[dict[str, Any]]:
+        """Items first seen since ``since``, newest first, on which the desk gave no verdict for
+        ``storyline``: each with its text, story, and whether the monitor matched it there."""
+        return self._read(
+            "SELECT i.id AS item_id, i.title, i.summary, i.source, i.url AS link, i.published, "
+            "i.story_id, EXISTS (SELECT 1 FROM matches m WHERE m.item_id = i.id AND "
+            "m.storyline_id = :storyline) AS matched FROM items i WHERE i.first_seen >= :since "
+            "AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.storyline_id = :storyline AND "
+            "f.example_key = 'item:' || i.id) ORDER BY i.first_seen DESC, i.id DESC LIMIT :limit",
+            {"storyline": storyline, "since": iso(since), "limit": limit})
+
+    def outbox_summary(self) -> list[dict[str, Any]]:
+        """Alerts per channel and status, with the oldest one's time (queued again: from then)."""
+        return self._read("SELECT channel, status, COUNT(*) AS count, "
+                          "MIN(COALESCE(queued_at, created_at)) AS oldest FROM alerts "
+                          "GROUP BY channel, status ORDER BY channel, status")
+
 
 class _PollBatch:
     """The writes of one ``record_poll``, held and written with one ``executemany`` per table

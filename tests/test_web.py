@@ -1,0 +1,336 @@
+"""The web desk through its ASGI app (Starlette's TestClient, over httpx), on a real SQLite
+database filled by a real ``monitor run --once`` over feeds served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import random
+import re
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import feedparser
+import pytest
+from faultkit import Kit, headline
+from feedserver import FeedServer, rss
+from prometheus_client.parser import text_string_to_metric_families
+from receivers import free_port
+from starlette.testclient import TestClient
+from webdesk import STORED_HOSTILE, TOKEN, build_deployment
+
+from monitor.config import load_config
+from monitor.web import create_app
+from monitor.web.render import http_url
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    return build_deployment(tmp_path_factory.mktemp("desk"))
+
+
+def client_for(kit: Kit, *, token: bool = True) -> TestClient:
+    config = load_config(kit.config, environ=kit.env)
+    if not token:
+        from dataclasses import replace
+
+        from monitor.config import WebConfig
+
+        config = replace(config, web=WebConfig())
+    return TestClient(create_app(config), base_url="http://desk.test")
+
+
+@pytest.fixture
+def client(deployment):
+    with client_for(deployment) as client:
+        yield client
+
+
+def login(client: TestClient) -> str:
+    answer = client.post("/login", data={"token": TOKEN, "next": "/"}, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    page = client.get("/alerts")
+    return re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)
+
+
+def test_the_dashboard_and_its_twin_show_the_storylines(client, deployment):
+    data = client.get("/api/v1/storylines").json()
+    by_id = {s["id"]: s for s in data["storylines"]}
+    stored = deployment.rows("SELECT storyline_id, COUNT(*) AS n FROM matches GROUP BY storyline_id")
+    for row in stored:
+        assert by_id[row["storyline_id"]]["matches_24h"] == row["n"]
+        assert by_id[row["storyline_id"]]["matches_7d"] == row["n"]
+        assert sum(d["matches"] for d in by_id[row["storyline_id"]]["per_day"]) == row["n"]
+    assert [f["name"] for f in data["failing_feeds"]] == ["Broken"]
+    assert {a["channel"] for a in data["alerts"]} == {"dead"}
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "<svg" in page.text and "Truce talks" in page.text and "Broken" in page.text
+    assert "read-only" not in page.text and "Log in" in page.text
+
+
+def test_a_storyline_page_lists_its_stories_newest_first(client, deployment):
+    api = client.get("/api/v1/storylines/cairo").json()
+    ids = [s["story_id"] for s in api["stories"]]
+    expected = deployment.json("stories", "--storyline", "cairo", "--since", "30d")
+    assert ids == [s["story_id"] for s in expected]
+    page = client.get("/storylines/cairo")
+    assert page.status_code == 200
+    for story in expected:
+        assert f'href="/stories/{story["story_id"]}"' in page.text
+    found = client.get("/api/v1/storylines/cairo", params={"q": "hostile"}).json()["found"]
+    assert len(found) == 1
+    assert client.get("/storylines/nope").status_code == 404
+    assert client.get("/storylines/cairo", params={"page": "x"}).status_code == 400
+
+
+def test_a_story_shows_its_items_sources_and_why(client, deployment):
+    copies = deployment.rows("SELECT story_id FROM items GROUP BY story_id HAVING COUNT(*) = 2")
+    story_id = copies[0]["story_id"]
+    story = client.get(f"/api/v1/stories/{story_id}").json()
+    assert {i["source"] for i in story["items"]} == {"A", "B"}
+    assert story["items"][1]["joined"]["by"] == "copy"
+    assert {m["storyline"] for m in story["items"][0]["matches"]} == {"truce-talks", "cairo"}
+    page = client.get(f"/stories/{story_id}").text
+    assert "near-duplicate text" in page and "<td>B</td>" in page
+    assert "<summary>monitor check</summary>" in page and "cairo (Cairo track): MATCH" in page
+    assert "Log in" in page and 'name="verdict"' not in page  # no buttons before logging in
+    assert client.get("/stories/999999").status_code == 404
+
+
+def test_hostile_feed_text_is_shown_inert(client, deployment):
+    row = deployment.rows("SELECT story_id, title FROM items WHERE title LIKE '%hostile%'")[0]
+    assert row["title"] == STORED_HOSTILE
+    page = client.get(f"/stories/{row['story_id']}")
+    assert "<script>window" not in page.text and "&lt;script&gt;window.pwned" in page.text
+    assert "<img src=x" not in page.text and "href=\"javascript:" not in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    for path in ("/", "/storylines/cairo"):
+        assert "<script>window" not in client.get(path).text
+    assert http_url("javascript:alert(1)") is None and http_url(" data:text/html,x") is None
+    assert http_url("https://e.x/a") == "https://e.x/a"
+
+
+def test_verdicts_need_the_token_and_the_csrf_token(client, deployment):
+    item = deployment.rows("SELECT i.id, i.story_id FROM items i JOIN matches m ON m.item_id = i.id "
+                           "WHERE m.storyline_id = 'cairo' LIMIT 1")[0]
+    form = {"item": str(item["id"]), "storyline": "cairo", "verdict": "wrong"}
+    url = f"/stories/{item['story_id']}/verdict"
+    assert client.post(url, data=form).status_code == 401  # no session, no bearer
+    csrf = login(client)
+    assert client.post(url, data={**form, "csrf": "0" * 64}).status_code == 403
+    assert client.post(url, data=form).status_code == 403
+    assert not deployment.rows("SELECT * FROM feedback")
+    answer = client.post(url, data={**form, "csrf": csrf}, follow_redirects=False)
+    assert answer.status_code == 303
+    stored = deployment.rows("SELECT item_id, storyline_id, verdict, label FROM feedback")
+    assert stored == [{"item_id": item["id"], "storyline_id": "cairo", "verdict": "wrong", "label": 0}]
+    page = client.get(f"/stories/{item['story_id']}").text
+    assert "desk: wrong" in page and 'name="verdict"' in page
+    # htmx: the verdicts of the item come back alone, counted
+    partial = client.post(url, data={**form, "verdict": "right", "csrf": csrf},
+                          headers={"HX-Request": "true"})
+    assert partial.status_code == 200 and "<html" not in partial.text
+    assert "recorded: right" in partial.text
+    # the API: the bearer token, no CSRF token
+    api = f"/api/v1/stories/{item['story_id']}/verdicts"
+    fresh = TestClient(client.app, base_url="http://desk.test")
+    wrong = {"Authorization": "Bearer wrong-token-xxxxxxxx"}
+    assert fresh.post(api, json=form, headers=wrong).status_code == 401
+    done = fresh.post(api, json=form, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert done.status_code == 200 and done.json()["verdict"] == "wrong"
+    assert deployment.rows("SELECT verdict FROM feedback") == [{"verdict": "wrong"}]
+    assert fresh.post(api, json={**form, "storyline": "nope"},
+                      headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 400
+
+
+def test_without_a_token_the_desk_is_read_only_and_says_so(deployment):
+    with client_for(deployment, token=False) as client:
+        assert "read-only" in client.get("/").text
+        assert client.post("/alerts/failed/retry").status_code == 403
+        assert client.post("/api/v1/alerts/failed/retry",
+                           headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 403
+        assert client.post("/login", data={"token": TOKEN}).status_code == 403
+
+
+def test_alerts_page_retries_and_enables(client, deployment):
+    data = client.get("/api/v1/alerts").json()
+    assert {a["channel"] for a in data["alerts"]} == {"hook", "dead"}
+    assert {c["name"] for c in data["channels"]} == {"hook", "dead"}
+    csrf = login(client)
+    sent = deployment.rows("SELECT id FROM alerts WHERE status = 'sent' LIMIT 1")[0]["id"]
+    answer = client.post(f"/alerts/{sent}/retry", data={"csrf": csrf}, follow_redirects=False)
+    assert answer.status_code == 303
+    assert deployment.rows("SELECT status FROM alerts WHERE id = ?", [sent]) == [{"status": "pending"}]
+    conn = sqlite3.connect(deployment.db)
+    conn.execute("UPDATE channels SET disabled_at = '2024-01-01T00:00:00+00:00', disabled_reason = 'gone' "
+                 "WHERE name = 'dead'")
+    conn.commit()
+    conn.close()
+    assert "disabled since" in client.get("/alerts").text
+    answer = client.post("/channels/dead/enable", data={"csrf": csrf}, follow_redirects=False)
+    assert answer.status_code == 303
+    assert deployment.rows("SELECT disabled_at FROM channels WHERE name = 'dead'") == [{"disabled_at": None}]
+    assert client.post("/channels/nope/enable", data={"csrf": csrf}).status_code == 404
+
+
+def test_feeds_page_shows_every_feed_and_its_error(client):
+    feeds = {f["name"]: f for f in client.get("/api/v1/feeds").json()["feeds"]}
+    assert feeds["A"]["state"] == "ok" and feeds["A"]["items_seen"] >= 4
+    assert feeds["Broken"]["state"] == "failing" and feeds["Broken"]["last_status"] == 500
+    assert feeds["Broken"]["last_error_code"] in client.get("/feeds").text
+
+
+def test_atom_feeds_read_by_feedparser_match_monitor_stories(client, deployment):
+    expected = deployment.json("stories", "--since", "30d")
+    parsed = feedparser.parse(client.get("/stories.atom").content)
+    assert parsed.bozo == 0, parsed.get("bozo_exception")
+    assert [e.id for e in parsed.entries] == [f"urn:ceasefire-monitor:story:{s['story_id']}"
+                                              for s in expected]
+    assert [e.title for e in parsed.entries if "hostile" not in e.title] == [
+        s["headline"] for s in expected if "hostile" not in s["headline"]]
+    assert parsed.entries[0].link == f"http://desk.test/stories/{expected[0]['story_id']}"
+    cairo = feedparser.parse(client.get("/storylines/cairo.atom").content)
+    assert cairo.bozo == 0 and cairo.feed.title == "ceasefire-monitor: Cairo track"
+    assert len(cairo.entries) == len(deployment.json("stories", "--storyline", "cairo", "--since", "30d"))
+    assert client.get("/storylines/nope.atom").status_code == 404
+
+
+def test_metrics_agree_with_the_database(client, deployment):
+    text = client.get("/metrics").text
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    items = deployment.rows("SELECT COUNT(*) AS n FROM items")[0]["n"]
+    assert samples[("monitor_items_stored", ())] == items
+    for row in deployment.rows("SELECT storyline_id, COUNT(*) AS n, COUNT(DISTINCT story_id) AS s "
+                               "FROM matches GROUP BY storyline_id"):
+        assert samples[("monitor_matches", (("storyline", row["storyline_id"]),))] == row["n"]
+        assert samples[("monitor_stories", (("storyline", row["storyline_id"]),))] == row["s"]
+    for row in deployment.rows("SELECT channel, status, COUNT(*) AS n FROM alerts GROUP BY 1, 2"):
+        labels = (("channel", row["channel"]), ("status", row["status"]))
+        assert samples[("monitor_alerts", labels)] == row["n"]
+    pending = deployment.rows("SELECT COUNT(*) AS n FROM alerts WHERE status = 'pending'")[0]["n"]
+    assert samples[("monitor_outbox_pending", ())] == pending
+    sent = deployment.rows("SELECT COUNT(*) AS n FROM alerts WHERE status = 'sent' "
+                           "AND kind = 'storyline.match'")[0]["n"]
+    assert sent and samples[("monitor_delivery_latency_seconds_count", ())] == sent
+    assert samples[("monitor_delivery_latency_seconds_bucket", (("le", "+Inf"),))] == sent
+    assert samples[("monitor_delivery_latency_seconds_bucket", (("le", "3600.0"),))] == sent
+    assert samples[("monitor_feeds", (("state", "failing"),))] == 1
+    assert samples[("monitor_feeds", (("state", "ok"),))] == 2
+
+
+def test_health_and_readiness(client, deployment):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"]["database"]["ok"]
+    # an hour later, with no poll since: every feed is overdue (the interval is a minute)
+    app = client.app
+    desk = app.state.desk
+    later = datetime.now(UTC) + timedelta(hours=1)
+    desk.clock = lambda: later
+    answer = client.get("/readyz")
+    assert answer.status_code == 503
+    assert "overdue" in answer.json()["reason"] and "A" in answer.json()["checks"]["feeds"]["reason"]
+
+
+# --------------------------------------------------------------------------- serving
+
+def test_the_web_section_of_the_config_is_checked(tmp_path):
+    from monitor.errors import ConfigError
+
+    path = tmp_path / "monitor.toml"
+    for text, error in (('[web]\nport = 80\n', "web.port: unknown key"),
+                        ('[web]\nlisten = "localhost"\n', "web.listen: expected HOST:PORT"),
+                        ('[web]\nlisten = "127.0.0.1:99999"\n', "web.listen: expected HOST:PORT"),
+                        ('[web]\ntoken = "short"\n', "web.token: expected a token of at least 16"),
+                        ('[web]\ntoken = "${NO_SUCH_VAR}"\n', "NO_SUCH_VAR is not set")):
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=re.escape(error)):
+            load_config(path, environ={})
+    path.write_text('[web]\nlisten = "0.0.0.0:9000"\ntoken = "${T}"\n')
+    config = load_config(path, environ={"T": TOKEN})
+    assert config.web.host_port == ("0.0.0.0", 9000) and config.web.token == TOKEN
+    assert TOKEN in config.secrets and TOKEN not in repr(config)
+    path.write_text("")
+    assert load_config(path, environ={}).web.listen is None
+
+
+def _get(url: str) -> int:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def test_monitor_run_serves_the_desk_in_its_own_process_and_sigterm_stops_both(tmp_path):
+    with FeedServer() as server:
+        server.set_feed("/a.xml", rss([headline(random.Random(1), 1)], title="Outlet A"))
+        kit = Kit(tmp_path, secrets={"MONITOR_WEB_TOKEN": TOKEN})
+        port = free_port()
+        kit.write(feeds=[("A", server.url("/a.xml"))],
+                  settings=f'\n[web]\nlisten = "127.0.0.1:{port}"\ntoken = "${{MONITOR_WEB_TOKEN}}"\n')
+        from receivers import wait_until
+
+        with kit.start() as daemon:
+            assert wait_until(lambda: _get(f"http://127.0.0.1:{port}/healthz") == 200, timeout=30), \
+                daemon.output()
+            assert wait_until(lambda: kit.rows("SELECT COUNT(*) AS n FROM items")[0]["n"] == 1, timeout=30)
+            assert _get(f"http://127.0.0.1:{port}/readyz") == 200
+            assert daemon.stop() == 0, daemon.output()
+            assert _get(f"http://127.0.0.1:{port}/healthz") == 0  # the desk stopped with the daemon
+            assert TOKEN not in daemon.output()
+
+
+def test_monitor_web_serves_the_database_alone(deployment):
+    import subprocess
+
+    port = free_port()
+    process = subprocess.Popen(deployment.command("web", "--listen", f"127.0.0.1:{port}"), env=deployment.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        from receivers import wait_until
+
+        assert wait_until(lambda: _get(f"http://127.0.0.1:{port}/") == 200, timeout=30)
+        assert _get(f"http://127.0.0.1:{port}/api/v1/feeds") == 200
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    assert process.returncode == 0, output
+    bad = deployment.cli("web", "--listen", "nowhere")
+    assert bad.returncode == 2 and "--listen" in bad.stderr
+
+
+def test_config_check_shows_the_web_section_with_its_token_masked(deployment):
+    result = deployment.cli("config", "check")
+    assert result.returncode == 0, result.stderr
+    assert "[web]" in result.stdout and 'token = "***"' in result.stdout
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def test_the_review_queue_puts_uncertain_decisions_first_and_advances(client, deployment):
+    data = client.get("/api/v1/review/truce-talks").json()
+    queue = data["queue"]
+    judged = {r["item_id"] for r in deployment.rows(
+        "SELECT item_id FROM feedback WHERE storyline_id = 'truce-talks'")}
+    stored = {r["id"] for r in deployment.rows("SELECT id FROM items")}
+    assert {i["item_id"] for i in queue} == stored - judged
+    assert [i["uncertainty"] for i in queue] == sorted(i["uncertainty"] for i in queue)
+    assert all(i["explanation"].startswith("truce-talks") for i in queue)
+    page = client.get("/review/truce-talks")
+    assert f'data-item="{queue[0]["item_id"]}"' in page.text and 'name="verdict"' not in page.text
+    csrf = login(client)
+    answer = client.post("/review/truce-talks", data={"item": str(queue[0]["item_id"]), "verdict": "right",
+                                                      "csrf": csrf})
+    assert answer.status_code == 200 and answer.url.path == "/review/truce-talks"  # followed: the next
+    assert f'data-item="{queue[1]["item_id"]}"' in answer.text
+    stored = deployment.rows("SELECT verdict, source FROM feedback WHERE storyline_id = 'truce-talks' "
+                             "AND item_id = ?", [queue[0]["item_id"]])
+    assert stored == [{"verdict": "right", "source": "desk"}]
+    after = client.get("/api/v1/review/truce-talks").json()
+    assert after["left"] == data["left"] - 1
+    nowhere = client.post("/review/nope", data={"item": "1", "verdict": "right", "csrf": csrf})
+    assert nowhere.status_code == 404
