@@ -195,7 +195,8 @@ def hold(policy: ChannelPolicy, *, now: datetime, score: float, recent: int) -> 
 
     A digest channel holds everything until its next digest; an instant channel holds during
     its quiet hours (until they end), below ``min_score`` and past ``max_per_hour`` (until its
-    next digest: ``digest``, by default every hour)."""
+    next digest: ``digest``, by default every hour; if that falls in its quiet hours, until
+    they end)."""
     if policy.mode == DIGEST:
         return Hold(next_digest(policy.schedule, policy.tz, now), DIGEST)
     if policy.quiet_hours is not None:
@@ -203,7 +204,15 @@ def hold(policy: ChannelPolicy, *, now: datetime, score: float, recent: int) -> 
         if end is not None:
             return Hold(end, "quiet_hours")
     if policy.min_score and score < policy.min_score:
-        return Hold(next_digest(policy.schedule, policy.tz, now), "min_score")
+        return Hold(_digest_after(policy, now), "min_score")
     if policy.max_per_hour is not None and recent >= policy.max_per_hour:
-        return Hold(next_digest(policy.schedule, policy.tz, now), "max_per_hour")
+        return Hold(_digest_after(policy, now), "max_per_hour")
     return None
+
+
+def _digest_after(policy: ChannelPolicy, now: datetime) -> datetime:
+    """An instant channel's next digest, or the end of its quiet hours if it falls in them."""
+    due = next_digest(policy.schedule, policy.tz, now)
+    if policy.quiet_hours is not None:
+        return quiet_until(policy.quiet_hours, policy.tz, due) or due
+    return due
