@@ -318,3 +318,46 @@ def test_a_digest_groups_by_storyline_newest_first_and_renders_escaped():
     line = console_line(alert)
     assert line.startswith("DIGEST desk: 3 stories since 2026-12-04 05:00 UTC")
     assert "\x1b" not in line and "Newer talks" in line
+
+
+def test_real_clock_a_digest_every_20s_outlives_a_sigkill_and_quiet_hours_end_in_a_digest(tmp_path):
+    """`monitor run` on the real clock: a webhook channel with a digest every 20 s whose
+    receiver hangs; the daemon is SIGKILLed during the digest's delivery and started again: the
+    same digest arrives with the same webhook-id. An email channel whose quiet hours cover this
+    minute gets nothing until they end, then one digest."""
+    import time
+
+    now = datetime.now(UTC)
+    if now.second > 40:  # the quiet minute must still have 20 s to go when the poll lands
+        time.sleep(61 - now.second)
+        now = datetime.now(UTC)
+    local = now.astimezone(LONDON)
+    quiet = f"{local:%H:%M}-{local + timedelta(minutes=1):%H:%M}"
+    quiet_end = local.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    rng = random.Random(20)
+    with FeedServer() as server, WebhookReceiver(hang_seconds=60) as hook, SMTPReceiver() as smtp:
+        server.set_feed("/a.xml", rss([headline(rng, n) for n in range(3)]))
+        kit = Kit(tmp_path, {"HOOK_SECRET": TEST_SECRET})
+        kit.write(feeds=[("a", server.url("/a.xml"))], channels=webhook(
+            hook.url, extra='mode = "digest"\ndigest = "every 20s"\ntimeout = "50s"') + email(
+            smtp.port, extra=f'quiet_hours = "{quiet}"\ntimezone = "Europe/London"'))
+        hook.set_mode("hang")
+        with kit.start() as daemon:
+            hook.wait_for(1, timeout=40)
+            daemon.kill()  # SIGKILL while the digest is being delivered
+        hook.set_mode("ok")
+        with kit.start() as daemon:
+            hook.wait_for(2, timeout=40)
+            mails = smtp.wait_for(1, timeout=90)
+            time.sleep(1.5)  # nothing else comes
+            assert daemon.stop() == 0
+    assert len(hook.received) == 2
+    first, second = hook.received
+    assert first["id"] == second["id"] and first["body"] == second["body"] and second["verified"]
+    assert second["json"]["type"] == "digest" and second["json"]["data"]["count"] == 3
+    assert len(mails) == 1 and mails[0]["Subject"].startswith("[digest] 3 stories")
+    assert mails[0]["Date"].datetime >= quiet_end.astimezone(UTC)
+    rows = kit.rows("SELECT channel, kind, status FROM alerts ORDER BY id")
+    assert Counter((r["channel"], r["kind"], r["status"]) for r in rows) == Counter({
+        ("hook", "storyline.match", "digested"): 3, ("mail", "storyline.match", "digested"): 3,
+        ("hook", "digest", "sent"): 1, ("mail", "digest", "sent"): 1})
