@@ -277,7 +277,7 @@ def test_first_start_killed_before_the_schema_committed_starts_again(tmp_path):
     db.conn.close()
     result = kit.cli("feeds", "--json")
     assert result.returncode == 0, result.stderr
-    assert kit.rows("SELECT COUNT(*) AS n FROM _sqlite_migrations")[0]["n"] == 7
+    assert kit.rows("SELECT COUNT(*) AS n FROM _sqlite_migrations")[0]["n"] == 8
 
 
 @pytest.mark.parametrize("content", [
