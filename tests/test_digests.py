@@ -276,6 +276,10 @@ timezone = "Asia/Jerusalem"
     (tmp_path / "again.toml").write_text(result.stdout)
     again = load_config(tmp_path / "again.toml")
     assert again.channels[0].policy == load_config(kit.config).channels[0].policy
+    shown = kit.cli("alerts")
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"channel console-0: digest \(weekly mon 07:00\); 0 held; next digest "
+                     r"\d{4}-\d\d-\d\d 07:00 Asia/Jerusalem \(0[45]:00 UTC\)", shown.stdout), shown.stdout
 
 
 def _digest_alert() -> Alert:
