@@ -1012,10 +1012,12 @@ class Store:
 
         def operation() -> int:
             cursor = self._exec(
-                "INSERT INTO alerts (uid, channel, kind, dedup_key, payload, created_at) "
+                "INSERT OR IGNORE INTO alerts (uid, channel, kind, dedup_key, payload, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (f"msg_{uuid.uuid4().hex}", channel, DIGEST, f"{DIGEST}:{ids[0]}:{ids[-1]}:{len(ids)}",
                  json.dumps(body, ensure_ascii=False), iso(now)))
+            if not cursor.rowcount:  # the same rows digested already
+                raise _DigestRaced
             digest_id = int(cursor.lastrowid or 0)
             marked = 0
             for start in range(0, len(ids), 500):

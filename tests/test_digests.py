@@ -365,3 +365,29 @@ def test_real_clock_a_digest_every_20s_outlives_a_sigkill_and_quiet_hours_end_in
     assert Counter((r["channel"], r["kind"], r["status"]) for r in rows) == Counter({
         ("hook", "storyline.match", "digested"): 3, ("mail", "storyline.match", "digested"): 3,
         ("hook", "digest", "sent"): 1, ("mail", "digest", "sent"): 1})
+
+
+def test_two_processes_writing_one_digest_write_it_once(tmp_path):
+    """`monitor alerts flush` while the daemon writes the same digest: both read the held rows,
+    the second write finds them digested and writes nothing (one transaction each)."""
+    start = datetime(2026, 12, 5, 10, 5, tzinfo=UTC)
+    with FeedServer() as server, WebhookReceiver() as hook:
+        world = World(tmp_path, server, webhook(hook.url, extra='mode = "digest"\n'
+                                                'digest = "daily 07:00"'), start)
+        try:
+            world.publish(4)
+            world.monitor.poll_all()
+            with Store(world.kit.db) as other:
+                mine = world.store.held_alerts("hook", due_by=None)
+                theirs = other.held_alerts("hook", due_by=None)
+                assert [a.id for a in mine] == [a.id for a in theirs] and len(mine) == 4
+                body = {"type": "digest", "data": {"count": 4}}
+                first = other.write_digest("hook", body, [a.id for a in theirs], now=start)
+                assert first is not None
+                assert world.store.write_digest("hook", body, [a.id for a in mine], now=start) is None
+                assert world.store.write_digest("hook", body, [], now=start) is None
+        finally:
+            world.close()
+    rows = world.kit.rows("SELECT kind, status, digest_id FROM alerts ORDER BY id")
+    assert [r["kind"] for r in rows] == ["storyline.match"] * 4 + ["digest"]
+    assert {(r["status"], r["digest_id"]) for r in rows[:4]} == {("digested", first)}
