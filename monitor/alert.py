@@ -273,6 +273,14 @@ def _digest_lines(data: Mapping[str, Any]) -> list[str]:
             lines.append("  " + " — ".join(p for p in (outlets, when) if p))
             if story.get("link"):
                 lines.append(f"  {_one_line(story.get('link'))}")
+    notices = [f for f in data.get("feeds") or () if isinstance(f, dict)]
+    if notices:
+        lines.extend(["", "Feeds:"])
+        for notice in notices:
+            state = "down" if notice.get("type") == FEED_DOWN else "recovered"
+            error = f": {_one_line(notice.get('last_error'), 200)}" if notice.get("last_error") else ""
+            lines.append(f"- {_one_line(notice.get('name'))} {state} "
+                         f"({_published(notice.get('at'))}){error}")
     return lines
 
 
@@ -289,6 +297,15 @@ def _digest_html(data: Mapping[str, Any]) -> list[str]:
             rows.append(f"<li>{_a(story.get('link'), story.get('headline') or '(no title)')}"
                         f"{e(mark)}<br>{e(outlets)} {e(_published(story.get('published')))}</li>")
         rows.append("</ul>")
+    notices = [f for f in data.get("feeds") or () if isinstance(f, dict)]
+    if notices:
+        rows.append("<h2>Feeds</h2><ul>")
+        for notice in notices:
+            state = "down" if notice.get("type") == FEED_DOWN else "recovered"
+            error = f": {e(str(notice.get('last_error')))}" if notice.get("last_error") else ""
+            rows.append(f"<li>{e(str(notice.get('name') or '?'))} {state} "
+                        f"({e(_published(notice.get('at')))}){error}</li>")
+        rows.append("</ul>")
     return rows
 
 
@@ -298,7 +315,9 @@ def subject_of(alert: Alert) -> str:
     kind = _kind(alert)
     if kind == DIGEST:
         names = [_one_line(_dict(g.get("storyline")).get("name")) for g in _groups(data)]
-        return _one_line(f"[digest] {_one_line(data.get('count'))} stories: "
+        feeds = len(data.get("feeds") or ())
+        notices = f"; {feeds} feed notice(s)" if feeds else ""
+        return _one_line(f"[digest] {_one_line(data.get('count'))} stories{notices}: "
                          f"{', '.join(n for n in names if n)}", 250)
     if kind in (FEED_DOWN, FEED_RECOVERED):
         feed = _dict(data.get("feed"))

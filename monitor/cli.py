@@ -1075,7 +1075,8 @@ def alerts_flush(obj: Context, channel: str) -> None:
     if not count:
         click.echo(f"{channel}: nothing held")
         sys.exit(1)
-    click.echo(f"{channel}: digest of {count} stories queued; {report.sent} message(s) sent"
+    click.echo(f"{channel}: digest of {count} stories and feed notices queued; "
+               f"{report.sent} message(s) sent"
                + (f", {report.retrying} to retry" if report.retrying else ""))
 
 

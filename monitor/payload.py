@@ -95,11 +95,18 @@ def digest_payload(*, timestamp: datetime, channel: str, alerts: list[tuple[str,
     first): the stories grouped by storyline (a story under the first storyline it alerted for,
     so never twice), the groups and their stories newest first; each story with its headline,
     link, outlets (``sources``: as they are now) and whether it is an update of a story already
-    told. ``count`` stories in all, held since ``since``."""
+    told. ``count`` stories in all, held since ``since``; ``feeds``: the feed health notices
+    held (feed down, recovered), oldest first."""
     stories: dict[int, dict[str, Any]] = {}
     storyline_of: dict[int, dict[str, Any]] = {}
+    feeds: list[dict[str, Any]] = []
     for kind, body in alerts:
         data = body.get("data") or {}
+        if kind in (FEED_DOWN, FEED_RECOVERED):
+            feed = data.get("feed") or {}
+            feeds.append({"type": kind, "name": feed.get("name"), "url": feed.get("url"),
+                          "at": body.get("timestamp"), "last_error": data.get("last_error")})
+            continue
         story_id = data.get("story_id")
         if not isinstance(story_id, int) or story_id in stories:
             continue  # a held update of a story this digest tells already
@@ -132,5 +139,5 @@ def digest_payload(*, timestamp: datetime, channel: str, alerts: list[tuple[str,
         "type": DIGEST,
         "timestamp": timestamp.isoformat(),
         "data": {"channel": channel, "since": since.isoformat(), "until": timestamp.isoformat(),
-                 "count": len(stories), "storylines": ordered},
+                 "count": len(stories), "storylines": ordered, "feeds": feeds},
     }

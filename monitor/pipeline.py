@@ -372,7 +372,7 @@ class Monitor:
         """The channel's digest, when one is due (``everything``: now, of all it holds): one
         outbox row written with the held alerts it covers marked, in one transaction. A channel
         whose policy holds nothing (any more) sends what it held at once. Returns how many
-        stories the digest tells (0: none written)."""
+        stories and feed notices the digest tells (0: none written)."""
         now = self.clock()
         config = self._channel_configs.get(channel)
         due_by = None if everything or config is None or not config.policy.holds else now
@@ -383,10 +383,11 @@ class Monitor:
             timestamp=now, channel=channel, alerts=[(a.kind, a.payload) for a in held],
             sources=self.store.story_sources(a.story_id for a in held if a.story_id is not None),
             since=min(a.created_at for a in held))
-        count = int(body["data"]["count"])
+        count = int(body["data"]["count"]) + len(body["data"]["feeds"])
         if self.store.write_digest(channel, body, [a.id for a in held], now=now) is None:
             return 0  # another process wrote it first
-        log.info("%s: digest of %d stories queued (%d held alerts)", channel, count, len(held))
+        log.info("%s: digest of %d stories and notices queued (%d held alerts)", channel, count,
+                 len(held))
         return count
 
     def _dispatch(self, channel: Channel, limit: int) -> DispatchReport:

@@ -678,7 +678,8 @@ class Store:
                                     last_error=state.last_error)
                 for channel in policy.channels:
                     self._insert_alert(channel.name, FEED_DOWN, f"{FEED_DOWN}:{feed_url}:{iso(now)}",
-                                       body, now, feed_url=feed_url)
+                                       body, now, feed_url=feed_url,
+                                       held=self._hold(channel, now, 100.0, capped=False))
             return state
         return self._write(operation)
 
@@ -695,7 +696,8 @@ class Store:
         for channel in policy.channels:
             written += self._insert_alert(channel.name, FEED_RECOVERED,
                                           f"{FEED_RECOVERED}:{feed_url}:{iso(now)}", body, now,
-                                          feed_url=feed_url)
+                                          feed_url=feed_url,
+                                          held=self._hold(channel, now, 100.0, capped=False))
         return written
 
     def record_poll(self, feed_url: str, entries: Sequence[NewEntry], *, now: datetime,
@@ -970,14 +972,15 @@ class Store:
     # -- alert policies (issue 18): held alerts and digests. What to hold, and until when, is
     # decided by monitor.policy (``_hold``); the digest's body by the pipeline (payload.py).
 
-    def _hold(self, channel: ChannelConfig, now: datetime, score: float) -> Hold | None:
+    def _hold(self, channel: ChannelConfig, now: datetime, score: float, *,
+              capped: bool = True) -> Hold | None:
         """Whether a new alert of ``channel`` waits (``policy.hold``), counting the alerts the
         channel was given instantly in the hour before ``now`` (those written in this
-        transaction included)."""
+        transaction included). ``capped=False``: ``max_per_hour`` does not apply (feed health)."""
         if not channel.policy.holds:
             return None
         recent = 0
-        if channel.policy.max_per_hour is not None:
+        if capped and channel.policy.max_per_hour is not None:
             recent = self._exec(
                 "SELECT COUNT(*) FROM alerts WHERE channel = ? AND kind IN (?, ?) AND "
                 "held_until IS NULL AND created_at > ?",

@@ -34,10 +34,12 @@ REPORT = re.compile(r"\breport (\d+)\b")
 class World:
     """One feed that gains items on a simulated clock, the monitor polling and delivering."""
 
-    def __init__(self, tmp_path, server: FeedServer, channels: str, start: datetime) -> None:
+    def __init__(self, tmp_path, server: FeedServer, channels: str, start: datetime,
+                 settings: str = "") -> None:
         self.server = server
         self.kit = Kit(tmp_path, {"HOOK_SECRET": TEST_SECRET})
-        self.kit.write(feeds=[("wire", server.url("/wire.xml"))], channels=channels)
+        self.kit.write(feeds=[("wire", server.url("/wire.xml"))], channels=channels,
+                       settings=settings)
         self.now = [start]
         self.rng = random.Random(18)
         self.items: list[dict] = []
@@ -171,7 +173,7 @@ def test_the_cap_holds_a_burst_of_100_stories_and_flush_sends_them(tmp_path):
         assert len(held) == 81
         flushed = world.kit.cli("alerts", "flush", "hook")
         assert flushed.returncode == 0, flushed.stderr
-        assert "hook: digest of 81 stories queued; 1 message(s) sent" in flushed.stdout
+        assert "hook: digest of 81 stories and feed notices queued; 1 message(s) sent" in flushed.stdout
         again = world.kit.cli("alerts", "flush", "hook")
         assert again.returncode == 1 and "nothing held" in again.stdout
         assert world.kit.cli("alerts", "flush", "nope").returncode == 1
@@ -299,6 +301,9 @@ def _digest_alert() -> Alert:
                                  "2026-12-04T20:00:00+00:00")),
         ("storyline.match", body(3, "Newer talks", "cairo", "2026-12-04T10:00:00+00:00")),
         ("story.updated", body(1, "Older talks, update", "cairo", "2026-12-04T11:00:00+00:00")),
+        ("feed.down", {"type": "feed.down", "timestamp": "2026-12-04T23:00:00+00:00", "data": {
+            "feed": {"name": "Wire <i>", "url": "https://wire.example/rss"},
+            "consecutive_errors": 5, "last_error": "HTTP 500"}}),
     ], sources={1: [{"source": "Wire"}, {"source": "Agency"}], 2: [{"source": "Wire"}]})
     return Alert(id=9, uid="msg_digest", channel="desk", kind="digest", storyline_id=None,
                  story_id=None, created_at=now, payload=payload)
@@ -311,14 +316,15 @@ def test_a_digest_groups_by_storyline_newest_first_and_renders_escaped():
     assert [g["storyline"]["id"] for g in data["storylines"]] == ["hostages", "cairo"]
     assert [s["story_id"] for s in data["storylines"][1]["stories"]] == [3, 1]
     assert data["storylines"][1]["stories"][1]["outlets"] == ["Agency", "Wire"]
-    assert subject_of(alert) == "[digest] 3 stories: Hostages, Cairo"
+    assert subject_of(alert) == "[digest] 3 stories; 1 feed notice(s): Hostages, Cairo"
     message = build_email(alert, sender="m@example.org", to=["desk@example.org"])
     text = message.get_body(("plain",)).get_content()
     assert text.index("Hostage <script>") < text.index("Newer talks") < text.index("Older <b>talks")
     assert "Agency, Wire" in text and "https://news.example/3" in text
+    assert "Feeds:\n- Wire <i> down (2026-12-04 23:00 UTC): HTTP 500" in text
     page = message.get_body(("html",)).get_content()
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert '<a href="https://news.example/2">' in page
+    assert '<a href="https://news.example/2">' in page and "Wire &lt;i&gt; down" in page
     line = console_line(alert)
     assert line.startswith("DIGEST desk: 3 stories since 2026-12-04 05:00 UTC")
     assert "\x1b" not in line and "Newer talks" in line
@@ -391,3 +397,27 @@ def test_two_processes_writing_one_digest_write_it_once(tmp_path):
     rows = world.kit.rows("SELECT kind, status, digest_id FROM alerts ORDER BY id")
     assert [r["kind"] for r in rows] == ["storyline.match"] * 4 + ["digest"]
     assert {(r["status"], r["digest_id"]) for r in rows[:4]} == {("digested", first)}
+
+
+def test_a_feed_down_in_quiet_hours_waits_for_their_end(tmp_path):
+    """Feed health alerts wait too: a feed that fails at 23:00 (London) is in the digest at
+    06:30, under Feeds, with its error; nothing is sent before."""
+    start = datetime(2026, 12, 5, 23, 0, tzinfo=UTC)
+    with FeedServer() as server, WebhookReceiver() as hook:
+        world = World(tmp_path, server, webhook(hook.url, extra='quiet_hours = "22:00-06:30"\n'
+                      'timezone = "Europe/London"'), start, settings="feed_down_after = 1")
+        try:
+            server.set_response("/wire.xml", 500, b"down")
+            while world.now[0] < datetime(2026, 12, 6, 7, 0, tzinfo=UTC):
+                world.step()
+                world.now[0] += timedelta(minutes=30)
+                if world.now[0] < datetime(2026, 12, 6, 6, 30, tzinfo=UTC):
+                    assert hook.received == []
+        finally:
+            world.close()
+    assert len(hook.received) == 1
+    digest = hook.received[0]["json"]
+    assert digest["type"] == "digest" and digest["timestamp"].startswith("2026-12-06T06:30")
+    assert digest["data"]["count"] == 0
+    assert [(f["type"], f["name"]) for f in digest["data"]["feeds"]] == [("feed.down", "wire")]
+    assert "500" in digest["data"]["feeds"][0]["last_error"]
