@@ -50,7 +50,7 @@ from .config import DEFAULT_USER_AGENT, ChannelConfig
 from .errors import ChannelGone, ConfigError, DeliveryPermanent, DeliveryRetryable
 from .fetch import parse_retry_after  # one parser of Retry-After for feeds and receivers
 from .models import Alert
-from .payload import FEED_DOWN, FEED_RECOVERED, STORY_UPDATED
+from .payload import DIGEST, FEED_DOWN, FEED_RECOVERED, STORY_UPDATED
 
 if TYPE_CHECKING:  # smtplib and email are imported by the email channel when it sends
     import smtplib
@@ -270,10 +270,75 @@ def _other_sources(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     return others
 
 
+def _groups(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A digest's storyline groups (``payload.digest_payload``), each with a list of stories."""
+    groups = [g for g in data.get("storylines") or () if isinstance(g, dict)]
+    for group in groups:
+        group["stories"] = [s for s in group.get("stories") or () if isinstance(s, dict)]
+    return groups
+
+
+def _digest_lines(data: Mapping[str, Any]) -> list[str]:
+    """A digest as readable text: per storyline, its stories newest first, each with its
+    headline, outlets and link (email, Apprise, console)."""
+    lines = [f"{_one_line(data.get('count'))} stories since {_published(data.get('since'))}:"]
+    for group in _groups(data):
+        storyline = _dict(group.get("storyline"))
+        lines.extend(["", f"{_one_line(storyline.get('name') or storyline.get('id') or 'Other')}:"])
+        for story in group["stories"]:
+            mark = " (update)" if story.get("update") else ""
+            lines.append(f"- {_one_line(story.get('headline')) or '(no title)'}{mark}")
+            outlets = ", ".join(_one_line(o) for o in story.get("outlets") or ())
+            when = _published(story.get("published"))
+            lines.append("  " + " — ".join(p for p in (outlets, when) if p))
+            if story.get("link"):
+                lines.append(f"  {_one_line(story.get('link'))}")
+    notices = [f for f in data.get("feeds") or () if isinstance(f, dict)]
+    if notices:
+        lines.extend(["", "Feeds:"])
+        for notice in notices:
+            state = "down" if notice.get("type") == FEED_DOWN else "recovered"
+            error = f": {_one_line(notice.get('last_error'), 200)}" if notice.get("last_error") else ""
+            lines.append(f"- {_one_line(notice.get('name'))} {state} "
+                         f"({_published(notice.get('at'))}){error}")
+    return lines
+
+
+def _digest_html(data: Mapping[str, Any]) -> list[str]:
+    e = html.escape
+    rows = [f"<p>{e(_one_line(data.get('count')))} stories since "
+            f"{e(_published(data.get('since')))}</p>"]
+    for group in _groups(data):
+        storyline = _dict(group.get("storyline"))
+        rows.append(f"<h2>{e(str(storyline.get('name') or storyline.get('id') or 'Other'))}</h2><ul>")
+        for story in group["stories"]:
+            outlets = ", ".join(str(o) for o in story.get("outlets") or ())
+            mark = " (update)" if story.get("update") else ""
+            rows.append(f"<li>{_a(story.get('link'), story.get('headline') or '(no title)')}"
+                        f"{e(mark)}<br>{e(outlets)} {e(_published(story.get('published')))}</li>")
+        rows.append("</ul>")
+    notices = [f for f in data.get("feeds") or () if isinstance(f, dict)]
+    if notices:
+        rows.append("<h2>Feeds</h2><ul>")
+        for notice in notices:
+            state = "down" if notice.get("type") == FEED_DOWN else "recovered"
+            error = f": {e(str(notice.get('last_error')))}" if notice.get("last_error") else ""
+            rows.append(f"<li>{e(str(notice.get('name') or '?'))} {state} "
+                        f"({e(_published(notice.get('at')))}){error}</li>")
+        rows.append("</ul>")
+    return rows
+
+
 def subject_of(alert: Alert) -> str:
     """``[<storyline name>] <headline>``, ``[feed down] <feed name>`` or ``[feed recovered] <name>``."""
     data = _data(alert)
     kind = _kind(alert)
+    if kind == DIGEST:
+        names = [_one_line(_dict(g.get("storyline")).get("name")) for g in _groups(data)]
+        feeds = len(data.get("feeds") or ())
+        notices = f"; {feeds} feed notice(s)" if feeds else ""
+        return _one_line(f"[digest] {_one_line(data.get('count'))} stories{notices}: "
+                         f"{', '.join(n for n in names if n)}", 250)
     if kind in (FEED_DOWN, FEED_RECOVERED):
         feed = _dict(data.get("feed"))
         label = "feed down" if kind == FEED_DOWN else "feed recovered"
@@ -394,7 +459,9 @@ def _text_part(alert: Alert) -> str:
     data = _data(alert)
     kind = _kind(alert)
     lines: list[str] = []
-    if kind in (FEED_DOWN, FEED_RECOVERED):
+    if kind == DIGEST:
+        lines.extend(_digest_lines(data))
+    elif kind in (FEED_DOWN, FEED_RECOVERED):
         feed = _dict(data.get("feed"))
         state = "is failing" if kind == FEED_DOWN else "works again"
         lines.append(f"The feed {feed.get('name') or '?'} {state}.")
@@ -448,7 +515,9 @@ def _html_part(alert: Alert) -> str:
     kind = _kind(alert)
     e = html.escape
     rows: list[str] = []
-    if kind in (FEED_DOWN, FEED_RECOVERED):
+    if kind == DIGEST:
+        rows.extend(_digest_html(data))
+    elif kind in (FEED_DOWN, FEED_RECOVERED):
         feed = _dict(data.get("feed"))
         state = "is failing" if kind == FEED_DOWN else "works again"
         rows.append(f"<p>The feed <b>{e(str(feed.get('name') or '?'))}</b> {state}.</p><ul>")
@@ -724,6 +793,9 @@ def console_line(alert: Alert) -> str:
     """
     data = _data(alert)
     kind = _kind(alert)
+    if kind == DIGEST:  # several lines: a digest is a list of stories
+        lines = _digest_lines(data)
+        return f"DIGEST {_one_line(alert.channel)}: " + "\n  ".join(lines)
     if kind in (FEED_DOWN, FEED_RECOVERED):
         feed = _dict(data.get("feed"))
         if kind == FEED_DOWN:

@@ -1100,12 +1100,13 @@ def train_command(obj: Context, labels: tuple[str, ...], items_path: str, out_di
 # --------------------------------------------------------------------------- the outbox
 
 @cli.group(invoke_without_command=True)
-@click.option("--status", type=click.Choice(["pending", "sent", "failed"]))
+@click.option("--status", type=click.Choice(["pending", "sent", "failed", "held", "digested"]))
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def alerts(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
-    """List the outbox: alerts with their status, attempts and last error.
+    """List the outbox: alerts with their status, attempts and last error; then per channel its
+    mode, the alerts it holds and when its next digest goes out.
 
     Example: monitor alerts --status failed
     """
@@ -1118,9 +1119,12 @@ def alerts(ctx: click.Context, status: str | None, limit: int, as_json: bool) ->
         with obj.store() as store:
             rows = store.alerts(status=status, limit=limit)
             channels = store.channels()
+            held = store.held_summary()
         emit(rows, ["id", "created_at", "channel", "kind", "storyline_id", "status", "attempts",
                     "last_error", "title"], as_json)
         if not as_json:
+            for line in policy_lines(obj.config, held, datetime.now(UTC)):
+                click.echo(line)
             for channel in channels:
                 if channel["disabled_at"]:
                     click.echo(f"channel {channel['name']} DISABLED since {channel['disabled_at']}: "
@@ -1128,6 +1132,70 @@ def alerts(ctx: click.Context, status: str | None, limit: int, as_json: bool) ->
                                f"{channel['name']})")
 
     show()
+
+
+def policy_lines(config: MonitorConfig, held: dict[str, dict[str, Any]], now: datetime) -> list[str]:
+    """Per channel: its mode, how many alerts it holds, and when its next digest goes out (in
+    its timezone and in UTC)."""
+    from .pipeline import effective_channels
+    from .policy import DIGEST, next_digest
+
+    lines = []
+    for channel in effective_channels(config):
+        policy = channel.policy
+        state = held.get(channel.name, {"held": 0, "due": None})
+        if not policy.holds and not state["held"]:
+            lines.append(f"channel {channel.name}: instant")
+            continue
+        terms = [policy.mode + (f" ({policy.schedule.text})" if policy.mode == DIGEST else "")]
+        if policy.quiet_hours:
+            terms.append(f"quiet {policy.quiet_hours.text}")
+        if policy.max_per_hour is not None:
+            terms.append(f"at most {policy.max_per_hour}/h")
+        if policy.min_score:
+            terms.append(f"instant from score {policy.min_score:g}")
+        due = state["due"] or (next_digest(policy.schedule, policy.tz, now)
+                               if policy.mode == DIGEST else None)
+        when = ""
+        if due is not None:
+            local = due.astimezone(policy.tz)
+            when = (f"; next digest {local:%Y-%m-%d %H:%M} {policy.timezone} "
+                    f"({due.astimezone(UTC):%H:%M} UTC)")
+        lines.append(f"channel {channel.name}: {', '.join(terms)}; {state['held']} held{when}")
+    return lines
+
+
+@alerts.command(name="flush")
+@click.argument("channel")
+@pass_context
+@fails_cleanly
+def alerts_flush(obj: Context, channel: str) -> None:
+    """Send what a channel holds now: one digest of every alert it holds, delivered at once
+    (and retried as any alert if the receiver fails). Exit 1 when it holds nothing.
+
+    Example: monitor alerts flush desk-mail
+    """
+    from .pipeline import Monitor, effective_channels
+
+    names = [c.name for c in effective_channels(obj.config)]
+    if channel not in names:
+        click.echo(f"Error: no channel {channel!r} in {obj.config.source} (channels: "
+                   f"{', '.join(names)})", err=True)
+        sys.exit(1)
+    with obj.store() as store:
+        monitor = Monitor(obj.config, store)
+        try:
+            count = monitor.write_digest(channel, everything=True)
+            target = next(c for c in monitor.channels if c.name == channel)
+            report = monitor.dispatch(target)
+        finally:
+            monitor.close()
+    if not count:
+        click.echo(f"{channel}: nothing held")
+        sys.exit(1)
+    click.echo(f"{channel}: digest of {count} stories and feed notices queued; "
+               f"{report.sent} message(s) sent"
+               + (f", {report.retrying} to retry" if report.retrying else ""))
 
 
 @alerts.command(name="retry")

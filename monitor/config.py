@@ -18,6 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .policy import (
+    DIGEST,
+    MODES,
+    ChannelPolicy,
+    check_timezone,
+    parse_quiet_hours,
+    parse_schedule,
+)
 
 # The format of monitor.learn's model files: defined here, as config imports no pipeline stage.
 MODEL_FORMAT = "ceasefire-monitor/learned-model/1"
@@ -116,6 +124,8 @@ class ChannelConfig:
     # every channel
     timeout: float = 10.0
     updates_at_sources: int | None = None  # updates = "sources:N": story.updated at N outlets
+    # when the channel is told (monitor.policy): mode, digest, timezone, quiet hours, caps
+    policy: ChannelPolicy = field(default_factory=ChannelPolicy)
 
     def wants(self, storyline_id: str) -> bool:
         return self.storylines is None or storyline_id in self.storylines
@@ -564,7 +574,8 @@ class _Reader:
     def channels(self, value: Any, storyline_ids: set[str]) -> tuple[ChannelConfig, ...]:
         channels = []
         names: set[str] = set()
-        common = {"type", "name", "storylines", "timeout", "updates"}
+        common = {"type", "name", "storylines", "timeout", "updates", "mode", "digest", "timezone",
+                  "quiet_hours", "max_per_hour", "min_score"}
         allowed = {
             "webhook": common | {"url", "secret"},
             "email": common | {"host", "port", "starttls", "ssl", "username", "password",
@@ -602,6 +613,7 @@ class _Reader:
                                     "'sources:N' with N >= 2 (a story.updated alert when a "
                                     "story reaches N outlets)", updates)
                 options["updates_at_sources"] = int(count)
+            options["policy"] = self.channel_policy(raw, where)
             if kind == "webhook":
                 if "url" not in raw:
                     raise self.fail(f"{where}.url", "the webhook URL (a required key)")
@@ -635,6 +647,41 @@ class _Reader:
                     raise self.fail(f"{where}.urls", "at least one Apprise URL")
             channels.append(ChannelConfig(**options))
         return tuple(channels)
+
+    def channel_policy(self, raw: dict[str, Any], where: str) -> ChannelPolicy:
+        """An ``[[alerts]]`` entry's terms (issue 18): each mistake names its key."""
+        mode = raw.get("mode", "instant")
+        if mode not in MODES:
+            raise self.fail(f"{where}.mode", "'instant' (each alert when it is queued) or "
+                            "'digest' (one message per period)", mode)
+        options: dict[str, Any] = {"mode": mode}
+        if "digest" in raw:
+            try:
+                options["digest"] = parse_schedule(raw["digest"])
+            except ValueError as error:
+                raise self.fail(f"{where}.digest", str(error), raw["digest"]) from None
+        elif mode == DIGEST:
+            raise self.fail(f"{where}.digest", "when a digest channel's digest goes out, e.g. "
+                            "'daily 07:00' (a required key with mode = 'digest')")
+        if "timezone" in raw:
+            try:
+                options["timezone"] = check_timezone(raw["timezone"])
+            except ValueError as error:
+                raise self.fail(f"{where}.timezone", str(error), raw["timezone"]) from None
+        if "quiet_hours" in raw:
+            if mode == DIGEST:
+                raise ConfigError(f"{self.source}: {where}.quiet_hours: a digest channel has no "
+                                  "quiet hours (it is told only when its digest is due)")
+            try:
+                options["quiet_hours"] = parse_quiet_hours(raw["quiet_hours"])
+            except ValueError as error:
+                raise self.fail(f"{where}.quiet_hours", str(error), raw["quiet_hours"]) from None
+        if "max_per_hour" in raw:
+            options["max_per_hour"] = self.integer(raw["max_per_hour"], f"{where}.max_per_hour",
+                                                   1, 100_000)
+        if "min_score" in raw:
+            options["min_score"] = float(self.integer(raw["min_score"], f"{where}.min_score", 0, 100))
+        return ChannelPolicy(**options)
 
 
 def _describe(value: Any) -> str:

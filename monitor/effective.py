@@ -105,6 +105,17 @@ def _channel(channel: ChannelConfig) -> dict[str, Any]:
     elif channel.type == "apprise":
         out["urls"] = [mask_url(u, keep_path=False) for u in channel.urls]
     out["timeout"] = duration(channel.timeout)
+    policy = channel.policy
+    out["mode"] = policy.mode
+    if policy.digest is not None:
+        out["digest"] = policy.digest.text
+    out["timezone"] = policy.timezone
+    if policy.quiet_hours is not None:
+        out["quiet_hours"] = policy.quiet_hours.text
+    if policy.max_per_hour is not None:
+        out["max_per_hour"] = policy.max_per_hour
+    if policy.min_score:
+        out["min_score"] = int(policy.min_score)
     return out
 
 

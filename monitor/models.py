@@ -116,12 +116,12 @@ class Alert:
     id: int
     uid: str  # stable across retries: the webhook-id
     channel: str
-    kind: str  # payload.MATCH | payload.FEED_DOWN | payload.FEED_RECOVERED
+    kind: str  # payload.MATCH | STORY_UPDATED | FEED_DOWN | FEED_RECOVERED | DIGEST
     storyline_id: str | None
     story_id: int | None
     created_at: datetime
     attempts: int = 0
-    status: str = "pending"  # pending | sent | failed
+    status: str = "pending"  # pending | sent | failed | held (for a digest) | digested
     last_error: str | None = None
     payload: dict = field(default_factory=dict)  # the body delivered (see payload.py)
     queued_at: datetime | None = None  # requeued by hand: the give-up age counts from here

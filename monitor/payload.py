@@ -105,3 +105,60 @@ def feed_payload(*, kind: str, timestamp: datetime, feed_name: str, feed_url: st
             "last_error": last_error,
         },
     }
+
+
+DIGEST = "digest"
+
+
+def digest_payload(*, timestamp: datetime, channel: str, alerts: list[tuple[str, dict[str, Any]]],
+                   sources: dict[int, list[dict[str, Any]]], since: datetime) -> dict[str, Any]:
+    """One message for the alerts a channel held (``alerts``: their kinds and bodies, oldest
+    first): the stories grouped by storyline (a story under the first storyline it alerted for,
+    so never twice), the groups and their stories newest first; each story with its headline,
+    link, outlets (``sources``: as they are now) and whether it is an update of a story already
+    told. ``count`` stories in all, held since ``since``; ``feeds``: the feed health notices
+    held (feed down, recovered), oldest first."""
+    stories: dict[int, dict[str, Any]] = {}
+    storyline_of: dict[int, dict[str, Any]] = {}
+    feeds: list[dict[str, Any]] = []
+    for kind, body in alerts:
+        data = body.get("data") or {}
+        if kind in (FEED_DOWN, FEED_RECOVERED):
+            feed = data.get("feed") or {}
+            feeds.append({"type": kind, "name": feed.get("name"), "url": feed.get("url"),
+                          "at": body.get("timestamp"), "last_error": data.get("last_error")})
+            continue
+        story_id = data.get("story_id")
+        if not isinstance(story_id, int) or story_id in stories:
+            continue  # a held update of a story this digest tells already
+        item = data.get("item") or {}
+        told = sources.get(story_id) or data.get("sources") or []
+        stories[story_id] = {
+            "story_id": story_id,
+            "headline": item.get("title"),
+            "link": item.get("link"),
+            "source": item.get("source"),
+            "published": item.get("published"),
+            "summary": item.get("summary"),
+            "score": data.get("score"),
+            "storylines": [s.get("id") for s in data.get("storylines") or [] if isinstance(s, dict)],
+            "outlets": sorted({s.get("source") for s in told if s.get("source")}),
+            "sources": told,
+            "update": kind == STORY_UPDATED,
+        }
+        storyline_of[story_id] = data.get("storyline") or {"id": None, "name": "Other"}
+    groups: dict[Any, dict[str, Any]] = {}
+    for story_id, story in stories.items():
+        storyline = storyline_of[story_id]
+        group = groups.setdefault(storyline.get("id"), {"storyline": storyline, "stories": []})
+        group["stories"].append(story)
+    for group in groups.values():
+        group["stories"].sort(key=lambda s: (str(s["published"] or ""), s["story_id"]), reverse=True)
+    ordered = sorted(groups.values(), key=lambda g: (str(g["stories"][0]["published"] or ""),
+                                                     g["stories"][0]["story_id"]), reverse=True)
+    return {
+        "type": DIGEST,
+        "timestamp": timestamp.isoformat(),
+        "data": {"channel": channel, "since": since.isoformat(), "until": timestamp.isoformat(),
+                 "count": len(stories), "storylines": ordered, "feeds": feeds},
+    }

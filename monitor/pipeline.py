@@ -37,6 +37,7 @@ from .errors import (
 from .fetch import Fetcher, backoff_delay, jittered
 from .models import Item, ParsedFeed
 from .normalise import normalise_entry
+from .payload import digest_payload
 from .store import AlertPolicy, GuidReader, KnownEntries, NewEntry, PollOutcome, Store
 from .stories import event_of
 from .subscriptions import polled_feeds
@@ -106,6 +107,7 @@ class Monitor:
         self._matcher_lock = threading.Lock()
         self._matcher_error: MonitorError | None = None  # a model file that cannot be loaded
         self.channel_configs = effective_channels(config)
+        self._channel_configs = {c.name: c for c in self.channel_configs}
         self.channels = list(channels) if channels is not None else [
             make_channel(c, user_agent=config.user_agent) for c in self.channel_configs]
         self._pool: Executor | None = None
@@ -366,9 +368,32 @@ class Monitor:
                      f", {report.failed} failed" if report.failed else "")
         return report
 
+    def write_digest(self, channel: str, *, everything: bool = False) -> int:
+        """The channel's digest, when one is due (``everything``: now, of all it holds): one
+        outbox row written with the held alerts it covers marked, in one transaction. A channel
+        whose policy holds nothing (any more) sends what it held at once. Returns how many
+        stories and feed notices the digest tells (0: none written)."""
+        now = self.clock()
+        config = self._channel_configs.get(channel)
+        due_by = None if everything or config is None or not config.policy.holds else now
+        held = self.store.held_alerts(channel, due_by=due_by)
+        if not held:
+            return 0
+        body = digest_payload(
+            timestamp=now, channel=channel, alerts=[(a.kind, a.payload) for a in held],
+            sources=self.store.story_sources(a.story_id for a in held if a.story_id is not None),
+            since=min(a.created_at for a in held))
+        count = int(body["data"]["count"]) + len(body["data"]["feeds"])
+        if self.store.write_digest(channel, body, [a.id for a in held], now=now) is None:
+            return 0  # another process wrote it first
+        log.info("%s: digest of %d stories and notices queued (%d held alerts)", channel, count,
+                 len(held))
+        return count
+
     def _dispatch(self, channel: Channel, limit: int) -> DispatchReport:
         report = DispatchReport(channel.name)
         tried = 0
+        self.write_digest(channel.name)
         while tried < limit:
             due = self.store.due_alerts(channel.name, now=self.clock(), limit=min(20, limit - tried))
             if not due:

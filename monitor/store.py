@@ -33,6 +33,7 @@ from .dedup import NUM_BANDS, Fingerprint, band_keys, unpack_shingles
 from .errors import MonitorError, StoreError
 from .models import Alert, FeedState, Item, Match
 from .payload import (
+    DIGEST,
     FEED_DOWN,
     FEED_RECOVERED,
     MATCH,
@@ -41,6 +42,7 @@ from .payload import (
     match_payload,
     update_payload,
 )
+from .policy import Hold, hold
 from .stories import JOIN_BEFORE, JOIN_WINDOW, Decision, Event, StoryProfile, decide, event_of
 
 if TYPE_CHECKING:  # sqlite-utils is imported only when schema steps are pending
@@ -51,7 +53,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIGRATION_SET = "ceasefire-monitor"
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 LOCK_WAIT_SECONDS = 60.0  # how long a write waits for another process's write lock in all
 SQLITE_HEADER = b"SQLite format 3\x00"
 CANDIDATES_PER_KEY = 8  # newest stories looked at per LSH band key
@@ -685,7 +687,8 @@ class Store:
                                     last_error=state.last_error)
                 for channel in policy.channels:
                     self._insert_alert(channel.name, FEED_DOWN, f"{FEED_DOWN}:{feed_url}:{iso(now)}",
-                                       body, now, feed_url=feed_url)
+                                       body, now, feed_url=feed_url,
+                                       held=self._hold(channel, now, 100.0, capped=False))
             return state
         return self._write(operation)
 
@@ -702,7 +705,8 @@ class Store:
         for channel in policy.channels:
             written += self._insert_alert(channel.name, FEED_RECOVERED,
                                           f"{FEED_RECOVERED}:{feed_url}:{iso(now)}", body, now,
-                                          feed_url=feed_url)
+                                          feed_url=feed_url,
+                                          held=self._hold(channel, now, 100.0, capped=False))
         return written
 
     def record_poll(self, feed_url: str, entries: Sequence[NewEntry], *, now: datetime,
@@ -834,7 +838,8 @@ class Store:
             )
             counts["new_alerts"] += self._insert_alert(
                 channel.name, MATCH, f"{MATCH}:{story_id}", body, now,
-                storyline_id=wanted[0].storyline_id, story_id=story_id, item_id=item_id)
+                storyline_id=wanted[0].storyline_id, story_id=story_id, item_id=item_id,
+                held=self._hold(channel, now, max(m.score for m in wanted)))
             batch.alerted.add((channel.name, story_id))
 
     def _story_updates(self, story_id: int, profile: StoryProfile, item: dict[str, Any],
@@ -859,7 +864,7 @@ class Store:
                 sources=self._sources(story_id))
             written += self._insert_alert(
                 channel.name, STORY_UPDATED, f"{STORY_UPDATED}:{story_id}:{reached}", body, now,
-                storyline_id=row[0], story_id=story_id)
+                storyline_id=row[0], story_id=story_id, held=self._hold(channel, now, 100.0))
         return written
 
     def _exec_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
@@ -876,12 +881,16 @@ class Store:
     def _insert_alert(self, channel: str, kind: str, dedup_key: str, body: dict[str, Any],
                       now: datetime, *, storyline_id: str | None = None,
                       story_id: int | None = None, item_id: int | None = None,
-                      feed_url: str | None = None) -> int:
+                      feed_url: str | None = None, held: Hold | None = None) -> int:
+        """One outbox row: pending, or held for the channel's digest (``held``: ``policy.hold``)."""
         cursor = self._exec(
             "INSERT OR IGNORE INTO alerts (uid, channel, kind, dedup_key, storyline_id, story_id, "
-            "item_id, feed_url, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "item_id, feed_url, payload, created_at, status, held_until, held_reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (f"msg_{uuid.uuid4().hex}", channel, kind, dedup_key, storyline_id, story_id,
-             item_id, feed_url, json.dumps(body, ensure_ascii=False), iso(now)),
+             item_id, feed_url, json.dumps(body, ensure_ascii=False), iso(now),
+             "held" if held else "pending", iso(held.until) if held else None,
+             held.reason if held else None),
         )
         return cursor.rowcount
 
@@ -966,10 +975,85 @@ class Store:
                                     "WHERE status = 'failed'", [queued]).rowcount
             for alert_id in ids:
                 count += self._exec("UPDATE alerts SET status = 'pending', queued_at = ? "
-                                    "WHERE id = ? AND status != 'pending'",
+                                    "WHERE id = ? AND status IN ('sent', 'failed')",
                                     [queued, alert_id]).rowcount
             return count
         return self._write(operation)
+
+    # -- alert policies (issue 18): held alerts and digests. What to hold, and until when, is
+    # decided by monitor.policy (``_hold``); the digest's body by the pipeline (payload.py).
+
+    def _hold(self, channel: ChannelConfig, now: datetime, score: float, *,
+              capped: bool = True) -> Hold | None:
+        """Whether a new alert of ``channel`` waits (``policy.hold``), counting the alerts the
+        channel was given instantly in the hour before ``now`` (those written in this
+        transaction included). ``capped=False``: ``max_per_hour`` does not apply (feed health)."""
+        if not channel.policy.holds:
+            return None
+        recent = 0
+        if capped and channel.policy.max_per_hour is not None:
+            recent = self._exec(
+                "SELECT COUNT(*) FROM alerts WHERE channel = ? AND kind IN (?, ?) AND "
+                "held_until IS NULL AND created_at > ?",
+                [channel.name, MATCH, STORY_UPDATED, iso(now - timedelta(hours=1))]).fetchone()[0]
+        return hold(channel.policy, now=now, score=score, recent=recent)
+
+    def held_alerts(self, channel: str, *, due_by: datetime | None) -> list[Alert]:
+        """The channel's held alerts, oldest first: those due by ``due_by``; None: all of them."""
+        if due_by is None:
+            rows = self._read("SELECT * FROM alerts WHERE channel = ? AND status = 'held' ORDER BY id",
+                              [channel])
+        else:
+            rows = self._read("SELECT * FROM alerts WHERE channel = ? AND status = 'held' AND "
+                              "held_until <= ? ORDER BY id", [channel, iso(due_by)])
+        return [_alert(row) for row in rows]
+
+    def story_sources(self, story_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+        """The outlets of each story now: source, title, link, published (first report first)."""
+        wanted = sorted(set(story_ids))
+        with self._lock:
+            return self._retrying(lambda: {story_id: self._sources(story_id) for story_id in wanted})
+
+    def write_digest(self, channel: str, body: dict[str, Any], covered: Sequence[int], *,
+                     now: datetime) -> int | None:
+        """In one transaction: the digest as one pending outbox row of ``channel`` (its own uid,
+        hence ``webhook-id``), and the held rows it covers marked ``digested`` (pointing at it).
+        Returns the digest's id; None when a covered row is no longer held (another process
+        wrote a digest of it first): then nothing is written."""
+        if not covered:
+            return None
+        ids = sorted(covered)
+
+        def operation() -> int:
+            cursor = self._exec(
+                "INSERT OR IGNORE INTO alerts (uid, channel, kind, dedup_key, payload, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (f"msg_{uuid.uuid4().hex}", channel, DIGEST, f"{DIGEST}:{ids[0]}:{ids[-1]}:{len(ids)}",
+                 json.dumps(body, ensure_ascii=False), iso(now)))
+            if not cursor.rowcount:  # the same rows digested already
+                raise _DigestRaced
+            digest_id = int(cursor.lastrowid or 0)
+            marked = 0
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marked += self._exec(
+                    f"UPDATE alerts SET status = 'digested', digest_id = ? WHERE channel = ? AND "
+                    f"status = 'held' AND id IN ({','.join('?' * len(chunk))})",
+                    [digest_id, channel, *chunk]).rowcount
+            if marked != len(ids):
+                raise _DigestRaced
+            return digest_id
+
+        try:
+            return self._write(operation)
+        except _DigestRaced:
+            return None
+
+    def held_summary(self) -> dict[str, dict[str, Any]]:
+        """Per channel with held alerts: how many, and when the first of them is due."""
+        return {r["channel"]: {"held": r["held"], "due": _parse_time(r["due"])} for r in self._read(
+            "SELECT channel, COUNT(*) AS held, MIN(held_until) AS due FROM alerts "
+            "WHERE status = 'held' GROUP BY channel")}
 
     # -- read models for the CLI
 
@@ -990,7 +1074,8 @@ class Store:
         for row in rows:
             payload = json.loads(row.pop("payload"))
             data = payload.get("data", {})
-            row["title"] = data.get("item", {}).get("title") or data.get("feed", {}).get("name")
+            row["title"] = data.get("item", {}).get("title") or data.get("feed", {}).get("name") or (
+                f"digest of {data.get('count')} stories" if payload.get("type") == DIGEST else None)
         return rows
 
     def matches(self, *, storyline: str | None = None, limit: int = 20, since: datetime | None = None,
@@ -1561,6 +1646,10 @@ def _feed_state(row: dict[str, Any]) -> FeedState:
     )
 
 
+class _DigestRaced(Exception):
+    """A digest's held rows were digested by another process meanwhile (``write_digest``)."""
+
+
 def _alert(row: dict[str, Any]) -> Alert:
     return Alert(
         id=row["id"], uid=row["uid"], channel=row["channel"], kind=row["kind"],
@@ -1582,5 +1671,21 @@ def _m0007_feeds_added(db: sqlite_utils.Database) -> None:
         "CREATE TABLE feeds_added (url TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
         "interval REAL, added_at TEXT NOT NULL)",
         "ALTER TABLE feeds ADD COLUMN paused_at TEXT",
+    ):
+        db.conn.execute(statement)
+
+
+@_step("0008_alert_policies")
+def _m0008_alert_policies(db: sqlite_utils.Database) -> None:
+    """Alert policies (issue 18, ``monitor.policy``): an alert held for its channel's digest has
+    status ``held`` and says until when and why; once a digest (an outbox row of kind
+    ``digest``) covers it, ``digested`` and the digest's id. Indexes for the held rows due and
+    for the alerts a channel got in the last hour (``max_per_hour``)."""
+    for statement in (
+        "ALTER TABLE alerts ADD COLUMN held_until TEXT",
+        "ALTER TABLE alerts ADD COLUMN held_reason TEXT",
+        "ALTER TABLE alerts ADD COLUMN digest_id INTEGER",
+        "CREATE INDEX alerts_held ON alerts (channel, status, held_until)",
+        "CREATE INDEX alerts_recent ON alerts (channel, created_at)",
     ):
         db.conn.execute(statement)
