@@ -63,7 +63,9 @@ def test_different_stories(a, b):
 
 def test_fingerprints_are_stable_across_processes():
     """Fixed constants, no salted hash(): the same keys in every process and release (they are
-    stored). The expected keys are pinned: changing them needs a migration of story_keys."""
+    stored). The expected keys are pinned for that reason only (stored stories must be found
+    again; changing them needs a migration of story_keys); that they are right is checked in
+    test_minhash.py (bins agree as often as the texts overlap, bands carry their number)."""
     import os
     import subprocess
     import sys
