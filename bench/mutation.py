@@ -109,9 +109,10 @@ def _skipped_nodes(tree: ast.Module) -> set[int]:
         if isinstance(node, ast.Assign) and any(
                 isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
             skip(node)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(
-                node.func.value, ast.Name) and node.func.value.id == "log" and node.func.attr == "debug":
-            skip(node)
+        call = node.value if isinstance(node, ast.Expr) else node
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and isinstance(
+                call.func.value, ast.Name) and call.func.value.id == "log" and call.func.attr == "debug":
+            skip(node)  # the statement too: removing a debug line changes nothing users see
         if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
             skip(node)
     return skipped

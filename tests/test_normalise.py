@@ -66,6 +66,8 @@ def test_canonical_url(url: str | None, base: str | None, expected: str | None) 
     ("Biden&amp;#039;s plan", "Biden's plan"),  # double-encoded
     ("It&amp;amp;#8217;s late", "It\u2019s late"),  # triple-encoded
     ("&lt;b&gt;Breaking&lt;/b&gt; news", "Breaking news"),  # escaped markup
+    ("&amp;amp;lt;b&amp;amp;gt;Breaking&amp;amp;lt;/b&amp;amp;gt; news", "Breaking news"),  # 3x
+    ("It&amp;amp;amp;#8217;s late", "It&#8217;s late"),  # decoded 3 times at most
     ("<p>Talks in <b>Cairo</b> resume</p><p>Next day</p>", "Talks in Cairo resume Next day"),
     ("<div><ul><li>one</li><li>two</li></ul></div>", "one two"),
     ("word<br>word<br/>word", "word word word"),
@@ -237,3 +239,12 @@ def test_invisible_characters_in_a_link_do_not_make_another_url(link: str) -> No
     assert canonical_url(link) == "https://example.com/a"
     item = normalise(entry(link=link, guid=None))
     assert item.url == "https://example.com/a" and item.guid == "https://example.com/a"
+
+
+def test_a_long_guid_is_kept_up_to_512_characters_then_hashed() -> None:
+    """Ids up to 512 characters are stored as the feed gave them; a longer one is hashed (the
+    same hash for the same id, so the entry is still known on the next poll)."""
+    assert normalise(entry(guid="g" * 512)).guid == "g" * 512
+    hashed = normalise(entry(guid="g" * 513)).guid
+    assert hashed == "sha1:" + hashlib.sha1(b"g" * 513).hexdigest()
+    assert normalise(entry(guid="g" * 513)).guid == hashed != normalise(entry(guid="g" * 514)).guid
