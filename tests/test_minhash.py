@@ -119,6 +119,10 @@ def test_one_shingle_fills_every_bin_with_its_hash():
     ("Hostages freed - Reuters", "The talks resume", "hostage freed talk resume"),  # outlet cut
     ("Gaza | AP News", "it is this", "gaza"),  # stopwords only
     ("Cease-fire in Gaza", "", "ceasefire gaza"),  # one word, hyphenated or not
+    ("Cease\u2010fire in Gaza", "", "ceasefire gaza"),  # the Unicode hyphen
+    ("Cease\u2011fire in Gaza", "", "ceasefire gaza"),  # the non-breaking hyphen
+    ("Hostages freed \u2014 Al Jazeera", "", "hostage freed"),  # outlet after an em dash
+    ("Hostages freed \u2013 AP", "", "hostage freed"),  # or an en dash
     ("UN says: 3 hostages, 2 prisoners", "", "un 3 hostage 2 prisoner"),
     ("x-1 1-x a-b", "", "x 1 1 x ab"),  # a hyphen joins letters only
     ("bus gas yes", "", "bus gas yes"),  # three letters keep their "s"
