@@ -241,6 +241,70 @@ def test_a_copy_published_outside_the_window_is_a_new_story(store, offset):
     assert (outcome.syndicated, outcome.new_alerts) == (0, 2)
 
 
+_LONG = ("Egyptian mediators handed Hamas revised truce proposal during overnight Cairo meeting "
+         "attended by Qatari envoy Sunday according officials briefed about prisoner exchange")
+_OTHER = ("Egyptian mediators handed Hamas revised truce proposal during overnight Cairo meeting "
+          "attended terms plus aid convoy route through Rafah crossing later confirmed publicly again")
+
+
+def test_a_story_that_shares_band_keys_but_not_enough_text_is_another_story(store):
+    """Band keys only propose candidates: a story about the same meeting that shares a third
+    of its text is checked, found too different, and alerts on its own."""
+    first, second = fingerprint("", _LONG), fingerprint("", _OTHER)
+    assert set(first.band_keys) & set(second.band_keys)  # a candidate...
+    assert first.duplicates(second.shingles) is None  # ...that is not the same story
+    record(store, 0, [entry(0, "g1", "", summary=_LONG)])
+    other = record(store, 1, [entry(1, "g2", "", summary=_OTHER)])
+    assert (other.new_items, other.syndicated, other.new_alerts) == (1, 0, 2)
+
+
+def test_an_undated_item_alerts_after_the_first_poll(store):
+    """Undated items are held back on a feed's first poll only (they would all look new)."""
+    undated = entry(0, "g1", TITLE)
+    undated = NewEntry(Item(**{**undated.item.__dict__, "published_known": False}),
+                       undated.fingerprint, undated.matches)
+    assert record(store, 0, [undated]).new_alerts == 2
+
+
+def test_storyline_stats_count_the_last_24_hours(store):
+    day_before = NOW - timedelta(hours=25)
+    store.record_poll(FEEDS[0].url, [entry(0, "g1", TITLE, published=day_before)], now=day_before,
+                      status=200, next_poll_at=NOW, policy=policy(alert_after=NOW - timedelta(days=3)))
+    record(store, 1, [entry(1, "g2", "Qatar and Egypt table truce proposal")])
+    assert store.storyline_stats(now=NOW)["cairo-talks"] == {
+        "total": 2, "last_24h": 1, "last_match": NOW.isoformat()}
+    assert store.storyline_stats(now=NOW + timedelta(hours=25))["cairo-talks"]["last_24h"] == 0
+
+
+def test_desk_feedback_is_stored_as_what_the_item_truly_is(store):
+    """'right' on a match and 'wrong' on a miss are positives; 'wrong' on a match is a negative.
+    An item is named by its id or its link; an unknown item is a KeyError."""
+    record(store, 0, [entry(0, "g1", TITLE, summary=SUMMARY, url="https://news.example/one")])
+    item_id = store.db.conn.execute("SELECT id FROM items").fetchone()[0]
+    right = store.record_feedback(str(item_id), "cairo-talks", right=True, now=NOW)
+    assert (right["matched"], right["label"], right["title"]) == (True, True, TITLE)
+    missed = store.record_feedback("https://news.example/one", "truce-talks", right=False, now=NOW)
+    assert (missed["matched"], missed["label"]) == (False, True)
+    assert store.feedback_examples("truce-talks") == [(f"item:{item_id}", TITLE, SUMMARY, True)]
+    wrong = store.record_feedback(str(item_id), "cairo-talks", right=False, now=NOW)
+    assert (wrong["matched"], wrong["label"]) == (True, False)  # the later verdict replaces it
+    assert store.feedback_examples("cairo-talks") == [(f"item:{item_id}", TITLE, SUMMARY, False)]
+    assert store.feedback_counts() == {"cairo-talks": {"examples": 1, "positives": 0, "desk": 1},
+                                       "truce-talks": {"examples": 1, "positives": 1, "desk": 1}}
+    with pytest.raises(KeyError):
+        store.record_feedback("https://news.example/never", "cairo-talks", right=True, now=NOW)
+
+
+def test_a_saved_model_is_found_only_for_its_fingerprint(store):
+    assert store.saved_model("cairo-talks", "f1") is None
+    store.save_model("cairo-talks", "f1", '{"weights": [1]}', now=NOW)
+    assert store.saved_model("cairo-talks", "f1") == '{"weights": [1]}'
+    assert store.saved_model("cairo-talks", "f2") is None  # trained on other examples: retrain
+    store.save_model("cairo-talks", "f2", '{"weights": [2]}', now=NOW)
+    assert store.saved_model("cairo-talks", "f2") == '{"weights": [2]}'
+    assert store.saved_model("cairo-talks", "f1") is None  # one model per storyline
+
+
 def test_foreign_database_is_refused_untouched(tmp_path):
     path = tmp_path / "other.db"
     conn = sqlite3.connect(path)
