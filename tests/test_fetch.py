@@ -112,7 +112,34 @@ def test_unsupported_encoding_and_corrupt_gzip(server: FeedServer, fetcher: Fetc
         fetcher.fetch(server.url("/bad-gz"))
 
 
+def test_identity_encoding_is_no_encoding(server: FeedServer, fetcher: Fetcher) -> None:
+    server.set_response("/plain", 200, FEED, {"Content-Encoding": "identity"})
+    assert fetcher.fetch(server.url("/plain")).body == FEED
+    server.set_response("/gz-after-identity", 200, gzip.compress(FEED),
+                        {"Content-Encoding": "identity, gzip"})
+    assert fetcher.fetch(server.url("/gz-after-identity")).body == FEED
+
+
+def test_https_to_a_plain_http_server_is_a_tls_error(server: FeedServer, fetcher: Fetcher) -> None:
+    """A feed configured as https on a server that speaks plain HTTP: the desk reads "TLS
+    error", not a bare connection failure."""
+    server.set_feed("/a.xml", FEED)
+    with pytest.raises(FeedConnectError, match=r"^TLS error: ") as caught:
+        fetcher.fetch(server.url("/a.xml").replace("http://", "https://"))
+    assert caught.value.code == "fetch.connect"
+
+
 # --------------------------------------------------------------------------- status errors
+
+@pytest.mark.parametrize("status", [300, 305, 399])
+def test_a_3xx_that_is_no_redirect_is_an_error_not_a_feed(server: FeedServer, fetcher: Fetcher,
+                                                          status: int) -> None:
+    """Only 2xx bodies are feeds: a 3xx that is neither a redirect nor 304 is an HTTP error."""
+    server.set_response("/odd.xml", status, FEED)
+    with pytest.raises(FeedHTTPStatus) as caught:
+        fetcher.fetch(server.url("/odd.xml"))
+    assert caught.value.status == status
+
 
 def test_404(server: FeedServer, fetcher: Fetcher) -> None:
     with pytest.raises(FeedHTTPStatus) as caught:
@@ -349,6 +376,17 @@ def test_redirect_loop(server: FeedServer, fetcher: Fetcher) -> None:
     with pytest.raises(FeedRedirectLoop, match="redirect loop"):
         fetcher.fetch(server.url("/a"))
     assert server.hits["/a"] == 1 and server.hits["/b"] == 1
+
+
+def test_exactly_max_redirects_are_followed_one_more_is_refused(server: FeedServer) -> None:
+    server.set_feed("/r3", FEED)
+    for i in range(3):
+        server.set_redirect(f"/r{i}", f"/r{i + 1}")
+    with small_fetcher(max_redirects=3) as fetcher:
+        assert fetcher.fetch(server.url("/r0")).body == FEED
+        server.set_redirect("/s0", "/r0")
+        with pytest.raises(FeedRedirectLoop, match="more than 3 redirects"):
+            fetcher.fetch(server.url("/s0"))
 
 
 def test_too_many_redirects(server: FeedServer) -> None:
