@@ -16,7 +16,7 @@ from monitor.config import ChannelConfig, FeedConfig
 from monitor.dedup import NUM_BANDS, band_keys, fingerprint, unpack_shingles
 from monitor.errors import FeedConnectError, StoreError
 from monitor.models import Item, Match, TermHit
-from monitor.store import AlertPolicy, NewEntry, Store
+from monitor.store import AlertPolicy, GuidReader, NewEntry, Store
 
 DATA = Path(__file__).parent / "data"
 NOW = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
@@ -303,6 +303,37 @@ def test_a_saved_model_is_found_only_for_its_fingerprint(store):
     store.save_model("cairo-talks", "f2", '{"weights": [2]}', now=NOW)
     assert store.saved_model("cairo-talks", "f2") == '{"weights": [2]}'
     assert store.saved_model("cairo-talks", "f1") is None  # one model per storyline
+
+
+def test_errors_are_kept_to_500_characters(store):
+    """A receiver or feed that answers with a page of text does not fill the database: every
+    stored error is cut to its first 500 characters."""
+    long = "x" * 400 + "y" * 600
+    record(store, 0, [entry(0, "g1", TITLE)])
+    first = store.due_alerts("hook", now=NOW)[0]
+    store.mark_retry(first.id, long, now=NOW, channel_next_attempt=NOW)
+    assert store.due_alerts("hook", now=NOW)[0].last_error == long[:500]
+    assert store.channels()[1]["last_error"] == long[:500]
+    store.mark_failed(first.id, long, now=NOW)
+    assert store.alerts(status="failed")[0]["last_error"] == long[:500]
+    store.disable_channel("hook", long, now=NOW)
+    assert store.channels()[1]["disabled_reason"] == long[:500]
+    state = store.record_failure(FEEDS[1].url, FeedConnectError(long), now=NOW, next_poll_at=NOW)
+    assert state.last_error == long[:500]
+
+
+def test_every_stored_link_and_guid_is_known_however_many_are_asked(store):
+    """The lookups go in chunks of 500 (SQLite's limit on parameters): a feed of 1,201 entries
+    polled again knows every one, the 500th, 501st and last included."""
+    entries = [entry(0, f"g{n}", f"Headline number {n}", matched=False) for n in range(1201)]
+    record(store, 0, entries)
+    guids = [e.item.guid for e in entries]
+    urls = [e.item.url for e in entries]
+    assert store.known_guids(FEEDS[0].url, [*guids, "new"]) == set(guids)
+    assert store.known_urls([*urls, "https://news.example/new"]) == set(urls)
+    reader = GuidReader(store.path)
+    assert reader.known_guids(FEEDS[0].url, guids) == set(guids)
+    assert reader.known_urls(list(reversed(urls))) == set(urls)
 
 
 def test_foreign_database_is_refused_untouched(tmp_path):
