@@ -536,6 +536,27 @@ def test_after_a_delivery_the_next_outage_starts_with_the_shortest_backoff(tmp_p
             store.close()
 
 
+def test_retry_jitter_follows_the_random_source_given(tmp_path):
+    """A seeded Monitor retries on the same schedule every time (what the benchmarks and these
+    tests rely on), and the delays stay between the base and the exponential bound."""
+    kit = Kit(tmp_path, {"HOOK_SECRET": TEST_SECRET})
+    kit.write(feeds=[("a", "http://127.0.0.1:9/a.xml")], channels=webhook("http://127.0.0.1:9/"),
+              retry_base=None, storylines=STORYLINE_CAIRO)
+    schedules = []
+    for _ in range(2):
+        now = [datetime.now(UTC)]
+        _config, store, monitor = _monitor_on_a_clock(kit, now)
+        try:
+            schedules.append([monitor.retry_delay(failures, None) for failures in range(1, 12)])
+        finally:
+            monitor.close()
+            store.close()
+    assert schedules[0] == schedules[1]
+    for failures, delay in enumerate(schedules[0], start=1):
+        assert 2.0 <= delay <= min(600.0, 2.0 * 2 ** (failures - 1))
+    assert len(set(schedules[0])) > 8  # jittered
+
+
 STORYLINE_CAIRO = """
 [[storylines]]
 id = "cairo"
