@@ -557,6 +557,34 @@ def test_retry_jitter_follows_the_random_source_given(tmp_path):
     assert len(set(schedules[0])) > 8  # jittered
 
 
+def test_a_failing_feed_is_polled_again_when_its_backoff_ends_not_before(tmp_path):
+    """After a 503 with Retry-After: 120 the feed waits: the daemon's pass over due feeds skips
+    it until then, and polls it at exactly that moment (real HTTP, simulated clock)."""
+    with FeedServer() as server:
+        server.set_response("/a.xml", 503, b"busy", headers={"Retry-After": "120"})
+        kit = Kit(tmp_path)
+        kit.write(feeds=[("a", server.url("/a.xml"))], storylines=STORYLINE_CAIRO)
+        start = datetime.now(UTC).replace(microsecond=0)
+        now = [start]
+        _config, store, monitor = _monitor_on_a_clock(kit, now)
+        try:
+            [report] = monitor.poll_all(only_due=True)
+            assert report.outcome == "error" and server.hits["/a.xml"] == 1
+            due = store.feed_state(server.url("/a.xml")).next_poll_at
+            assert due is not None and (due - start).total_seconds() >= 120
+            now[0] = due - timedelta(seconds=1)
+            assert monitor.poll_all(only_due=True) == [] and server.hits["/a.xml"] == 1
+            now[0] = due
+            server.set_feed("/a.xml", rss(_items(1)))
+            [report] = monitor.poll_all(only_due=True)
+            assert report.outcome == "new" and server.hits["/a.xml"] == 2
+            now[0] = due + timedelta(seconds=1)  # healthy again: polled on every pass
+            assert len(monitor.poll_all(only_due=True)) == 1
+        finally:
+            monitor.close()
+            store.close()
+
+
 STORYLINE_CAIRO = """
 [[storylines]]
 id = "cairo"

@@ -141,7 +141,9 @@ def test_normalise_entry() -> None:
     ("2024-08-08T15:39:03Z", datetime(2024, 8, 8, 15, 39, 3, tzinfo=UTC), True),
     ("2024-08-08T15:39:03", datetime(2024, 8, 8, 15, 39, 3, tzinfo=UTC), True),  # naive: UTC
     ("2024-08-09T19:00:00+00:00", datetime(2024, 8, 9, 19, tzinfo=UTC), True),  # < 1 day ahead: kept
-    ("2024-08-10T00:00:00+00:00", NOW, False),  # > 1 day in the future: clamped
+    ("2024-08-09T20:00:00+00:00", datetime(2024, 8, 9, 20, tzinfo=UTC), True),  # exactly 1 day: kept
+    ("2024-08-09T20:00:01+00:00", NOW, False),  # > 1 day in the future: clamped
+    ("2024-08-10T00:00:00+00:00", NOW, False),
     ("2099-01-01T00:00:00+00:00", NOW, False),
     ("1999-12-31T23:59:59+00:00", datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC), True),
     (None, NOW, False),
