@@ -434,6 +434,16 @@ def test_smtp_bad_password_is_permanent_without_password(smtp):
     assert wrong not in str(caught.value) and SMTP_PASSWORD not in str(caught.value)
 
 
+def test_smtp_errors_never_show_the_password_even_when_the_server_echoes_it():
+    """Whatever the server's reply says, the password is masked in the error that reaches the
+    log and the outbox (here the password is the very word the server answers with)."""
+    with SMTPReceiver(credentials=("monitor", "rejected")) as server:
+        server.set_mode("550")
+        with pytest.raises(DeliveryPermanent) as caught:
+            email_channel(server.port, username="monitor", password="rejected").deliver(match_alert())
+    assert "rejected" not in str(caught.value) and "550 5.7.1 ***" in str(caught.value)
+
+
 def test_smtp_starttls_required_but_not_offered_is_permanent(smtp):
     with pytest.raises(DeliveryPermanent) as caught:
         email_channel(smtp.port, starttls=True).deliver(match_alert())
