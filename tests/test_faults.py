@@ -586,10 +586,10 @@ def test_a_failing_feed_is_polled_again_when_its_backoff_ends_not_before(tmp_pat
 
 
 def test_dispatch_delivers_at_most_its_limit_and_counts_what_it_gave_up(tmp_path):
-    """``dispatch(limit=3)`` sends three alerts in order and leaves the rest for the next pass;
+    """``dispatch(limit=25)`` sends 25 alerts in order and leaves the rest for the next pass;
     alerts older than ``delivery_max_age`` are failed, each counted once, none sent."""
     with FeedServer() as server, WebhookReceiver() as hook:
-        server.set_feed("/a.xml", rss(_items(5)))
+        server.set_feed("/a.xml", rss(_items(30)))
         kit = Kit(tmp_path, {"HOOK_SECRET": TEST_SECRET})
         kit.write(feeds=[("a", server.url("/a.xml"))], channels=webhook(hook.url),
                   storylines=STORYLINE_CAIRO)
@@ -598,14 +598,14 @@ def test_dispatch_delivers_at_most_its_limit_and_counts_what_it_gave_up(tmp_path
         config, store, monitor = _monitor_on_a_clock(kit, now)
         try:
             monitor.poll_all()
-            first = monitor.dispatch(monitor.channels[0], limit=3)
-            assert (first.sent, first.failed, len(hook.received)) == (3, 0, 3)
-            server.set_feed("/a.xml", rss(_items(3, seed=8, start=5)))
-            monitor.poll_all()  # three more stories: five pending
+            first = monitor.dispatch(monitor.channels[0], limit=25)  # more than one batch of 20
+            assert (first.sent, first.failed, len(hook.received)) == (25, 0, 25)
+            assert [r["id"] for r in hook.received] == [
+                a["uid"] for a in kit.rows("SELECT uid FROM alerts ORDER BY id LIMIT 25")]
             now[0] = start + timedelta(seconds=config.delivery_max_age + 1)
             late = monitor.dispatch(monitor.channels[0])
-            assert (late.sent, late.failed, len(hook.received)) == (0, 5, 3)
-            assert len(store.alerts(status="failed", limit=10)) == 5
+            assert (late.sent, late.failed, len(hook.received)) == (0, 5, 25)
+            assert len(store.alerts(status="failed", limit=50)) == 5
         finally:
             monitor.close()
             store.close()
