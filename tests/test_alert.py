@@ -366,6 +366,7 @@ def test_feed_health_email_says_what_happened(smtp, kind):
     assert message["Subject"] == ("[feed down] Al Jazeera" if down else "[feed recovered] Al Jazeera")
     assert ("The feed Al Jazeera is failing." if down else "The feed Al Jazeera works again.") in text
     assert "URL: https://www.aljazeera.com/xml/rss/all.xml" in text
+    assert f"<p>The feed <b>Al Jazeera</b> {'is failing' if down else 'works again'}.</p>" in page
     for part in (text, page):
         assert ("Consecutive errors: 5" in part) is down
         assert ("Last error: fetch.timeout: timed out after 30s" in part) is down
@@ -412,6 +413,15 @@ def test_smtp_451_is_retryable(smtp, stage):
     with pytest.raises(DeliveryRetryable) as caught:
         email_channel(smtp.port).deliver(match_alert())
     assert "451" in str(caught.value)
+
+
+@pytest.mark.parametrize("stage", ["data", "rcpt"])
+@pytest.mark.parametrize("reply, retryable", [("400", True), ("499", True), ("500", False)])
+def test_smtp_4xx_is_retried_and_5xx_is_not_at_the_boundary(smtp, stage, reply, retryable):
+    smtp.set_mode(reply, stage=stage)
+    with pytest.raises(DeliveryRetryable if retryable else DeliveryPermanent) as caught:
+        email_channel(smtp.port).deliver(match_alert())
+    assert reply in str(caught.value)
 
 
 @pytest.mark.parametrize("stage", ["data", "rcpt"])
