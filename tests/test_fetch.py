@@ -103,6 +103,36 @@ def test_gzip_body_is_decoded(server: FeedServer, fetcher: Fetcher) -> None:
     assert fetcher.fetch(server.url("/deflate")).body == FEED
 
 
+def test_a_long_deflate_body_arriving_in_many_pieces_is_decoded(server: FeedServer,
+                                                                  fetcher: Fetcher) -> None:
+    """Raw or zlib-wrapped is decided on the first piece only; the later pieces of a long body
+    are the same stream."""
+    rng = random.Random(4)
+    words = ["truce", "talks", "Cairo", "Doha", "hostage", "release", "envoy", "delegation"]
+    body = rss([{"title": " ".join(rng.choices(words, k=12)) + f" {n}", "link": f"https://x.example/{n}",
+                 "summary": " ".join(rng.choices(words, k=20)) + f" {rng.getrandbits(1200):x}"}
+                for n in range(600)])
+    compressed = zlib.compress(body)
+    assert len(compressed) > 100_000  # several reads of the socket
+    server.set_response("/long", 200, compressed, {"Content-Encoding": "deflate"})
+    assert fetcher.fetch(server.url("/long")).body == body
+
+
+def test_the_size_cap_counts_the_decoded_body_not_the_compressed_one(server: FeedServer) -> None:
+    """A body under the cap is read even when its gzip form (incompressible data) is over it."""
+    body = random.Random(6).randbytes(990)
+    packed = gzip.compress(body)
+    assert len(packed) > 1000
+    server.set_response("/packed", 200, packed, {"Content-Encoding": "gzip"})
+    server.set_response("/exact", 200, b"x" * 1000)
+    server.set_response("/over", 200, b"x" * 1001)
+    with small_fetcher(max_body_bytes=1000) as fetcher:
+        assert fetcher.fetch(server.url("/packed")).body == body
+        assert fetcher.fetch(server.url("/exact")).body == b"x" * 1000  # the cap itself is allowed
+        with pytest.raises(FeedTooLarge):
+            fetcher.fetch(server.url("/over"))
+
+
 def test_unsupported_encoding_and_corrupt_gzip(server: FeedServer, fetcher: Fetcher) -> None:
     server.set_response("/br", 200, b"\x0b\x01\x80hello\x03", {"Content-Encoding": "br"})
     with pytest.raises(FeedConnectError, match="unsupported Content-Encoding: br"):
