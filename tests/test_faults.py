@@ -605,7 +605,10 @@ def test_dispatch_delivers_at_most_its_limit_and_counts_what_it_gave_up(tmp_path
             now[0] = start + timedelta(seconds=config.delivery_max_age + 1)
             late = monitor.dispatch(monitor.channels[0])
             assert (late.sent, late.failed, len(hook.received)) == (0, 5, 25)
-            assert len(store.alerts(status="failed", limit=50)) == 5
+            failed = store.alerts(status="failed", limit=50)
+            assert len(failed) == 5
+            assert all(a["last_error"] == "gave up after 24.0h and 0 attempt(s); last error: none"
+                       for a in failed), failed[0]["last_error"]
         finally:
             monitor.close()
             store.close()
