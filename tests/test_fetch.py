@@ -260,6 +260,15 @@ def test_garbage_response_is_a_connect_error(server: FeedServer, fetcher: Fetche
         fetcher.fetch(server.url("/garbage"))
 
 
+def test_a_server_that_closes_without_answering_says_so(server: FeedServer, fetcher: Fetcher) -> None:
+    def hang_up(handler: BaseHTTPRequestHandler) -> None:
+        handler.close_connection = True  # reads the request, answers nothing
+
+    server.set_handler("/silent-close", hang_up)
+    with pytest.raises(FeedConnectError, match=r"^server closed the connection without a response$"):
+        fetcher.fetch(server.url("/silent-close"))
+
+
 # --------------------------------------------------------------------------- size cap
 
 def test_body_over_cap(server: FeedServer) -> None:
