@@ -118,6 +118,24 @@ def test_a_long_deflate_body_arriving_in_many_pieces_is_decoded(server: FeedServ
     assert fetcher.fetch(server.url("/long")).body == body
 
 
+def test_a_gzip_body_of_several_members_is_read_whole(server: FeedServer, fetcher: Fetcher) -> None:
+    """gzip allows members one after another (a CDN that compresses in pieces): all of them are
+    the body, padding between them included."""
+    half = len(FEED) // 2
+    body = gzip.compress(FEED[:half]) + b"\x00\x00" + gzip.compress(FEED[half:])
+    server.set_response("/members", 200, body, {"Content-Encoding": "gzip"})
+    assert fetcher.fetch(server.url("/members")).body == FEED
+
+
+def test_bytes_after_the_end_of_a_deflate_stream_are_ignored(server: FeedServer,
+                                                                fetcher: Fetcher) -> None:
+    """Some servers pad a deflate body; the stream's own end is the end of the feed (only gzip
+    has further members)."""
+    server.set_response("/padded", 200, zlib.compress(FEED) + b"\r\n\x00junk",
+                        {"Content-Encoding": "deflate"})
+    assert fetcher.fetch(server.url("/padded")).body == FEED
+
+
 def test_the_size_cap_counts_the_decoded_body_not_the_compressed_one(server: FeedServer) -> None:
     """A body under the cap is read even when its gzip form (incompressible data) is over it."""
     body = random.Random(6).randbytes(990)
