@@ -201,7 +201,6 @@ def _sample(found: list[Mutant], limit: int | None, rng: random.Random) -> list[
 
 
 def run(modules: list[str], *, limit: int | None, seed: int, report: Path | None) -> int:
-    rng = random.Random(seed)
     results: dict[str, list[dict[str, object]]] = {}
     with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
         copy = _copy_repository(Path(scratch))
@@ -214,7 +213,8 @@ def run(modules: list[str], *, limit: int | None, seed: int, report: Path | None
                 continue
             timeout = 3 * baseline + 15
             found = mutants(module)
-            chosen = _sample(found, limit, rng)
+            # a sample of its own per module: the same mutants whichever modules are run
+            chosen = _sample(found, limit, random.Random(f"{seed}:{module}"))
             print(f"{module}: {len(chosen)} of {len(found)} mutants, tests {baseline:.1f} s",
                   flush=True)
             rows = results.setdefault(module, [])
