@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULES: dict[str, list[str]] = {
     "normalise": ["tests/test_normalise.py", "tests/test_parse.py"],
     "match": ["tests/test_match.py"],
-    "dedup": ["tests/test_dedup.py", "tests/test_minhash.py"],
+    "dedup": ["tests/test_dedup.py", "tests/test_minhash.py", "tests/test_store.py"],  # store: keys used
     "store": ["tests/test_store.py"],
     "alert": ["tests/test_alert.py"],
     "fetch": ["tests/test_fetch.py"],

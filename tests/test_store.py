@@ -336,6 +336,67 @@ def test_every_stored_link_and_guid_is_known_however_many_are_asked(store):
     assert reader.known_urls(list(reversed(urls))) == set(urls)
 
 
+def test_a_successful_poll_after_an_outage_records_the_feed_healthy_and_recovered(store):
+    url = FEEDS[0].url
+    for n in range(3):
+        store.record_failure(url, FeedConnectError("connection refused"), now=NOW - timedelta(minutes=n),
+                             next_poll_at=NOW, down_after=3, policy=policy())
+    later = NOW + timedelta(minutes=5)
+    outcome = store.record_poll(url, [entry(0, "g1", TITLE)], now=later, status=200,
+                                next_poll_at=later + timedelta(minutes=1), policy=policy(),
+                                etag='"v2"', last_modified="Thu, 26 Nov 2026 07:05:00 GMT",
+                                body_hash="abc")
+    assert outcome.new_alerts == 2 + len(CHANNELS)  # the match on two channels, and "recovered"
+    state = store.feed_state(url)
+    assert (state.consecutive_errors, state.last_error, state.last_error_code) == (0, None, None)
+    assert (state.last_success_at, state.last_fetch_at, state.last_status) == (later, later, 200)
+    assert (state.etag, state.last_modified, state.body_hash) == (
+        '"v2"', "Thu, 26 Nov 2026 07:05:00 GMT", "abc")
+    assert state.next_poll_at == later + timedelta(minutes=1)
+    assert state.items_seen == 1 and state.first_poll_done
+    assert [a["kind"] for a in store.alerts(limit=50)].count("feed.recovered") == len(CHANNELS)
+    assert {a["title"] for a in store.alerts(limit=50) if a["kind"].startswith("feed.")} == {"Outlet A"}
+
+
+def test_a_feed_recovering_without_a_policy_queues_nothing(store):
+    url = FEEDS[0].url
+    for _ in range(3):
+        store.record_failure(url, FeedConnectError("refused"), now=NOW, next_poll_at=NOW,
+                             down_after=3, policy=policy())
+    assert store.record_not_modified(url, now=NOW, status=304, next_poll_at=NOW) == 0
+    assert store.record_not_modified(url, now=NOW, status=304, next_poll_at=NOW,
+                                     policy=policy()) == 0  # already recovered
+
+
+def test_an_alert_lists_the_sources_of_its_story(store):
+    record(store, 0, [entry(0, "g1", TITLE, summary=SUMMARY, url="https://news.example/one",
+                            published=NOW - timedelta(minutes=3))])
+    [alert] = store.due_alerts("hook", now=NOW)
+    assert alert.payload["data"]["sources"] == [{
+        "source": "Outlet A", "title": TITLE, "link": "https://news.example/one",
+        "published": (NOW - timedelta(minutes=3)).isoformat()}]
+
+
+def test_labelled_examples_are_imported_and_replaced_by_key(store):
+    rows = [("k1", "Truce talks", "in Cairo", "cairo-talks", True),
+            ("k2", "Football truce", "", "cairo-talks", False)]
+    assert store.import_examples(rows, source="labels.jsonl", now=NOW) == 2
+    assert store.feedback_examples("cairo-talks") == [
+        ("label:k1", "Truce talks", "in Cairo", True), ("label:k2", "Football truce", "", False)]
+    store.import_examples([("k2", "Football truce", "", "cairo-talks", True)], source="x", now=NOW)
+    assert store.feedback_examples("cairo-talks")[1] == ("label:k2", "Football truce", "", True)
+    assert store.feedback_counts() == {"cairo-talks": {"examples": 2, "positives": 2, "desk": 0}}
+
+
+def test_the_same_headline_over_another_summary_is_the_same_story(store):
+    """A headline of five words or more is a story's key: an outlet that rewrites the dek
+    under the same headline joins the story (found through the stored headline key)."""
+    record(store, 0, [entry(0, "g1", TITLE, summary=SUMMARY)])
+    other = record(store, 1, [entry(1, "g2", TITLE.upper(), url="https://other.example/2",
+                                    summary="Officials in Doha and Washington welcomed the move.")])
+    assert (other.syndicated, other.new_alerts) == (1, 0)
+
+
 def test_foreign_database_is_refused_untouched(tmp_path):
     path = tmp_path / "other.db"
     conn = sqlite3.connect(path)
