@@ -295,6 +295,10 @@ def test_email_is_from_the_sender_and_both_parts_carry_every_field(smtp):
     page = message.get_body(("html",)).get_content()
     assert ("<li>Matched terms: cairo ~ &ldquo;Cairo&rdquo; (100), truce ~ &ldquo;truce&rdquo; (93)"
             "</li>") in page
+    assert "<li>Storyline: Cairo truce talks</li>" in page and "<li>Score: 96</li>" in page
+    for part in (text, page):  # the footer names the alert, for the desk to quote
+        assert "ceasefire-monitor alert msg_2f3a9c1b7d" in part
+    assert message["Auto-Submitted"] == "auto-generated"  # RFC 3834: no vacation replies
     balance = _TagBalance()
     balance.feed(page)
     assert balance.open == []  # every list and paragraph is closed
@@ -373,6 +377,20 @@ def test_feed_health_email_says_what_happened(smtp, kind):
     balance = _TagBalance()
     balance.feed(page)
     assert balance.open == []
+
+
+def test_a_link_with_spaces_around_it_is_still_a_link(smtp):
+    email_channel(smtp.port).deliver(match_alert(link="  https://www.aljazeera.com/news/x \n"))
+    [message] = smtp.wait_for(1)
+    assert '<h2><a href="https://www.aljazeera.com/news/x">' in message.get_body(("html",)).get_content()
+
+
+def test_message_id_domain_is_made_safe_from_the_sender(smtp):
+    """The Message-ID takes the sender's domain, stripped of what a header cannot carry."""
+    email_channel(smtp.port, sender="Desk Monitor <monitor@example.org>").deliver(match_alert(uid="msg_1 2"))
+    [message] = smtp.wait_for(1)
+    assert message["Message-ID"] == "<msg_1-2@example.org>"
+    assert b"\nMessage-ID: <msg_1-2@example.org>\r\n" in smtp.envelopes[0]["data"]  # as sent
 
 
 def test_email_javascript_link_is_not_a_link(smtp):
