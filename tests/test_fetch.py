@@ -220,6 +220,8 @@ def test_retry_after_http_date(server: FeedServer, fetcher: Fetcher) -> None:
 @pytest.mark.parametrize(("value", "expected"), [
     ("0", 0.0), ("  30 ", 30.0), ("Wed, 21 Oct 2015 07:28:00 GMT", 60.0),
     ("Wed, 21 Oct 2015 07:00:00 GMT", 0.0), ("soon", None), ("-5", None), ("", None), (None, None),
+    ("Wed, 21 Oct 2015 07:28:00 -0000", 60.0),  # "-0000": UTC, zone not said
+    ("Wed, 21 Oct 2015 09:28:00 +0200", 60.0),
 ])
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value, now=datetime(2015, 10, 21, 7, 27, tzinfo=UTC)) == expected
@@ -444,6 +446,16 @@ def test_exactly_max_redirects_are_followed_one_more_is_refused(server: FeedServ
         server.set_redirect("/s0", "/r0")
         with pytest.raises(FeedRedirectLoop, match="more than 3 redirects"):
             fetcher.fetch(server.url("/s0"))
+
+
+def test_five_redirects_are_followed_by_default_not_six(server: FeedServer, fetcher: Fetcher) -> None:
+    server.set_feed("/d5", FEED)
+    for i in range(5):
+        server.set_redirect(f"/d{i}", f"/d{i + 1}")
+    assert fetcher.fetch(server.url("/d0")).body == FEED
+    server.set_redirect("/e0", "/d0")
+    with pytest.raises(FeedRedirectLoop, match="more than 5 redirects"):
+        fetcher.fetch(server.url("/e0"))
 
 
 def test_too_many_redirects(server: FeedServer) -> None:
