@@ -397,6 +397,27 @@ def test_the_same_headline_over_another_summary_is_the_same_story(store):
     assert (other.syndicated, other.new_alerts) == (1, 0)
 
 
+def _items_seen_by_another_process(path: Path) -> int:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_grouped_writes_commit_once_their_time_is_up_and_at_the_end(store):
+    """Writes of a poll cycle share a transaction: within ``seconds`` another process sees
+    none of them (a crash would lose them together), after it each is committed at once,
+    and the end of the block commits what is left."""
+    with store.grouped_writes(3600):
+        record(store, 0, [entry(0, "g1", TITLE)])
+        assert _items_seen_by_another_process(store.path) == 0
+    assert _items_seen_by_another_process(store.path) == 1
+    with store.grouped_writes(0.0):
+        record(store, 1, [entry(1, "g2", "Qatar and Egypt table truce proposal")])
+        assert _items_seen_by_another_process(store.path) == 2  # its time was up: committed
+
+
 def test_foreign_database_is_refused_untouched(tmp_path):
     path = tmp_path / "other.db"
     conn = sqlite3.connect(path)
