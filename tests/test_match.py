@@ -309,3 +309,11 @@ def test_a_not_near_word_elsewhere_is_no_hit_of_the_not_near_rule():
     [d] = m.explain("Ceasefire vote today", "Talks later")
     [near] = [g for g in d.groups if g.rule == "not_near"]
     assert not near.matched and [h.found for h in near.hits] == ["vote"]
+
+
+def test_a_storyline_of_any_terms_only_is_scored_by_its_best_hit():
+    m = Matcher([StorylineConfig("s", "S", any=("Rafah", "Kerem Shalom"), threshold=90)])
+    [title] = m.match("Rafah crossing reopens", "")
+    [summary] = m.match("Crossing reopens", "Trucks pass through Rafah.")
+    assert title.score == 100.0 and 0 < summary.score < 100.0  # the summary weighs less
+    assert [h.found for h in title.hits] == ["Rafah"]
