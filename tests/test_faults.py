@@ -614,6 +614,25 @@ def test_dispatch_delivers_at_most_its_limit_and_counts_what_it_gave_up(tmp_path
             store.close()
 
 
+def test_a_monitor_fetches_with_the_fetcher_it_is_given(tmp_path):
+    from monitor.config import load_config
+    from monitor.fetch import Fetcher
+    from monitor.pipeline import Monitor
+    from monitor.store import Store
+
+    with FeedServer() as server:
+        server.set_feed("/a.xml", rss(_items(1)))
+        kit = Kit(tmp_path)
+        kit.write(feeds=[("a", server.url("/a.xml"))], storylines=STORYLINE_CAIRO)
+        config = load_config(kit.config, environ=kit.env)
+        with Store(kit.db) as store, Fetcher(user_agent="desk-probe/9", trust_env=False) as fetcher:
+            monitor = Monitor(config, store, fetcher=fetcher)
+            [report] = monitor.poll_all()
+        assert report.outcome == "new"
+        [(_path, headers)] = [r for r in server.requests if r[0] == "/a.xml"]
+        assert {k.lower(): v for k, v in headers.items()}["user-agent"] == "desk-probe/9"
+
+
 STORYLINE_CAIRO = """
 [[storylines]]
 id = "cairo"
