@@ -370,6 +370,36 @@ def test_trickling_headers_are_cut_by_total_timeout(server: FeedServer) -> None:
         assert time.monotonic() - started < 1.5
 
 
+def test_concurrent_trickling_fetches_are_each_cut_at_their_own_deadline(server: FeedServer) -> None:
+    """The daemon fetches in several threads: every fetch keeps its deadline, whatever the
+    others (later ones with earlier deadlines included) do meanwhile."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def slow_headers(handler: BaseHTTPRequestHandler) -> None:
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 1000:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            if handler.server.owner.closing.wait(0.1):  # type: ignore[attr-defined]
+                return
+
+    server.set_handler("/slow-headers", slow_headers)
+
+    def fetch(timeout: float) -> float:
+        with small_fetcher(total_timeout=timeout) as fetcher:
+            started = time.monotonic()
+            with pytest.raises(FeedTimeout):
+                fetcher.fetch(server.url("/slow-headers"))
+            return time.monotonic() - started
+
+    with ThreadPoolExecutor(4) as pool:
+        slow = [pool.submit(fetch, 2.0) for _ in range(2)]
+        time.sleep(0.3)
+        fast = [pool.submit(fetch, 0.5)]  # later, but due first
+        spans = [f.result() for f in slow + fast]
+    assert all(span < 2.6 for span in spans[:2]), spans
+    assert all(span < 1.1 for span in spans[2:]), spans
+
+
 def test_trickling_body_without_length_is_a_timeout_not_a_short_feed(server: FeedServer) -> None:
     def close_delimited(handler: BaseHTTPRequestHandler) -> None:
         handler.wfile.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
