@@ -633,6 +633,36 @@ def test_a_monitor_fetches_with_the_fetcher_it_is_given(tmp_path):
         assert {k.lower(): v for k, v in headers.items()}["user-agent"] == "desk-probe/9"
 
 
+def test_a_feed_serving_the_same_body_again_is_recorded_healthy_without_parsing(tmp_path):
+    """A site that ignores ETag sends the same body: the poll is "unchanged", and the feed's
+    health (last fetch, next poll, errors reset after an outage) is recorded all the same."""
+    with FeedServer() as server:
+        body = rss(_items(2))
+        server.set_feed("/a.xml", body, etag=False, last_modified=False)
+        kit = Kit(tmp_path)
+        kit.write(feeds=[("a", server.url("/a.xml"))], storylines=STORYLINE_CAIRO)
+        start = datetime.now(UTC).replace(microsecond=0)
+        now = [start]
+        _config, store, monitor = _monitor_on_a_clock(kit, now)
+        url = server.url("/a.xml")
+        try:
+            assert [r.outcome for r in monitor.poll_all()] == ["new"]
+            server.set_response("/a.xml", 500, b"down")
+            now[0] = start + timedelta(minutes=5)
+            assert [r.outcome for r in monitor.poll_all()] == ["error"]
+            assert store.feed_state(url).consecutive_errors == 1
+            server.set_feed("/a.xml", body, etag=False, last_modified=False)
+            now[0] = start + timedelta(minutes=10)
+            assert [r.outcome for r in monitor.poll_all()] == ["unchanged"]
+            state = store.feed_state(url)
+            assert (state.consecutive_errors, state.last_error) == (0, None)
+            assert state.last_fetch_at == state.last_success_at == now[0]
+            assert state.next_poll_at > now[0]
+        finally:
+            monitor.close()
+            store.close()
+
+
 STORYLINE_CAIRO = """
 [[storylines]]
 id = "cairo"
