@@ -450,6 +450,15 @@ def test_smtp_550_is_permanent_with_reason(smtp, stage):
     assert "550" in str(caught.value) and "rejected" in str(caught.value)
 
 
+def test_a_long_smtp_refusal_is_kept_to_300_characters(smtp):
+    smtp.set_mode("550-long")
+    with pytest.raises(DeliveryPermanent) as caught:
+        email_channel(smtp.port).deliver(match_alert())
+    reason = str(caught.value).split(": the server answered ", 1)[-1]
+    assert reason.startswith("550 5.7.1 policy policy") and reason.endswith("…")
+    assert len(reason) == 300
+
+
 def test_smtp_down_is_retryable():
     with pytest.raises(DeliveryRetryable):
         email_channel(free_port()).deliver(match_alert())
