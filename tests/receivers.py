@@ -302,7 +302,9 @@ class SMTPReceiver:
     """
 
     REPLIES: ClassVar[dict[str, str]] = {"451": "451 4.3.0 try later", "550": "550 5.7.1 rejected",
-               "452": "452 4.2.2 mailbox full", "554": "554 5.7.1 message refused"}
+               "452": "452 4.2.2 mailbox full", "554": "554 5.7.1 message refused",
+               "500": "500 5.5.2 syntax error", "499": "499 4.0.0 odd but temporary",
+               "400": "400 4.0.0 temporary", "550-long": "550 5.7.1 " + "policy " * 100}
 
     def __init__(self, credentials: tuple[str, str] | None = None, *,
                  tls: str | None = None) -> None:
@@ -322,8 +324,9 @@ class SMTPReceiver:
         self.port = 0
 
     def set_mode(self, mode: str, stage: str = "data") -> None:
-        """``ok``, ``451`` (4.3.0 try later), ``550`` (5.7.1 rejected), ``452``, ``554``;
-        ``stage`` is where the refusal happens: ``data`` or ``rcpt``."""
+        """``ok``, ``451`` (4.3.0 try later), ``550`` (5.7.1 rejected), ``452``, ``554``, ``500``,
+        ``499``, ``400``, ``550-long`` (a 700-character reason); ``stage`` is where the refusal
+        happens: ``data`` or ``rcpt``."""
         if mode != "ok" and mode not in self.REPLIES:
             raise ValueError(f"unknown mode {mode!r}")
         if stage not in ("data", "rcpt"):

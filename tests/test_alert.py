@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import io
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 
 import pytest
 import standardwebhooks
@@ -22,6 +24,7 @@ from monitor.alert import (
     make_channel,
     parse_retry_after,
     sign,
+    subject_of,
 )
 from monitor.config import ChannelConfig
 from monitor.errors import ChannelGone, ConfigError, DeliveryPermanent, DeliveryRetryable
@@ -259,6 +262,137 @@ def test_email_has_text_and_escaped_html(smtp):
     assert "https://www.aljazeera.com/news/2026/11/26/hamas-cairo" in text
 
 
+class _TagBalance(HTMLParser):
+    """The elements a page opens and does not close (void elements aside)."""
+
+    VOID = frozenset({"meta", "br", "img", "hr"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in self.VOID:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag):
+        assert self.open and self.open[-1] == tag, (self.open, tag)
+        self.open.pop()
+
+
+def test_email_is_from_the_sender_and_both_parts_carry_every_field(smtp):
+    email_channel(smtp.port).deliver(match_alert())
+    [message] = smtp.wait_for(1)
+    assert message["From"] == "monitor@example.org"
+    text = message.get_body(("plain",)).get_content()
+    assert text.splitlines()[:9] == [
+        "Hamas delegation arrives in Cairo for truce talks", "",
+        "Link: https://www.aljazeera.com/news/2026/11/26/hamas-cairo", "Source: Al Jazeera",
+        "Published: 2026-11-26 06:58 UTC", "Storyline: Cairo truce talks", "Score: 96",
+        'Matched terms: cairo ~ "Cairo" (100), truce ~ "truce" (93)', ""]
+    assert ("- Reuters: Hamas team in Cairo for ceasefire talks "
+            "<https://www.reuters.com/world/middle-east/cairo-talks>") in text
+    page = message.get_body(("html",)).get_content()
+    assert ("<li>Matched terms: cairo ~ &ldquo;Cairo&rdquo; (100), truce ~ &ldquo;truce&rdquo; (93)"
+            "</li>") in page
+    assert "<li>Storyline: Cairo truce talks</li>" in page and "<li>Score: 96</li>" in page
+    for part in (text, page):  # the footer names the alert, for the desk to quote
+        assert "ceasefire-monitor alert msg_2f3a9c1b7d" in part
+    assert message["Auto-Submitted"] == "auto-generated"  # RFC 3834: no vacation replies
+    balance = _TagBalance()
+    balance.feed(page)
+    assert balance.open == []  # every list and paragraph is closed
+
+
+def test_an_alert_with_missing_fields_still_reads(smtp):
+    """No title, a storyline without a name, a time without a zone, another source without a
+    title: each part says so plainly rather than leaving a blank."""
+    alert = match_alert(title="")
+    data = alert.payload["data"]
+    data["storyline"] = {"id": "cairo-talks"}
+    data["item"]["published"] = "2026-11-26T06:58:00"  # naive: UTC
+    data["sources"][1]["title"] = ""
+    email_channel(smtp.port).deliver(alert)
+    [message] = smtp.wait_for(1)
+    assert message["Subject"] == "[cairo-talks] (no title)"
+    text = message.get_body(("plain",)).get_content()
+    assert text.splitlines()[0] == "(no title)"
+    assert "Storyline: cairo-talks" in text and "Published: 2026-11-26 06:58 UTC" in text
+    page = message.get_body(("html",)).get_content()
+    assert ">(no title)</a></h2>" in page and "<li>Published: 2026-11-26 06:58 UTC</li>" in page
+    assert ('<li>Reuters: <a href="https://www.reuters.com/world/middle-east/cairo-talks">'
+            "https://www.reuters.com/world/middle-east/cairo-talks</a></li>") in page
+    assert console_line(alert).startswith("ALERT [cairo-talks] (no title) — Al Jazeera 2026-11-26 06:58 UTC")
+
+
+def test_a_time_without_a_zone_is_utc_whatever_the_machine_zone(smtp, monkeypatch):
+    alert = match_alert()
+    alert.payload["data"]["item"]["published"] = "2026-11-26T06:58:00"
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        email_channel(smtp.port).deliver(alert)
+        line = console_line(alert)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    [message] = smtp.wait_for(1)
+    assert "Published: 2026-11-26 06:58 UTC" in message.get_body(("plain",)).get_content()
+    assert "2026-11-26 06:58 UTC" in line
+
+
+def test_an_alert_without_a_storyline_name_or_id_is_still_labelled(smtp):
+    """The storyline's name, else its id in the payload, else the alert's storyline, else a
+    plain word: never "None", never an empty bracket."""
+    alert = match_alert()
+    alert.payload["data"]["storyline"] = {}
+    assert subject_of(alert) == "[cairo-talks] Hamas delegation arrives in Cairo for truce talks"
+    assert console_line(alert).startswith("ALERT [cairo-talks] Hamas")
+    orphan = replace(alert, storyline_id=None)
+    assert subject_of(orphan) == "[alert] Hamas delegation arrives in Cairo for truce talks"
+    assert console_line(orphan).startswith("ALERT [?] Hamas")
+    email_channel(smtp.port).deliver(orphan)
+    [message] = smtp.wait_for(1)
+    assert "None" not in message.get_body(("plain",)).get_content()
+    assert "None" not in message.get_body(("html",)).get_content()
+
+
+@pytest.mark.parametrize("kind", ["feed.down", "feed.recovered"])
+def test_feed_health_email_says_what_happened(smtp, kind):
+    alert = feed_down_alert()
+    alert.payload["type"] = kind
+    alert = replace(alert, kind=kind.replace(".", "_"))
+    email_channel(smtp.port).deliver(alert)
+    [message] = smtp.wait_for(1)
+    text = message.get_body(("plain",)).get_content()
+    page = message.get_body(("html",)).get_content()
+    down = kind == "feed.down"
+    assert message["Subject"] == ("[feed down] Al Jazeera" if down else "[feed recovered] Al Jazeera")
+    assert ("The feed Al Jazeera is failing." if down else "The feed Al Jazeera works again.") in text
+    assert "URL: https://www.aljazeera.com/xml/rss/all.xml" in text
+    assert f"<p>The feed <b>Al Jazeera</b> {'is failing' if down else 'works again'}.</p>" in page
+    for part in (text, page):
+        assert ("Consecutive errors: 5" in part) is down
+        assert ("Last error: fetch.timeout: timed out after 30s" in part) is down
+    balance = _TagBalance()
+    balance.feed(page)
+    assert balance.open == []
+
+
+def test_a_link_with_spaces_around_it_is_still_a_link(smtp):
+    email_channel(smtp.port).deliver(match_alert(link="  https://www.aljazeera.com/news/x \n"))
+    [message] = smtp.wait_for(1)
+    assert '<h2><a href="https://www.aljazeera.com/news/x">' in message.get_body(("html",)).get_content()
+
+
+def test_message_id_domain_is_made_safe_from_the_sender(smtp):
+    """The Message-ID takes the sender's domain, stripped of what a header cannot carry."""
+    email_channel(smtp.port, sender="Desk Monitor <monitor@example.org>").deliver(match_alert(uid="msg_1 2"))
+    [message] = smtp.wait_for(1)
+    assert message["Message-ID"] == "<msg_1-2@example.org>"
+    assert b"\nMessage-ID: <msg_1-2@example.org>\r\n" in smtp.envelopes[0]["data"]  # as sent
+
+
 def test_email_javascript_link_is_not_a_link(smtp):
     email_channel(smtp.port).deliver(match_alert(link="javascript:alert(document.cookie)"))
     [message] = smtp.wait_for(1)
@@ -300,11 +434,29 @@ def test_smtp_451_is_retryable(smtp, stage):
 
 
 @pytest.mark.parametrize("stage", ["data", "rcpt"])
+@pytest.mark.parametrize("reply, retryable", [("400", True), ("499", True), ("500", False)])
+def test_smtp_4xx_is_retried_and_5xx_is_not_at_the_boundary(smtp, stage, reply, retryable):
+    smtp.set_mode(reply, stage=stage)
+    with pytest.raises(DeliveryRetryable if retryable else DeliveryPermanent) as caught:
+        email_channel(smtp.port).deliver(match_alert())
+    assert reply in str(caught.value)
+
+
+@pytest.mark.parametrize("stage", ["data", "rcpt"])
 def test_smtp_550_is_permanent_with_reason(smtp, stage):
     smtp.set_mode("550", stage=stage)
     with pytest.raises(DeliveryPermanent) as caught:
         email_channel(smtp.port).deliver(match_alert())
     assert "550" in str(caught.value) and "rejected" in str(caught.value)
+
+
+def test_a_long_smtp_refusal_is_kept_to_300_characters(smtp):
+    smtp.set_mode("550-long")
+    with pytest.raises(DeliveryPermanent) as caught:
+        email_channel(smtp.port).deliver(match_alert())
+    reason = str(caught.value).split(": the server answered ", 1)[-1]
+    assert reason.startswith("550 5.7.1 policy policy") and reason.endswith("…")
+    assert len(reason) == 300
 
 
 def test_smtp_down_is_retryable():
@@ -317,6 +469,16 @@ def test_smtp_bad_password_is_permanent_without_password(smtp):
     with pytest.raises(DeliveryPermanent) as caught:
         email_channel(smtp.port, username="monitor", password=wrong).deliver(match_alert())
     assert wrong not in str(caught.value) and SMTP_PASSWORD not in str(caught.value)
+
+
+def test_smtp_errors_never_show_the_password_even_when_the_server_echoes_it():
+    """Whatever the server's reply says, the password is masked in the error that reaches the
+    log and the outbox (here the password is the very word the server answers with)."""
+    with SMTPReceiver(credentials=("monitor", "rejected")) as server:
+        server.set_mode("550")
+        with pytest.raises(DeliveryPermanent) as caught:
+            email_channel(server.port, username="monitor", password="rejected").deliver(match_alert())
+    assert "rejected" not in str(caught.value) and "550 5.7.1 ***" in str(caught.value)
 
 
 def test_smtp_starttls_required_but_not_offered_is_permanent(smtp):

@@ -63,7 +63,9 @@ def test_different_stories(a, b):
 
 def test_fingerprints_are_stable_across_processes():
     """Fixed constants, no salted hash(): the same keys in every process and release (they are
-    stored). The expected keys are pinned: changing them needs a migration of story_keys."""
+    stored). The expected keys are pinned for that reason only (stored stories must be found
+    again; changing them needs a migration of story_keys); that they are right is checked in
+    test_minhash.py (bins agree as often as the texts overlap, bands carry their number)."""
     import os
     import subprocess
     import sys
@@ -198,3 +200,19 @@ def test_a_short_copy_at_exactly_the_short_text_bar_is_the_same_story():
     assert len(fa.shingles) < SHORT_TEXT_SHINGLES and jaccard(fa.shingles, fb.shingles) == 0.8
     assert same_story(headline, one_more)
     assert not same_story(headline, ("Egyptian mediators handed revised proposal overnight Sunday", ""))
+
+
+def test_a_headline_of_five_words_is_one_story_in_any_order_and_case():
+    """Five distinct words are enough for a headline key (fewer are too common to trust)."""
+    five = ("Hamas accepts Egyptian truce proposal", "Cairo confirmed the reply on Monday evening.")
+    other = ("Egyptian truce proposal: Hamas ACCEPTS", "Mediators say a response came late.")
+    assert same_story(five, other)
+    assert not same_story(("Hamas accepts Egyptian truce", "Cairo confirmed the reply on Monday evening."),
+                          ("Egyptian truce: Hamas ACCEPTS", "Mediators say a response came late."))
+
+
+def test_items_without_words_are_not_one_story():
+    """Titles and summaries of punctuation or stopwords only have no shingles: nothing to
+    compare, so no merge (a merge would swallow the second alert)."""
+    assert not same_story(("...", ""), ("!!!", ""))
+    assert not same_story(("The", "of the"), ("", "—"))

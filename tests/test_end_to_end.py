@@ -163,6 +163,9 @@ def test_relevant_items_alert_once_irrelevant_never(deployment):
     mails = deployment.smtp.wait_for(len(received), timeout=5)
     assert len(mails) == len(received)
     assert any(item["title"] in mail["subject"] for mail in mails for item in RELEVANT)
+    # The log says per feed what the poll brought.
+    a = len(ITEMS[::2])
+    assert f"Outlet A: {a} entries, {a} new items, " in result.stderr, result.stderr
 
 
 def test_syndicated_story_alerts_once(deployment):

@@ -537,6 +537,133 @@ def test_after_a_delivery_the_next_outage_starts_with_the_shortest_backoff(tmp_p
             store.close()
 
 
+def test_retry_jitter_follows_the_random_source_given(tmp_path):
+    """A seeded Monitor retries on the same schedule every time (what the benchmarks and these
+    tests rely on), and the delays stay between the base and the exponential bound."""
+    kit = Kit(tmp_path, {"HOOK_SECRET": TEST_SECRET})
+    kit.write(feeds=[("a", "http://127.0.0.1:9/a.xml")], channels=webhook("http://127.0.0.1:9/"),
+              retry_base=None, storylines=STORYLINE_CAIRO)
+    schedules = []
+    for _ in range(2):
+        now = [datetime.now(UTC)]
+        _config, store, monitor = _monitor_on_a_clock(kit, now)
+        try:
+            schedules.append([monitor.retry_delay(failures, None) for failures in range(1, 12)])
+        finally:
+            monitor.close()
+            store.close()
+    assert schedules[0] == schedules[1]
+    for failures, delay in enumerate(schedules[0], start=1):
+        assert 2.0 <= delay <= min(600.0, 2.0 * 2 ** (failures - 1))
+    assert len(set(schedules[0])) > 8  # jittered
+
+
+def test_a_failing_feed_is_polled_again_when_its_backoff_ends_not_before(tmp_path):
+    """After a 503 with Retry-After: 120 the feed waits: the daemon's pass over due feeds skips
+    it until then, and polls it at exactly that moment (real HTTP, simulated clock)."""
+    with FeedServer() as server:
+        server.set_response("/a.xml", 503, b"busy", headers={"Retry-After": "120"})
+        kit = Kit(tmp_path)
+        kit.write(feeds=[("a", server.url("/a.xml"))], storylines=STORYLINE_CAIRO)
+        start = datetime.now(UTC).replace(microsecond=0)
+        now = [start]
+        _config, store, monitor = _monitor_on_a_clock(kit, now)
+        try:
+            [report] = monitor.poll_all(only_due=True)
+            assert report.outcome == "error" and server.hits["/a.xml"] == 1
+            due = store.feed_state(server.url("/a.xml")).next_poll_at
+            assert due is not None and (due - start).total_seconds() >= 120
+            now[0] = due - timedelta(seconds=1)
+            assert monitor.poll_all(only_due=True) == [] and server.hits["/a.xml"] == 1
+            now[0] = due
+            server.set_feed("/a.xml", rss(_items(1)))
+            [report] = monitor.poll_all(only_due=True)
+            assert report.outcome == "new" and server.hits["/a.xml"] == 2
+            now[0] = due + timedelta(seconds=1)  # healthy again: polled on every pass
+            assert len(monitor.poll_all(only_due=True)) == 1
+        finally:
+            monitor.close()
+            store.close()
+
+
+def test_dispatch_delivers_at_most_its_limit_and_counts_what_it_gave_up(tmp_path):
+    """``dispatch(limit=25)`` sends 25 alerts in order and leaves the rest for the next pass;
+    alerts older than ``delivery_max_age`` are failed, each counted once, none sent."""
+    with FeedServer() as server, WebhookReceiver() as hook:
+        server.set_feed("/a.xml", rss(_items(30)))
+        kit = Kit(tmp_path, {"HOOK_SECRET": TEST_SECRET})
+        kit.write(feeds=[("a", server.url("/a.xml"))], channels=webhook(hook.url),
+                  storylines=STORYLINE_CAIRO)
+        start = datetime.now(UTC)
+        now = [start]
+        config, store, monitor = _monitor_on_a_clock(kit, now)
+        try:
+            monitor.poll_all()
+            first = monitor.dispatch(monitor.channels[0], limit=25)  # more than one batch of 20
+            assert (first.sent, first.failed, len(hook.received)) == (25, 0, 25)
+            assert [r["id"] for r in hook.received] == [
+                a["uid"] for a in kit.rows("SELECT uid FROM alerts ORDER BY id LIMIT 25")]
+            now[0] = start + timedelta(seconds=config.delivery_max_age + 1)
+            late = monitor.dispatch(monitor.channels[0])
+            assert (late.sent, late.failed, len(hook.received)) == (0, 5, 25)
+            failed = store.alerts(status="failed", limit=50)
+            assert len(failed) == 5
+            assert all(a["last_error"] == "gave up after 24.0h and 0 attempt(s); last error: none"
+                       for a in failed), failed[0]["last_error"]
+        finally:
+            monitor.close()
+            store.close()
+
+
+def test_a_monitor_fetches_with_the_fetcher_it_is_given(tmp_path):
+    from monitor.config import load_config
+    from monitor.fetch import Fetcher
+    from monitor.pipeline import Monitor
+    from monitor.store import Store
+
+    with FeedServer() as server:
+        server.set_feed("/a.xml", rss(_items(1)))
+        kit = Kit(tmp_path)
+        kit.write(feeds=[("a", server.url("/a.xml"))], storylines=STORYLINE_CAIRO)
+        config = load_config(kit.config, environ=kit.env)
+        with Store(kit.db) as store, Fetcher(user_agent="desk-probe/9", trust_env=False) as fetcher:
+            monitor = Monitor(config, store, fetcher=fetcher)
+            [report] = monitor.poll_all()
+        assert report.outcome == "new"
+        [(_path, headers)] = [r for r in server.requests if r[0] == "/a.xml"]
+        assert {k.lower(): v for k, v in headers.items()}["user-agent"] == "desk-probe/9"
+
+
+def test_a_feed_serving_the_same_body_again_is_recorded_healthy_without_parsing(tmp_path):
+    """A site that ignores ETag sends the same body: the poll is "unchanged", and the feed's
+    health (last fetch, next poll, errors reset after an outage) is recorded all the same."""
+    with FeedServer() as server:
+        body = rss(_items(2))
+        server.set_feed("/a.xml", body, etag=False, last_modified=False)
+        kit = Kit(tmp_path)
+        kit.write(feeds=[("a", server.url("/a.xml"))], storylines=STORYLINE_CAIRO)
+        start = datetime.now(UTC).replace(microsecond=0)
+        now = [start]
+        _config, store, monitor = _monitor_on_a_clock(kit, now)
+        url = server.url("/a.xml")
+        try:
+            assert [r.outcome for r in monitor.poll_all()] == ["new"]
+            server.set_response("/a.xml", 500, b"down")
+            now[0] = start + timedelta(minutes=5)
+            assert [r.outcome for r in monitor.poll_all()] == ["error"]
+            assert store.feed_state(url).consecutive_errors == 1
+            server.set_feed("/a.xml", body, etag=False, last_modified=False)
+            now[0] = start + timedelta(minutes=10)
+            assert [r.outcome for r in monitor.poll_all()] == ["unchanged"]
+            state = store.feed_state(url)
+            assert (state.consecutive_errors, state.last_error) == (0, None)
+            assert state.last_fetch_at == state.last_success_at == now[0]
+            assert state.next_poll_at > now[0]
+        finally:
+            monitor.close()
+            store.close()
+
+
 STORYLINE_CAIRO = """
 [[storylines]]
 id = "cairo"

@@ -103,6 +103,54 @@ def test_gzip_body_is_decoded(server: FeedServer, fetcher: Fetcher) -> None:
     assert fetcher.fetch(server.url("/deflate")).body == FEED
 
 
+def test_a_long_deflate_body_arriving_in_many_pieces_is_decoded(server: FeedServer,
+                                                                  fetcher: Fetcher) -> None:
+    """Raw or zlib-wrapped is decided on the first piece only; the later pieces of a long body
+    are the same stream."""
+    rng = random.Random(4)
+    words = ["truce", "talks", "Cairo", "Doha", "hostage", "release", "envoy", "delegation"]
+    body = rss([{"title": " ".join(rng.choices(words, k=12)) + f" {n}", "link": f"https://x.example/{n}",
+                 "summary": " ".join(rng.choices(words, k=20)) + f" {rng.getrandbits(1200):x}"}
+                for n in range(600)])
+    compressed = zlib.compress(body)
+    assert len(compressed) > 100_000  # several reads of the socket
+    server.set_response("/long", 200, compressed, {"Content-Encoding": "deflate"})
+    assert fetcher.fetch(server.url("/long")).body == body
+
+
+def test_a_gzip_body_of_several_members_is_read_whole(server: FeedServer, fetcher: Fetcher) -> None:
+    """gzip allows members one after another (a CDN that compresses in pieces): all of them are
+    the body, padding between them included."""
+    half = len(FEED) // 2
+    body = gzip.compress(FEED[:half]) + b"\x00\x00" + gzip.compress(FEED[half:])
+    server.set_response("/members", 200, body, {"Content-Encoding": "gzip"})
+    assert fetcher.fetch(server.url("/members")).body == FEED
+
+
+def test_bytes_after_the_end_of_a_deflate_stream_are_ignored(server: FeedServer,
+                                                                fetcher: Fetcher) -> None:
+    """Some servers pad a deflate body; the stream's own end is the end of the feed (only gzip
+    has further members)."""
+    server.set_response("/padded", 200, zlib.compress(FEED) + b"\r\n\x00junk",
+                        {"Content-Encoding": "deflate"})
+    assert fetcher.fetch(server.url("/padded")).body == FEED
+
+
+def test_the_size_cap_counts_the_decoded_body_not_the_compressed_one(server: FeedServer) -> None:
+    """A body under the cap is read even when its gzip form (incompressible data) is over it."""
+    body = random.Random(6).randbytes(990)
+    packed = gzip.compress(body)
+    assert len(packed) > 1000
+    server.set_response("/packed", 200, packed, {"Content-Encoding": "gzip"})
+    server.set_response("/exact", 200, b"x" * 1000)
+    server.set_response("/over", 200, b"x" * 1001)
+    with small_fetcher(max_body_bytes=1000) as fetcher:
+        assert fetcher.fetch(server.url("/packed")).body == body
+        assert fetcher.fetch(server.url("/exact")).body == b"x" * 1000  # the cap itself is allowed
+        with pytest.raises(FeedTooLarge):
+            fetcher.fetch(server.url("/over"))
+
+
 def test_unsupported_encoding_and_corrupt_gzip(server: FeedServer, fetcher: Fetcher) -> None:
     server.set_response("/br", 200, b"\x0b\x01\x80hello\x03", {"Content-Encoding": "br"})
     with pytest.raises(FeedConnectError, match="unsupported Content-Encoding: br"):
@@ -112,7 +160,34 @@ def test_unsupported_encoding_and_corrupt_gzip(server: FeedServer, fetcher: Fetc
         fetcher.fetch(server.url("/bad-gz"))
 
 
+def test_identity_encoding_is_no_encoding(server: FeedServer, fetcher: Fetcher) -> None:
+    server.set_response("/plain", 200, FEED, {"Content-Encoding": "identity"})
+    assert fetcher.fetch(server.url("/plain")).body == FEED
+    server.set_response("/gz-after-identity", 200, gzip.compress(FEED),
+                        {"Content-Encoding": "identity, gzip"})
+    assert fetcher.fetch(server.url("/gz-after-identity")).body == FEED
+
+
+def test_https_to_a_plain_http_server_is_a_tls_error(server: FeedServer, fetcher: Fetcher) -> None:
+    """A feed configured as https on a server that speaks plain HTTP: the desk reads "TLS
+    error", not a bare connection failure."""
+    server.set_feed("/a.xml", FEED)
+    with pytest.raises(FeedConnectError, match=r"^TLS error: ") as caught:
+        fetcher.fetch(server.url("/a.xml").replace("http://", "https://"))
+    assert caught.value.code == "fetch.connect"
+
+
 # --------------------------------------------------------------------------- status errors
+
+@pytest.mark.parametrize("status", [300, 305, 399])
+def test_a_3xx_that_is_no_redirect_is_an_error_not_a_feed(server: FeedServer, fetcher: Fetcher,
+                                                          status: int) -> None:
+    """Only 2xx bodies are feeds: a 3xx that is neither a redirect nor 304 is an HTTP error."""
+    server.set_response("/odd.xml", status, FEED)
+    with pytest.raises(FeedHTTPStatus) as caught:
+        fetcher.fetch(server.url("/odd.xml"))
+    assert caught.value.status == status
+
 
 def test_404(server: FeedServer, fetcher: Fetcher) -> None:
     with pytest.raises(FeedHTTPStatus) as caught:
@@ -145,6 +220,8 @@ def test_retry_after_http_date(server: FeedServer, fetcher: Fetcher) -> None:
 @pytest.mark.parametrize(("value", "expected"), [
     ("0", 0.0), ("  30 ", 30.0), ("Wed, 21 Oct 2015 07:28:00 GMT", 60.0),
     ("Wed, 21 Oct 2015 07:00:00 GMT", 0.0), ("soon", None), ("-5", None), ("", None), (None, None),
+    ("Wed, 21 Oct 2015 07:28:00 -0000", 60.0),  # "-0000": UTC, zone not said
+    ("Wed, 21 Oct 2015 09:28:00 +0200", 60.0),
 ])
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value, now=datetime(2015, 10, 21, 7, 27, tzinfo=UTC)) == expected
@@ -201,6 +278,15 @@ def test_garbage_response_is_a_connect_error(server: FeedServer, fetcher: Fetche
     server.set_handler("/garbage", garbage)
     with pytest.raises(FeedConnectError):
         fetcher.fetch(server.url("/garbage"))
+
+
+def test_a_server_that_closes_without_answering_says_so(server: FeedServer, fetcher: Fetcher) -> None:
+    def hang_up(handler: BaseHTTPRequestHandler) -> None:
+        handler.close_connection = True  # reads the request, answers nothing
+
+    server.set_handler("/silent-close", hang_up)
+    with pytest.raises(FeedConnectError, match=r"^server closed the connection without a response$"):
+        fetcher.fetch(server.url("/silent-close"))
 
 
 # --------------------------------------------------------------------------- size cap
@@ -284,6 +370,36 @@ def test_trickling_headers_are_cut_by_total_timeout(server: FeedServer) -> None:
         assert time.monotonic() - started < 1.5
 
 
+def test_concurrent_trickling_fetches_are_each_cut_at_their_own_deadline(server: FeedServer) -> None:
+    """The daemon fetches in several threads: every fetch keeps its deadline, whatever the
+    others (later ones with earlier deadlines included) do meanwhile."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def slow_headers(handler: BaseHTTPRequestHandler) -> None:
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 1000:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            if handler.server.owner.closing.wait(0.1):  # type: ignore[attr-defined]
+                return
+
+    server.set_handler("/slow-headers", slow_headers)
+
+    def fetch(timeout: float) -> float:
+        with small_fetcher(total_timeout=timeout) as fetcher:
+            started = time.monotonic()
+            with pytest.raises(FeedTimeout):
+                fetcher.fetch(server.url("/slow-headers"))
+            return time.monotonic() - started
+
+    with ThreadPoolExecutor(4) as pool:
+        slow = [pool.submit(fetch, 2.0) for _ in range(2)]
+        time.sleep(0.3)
+        fast = [pool.submit(fetch, 0.5)]  # later, but due first
+        spans = [f.result() for f in slow + fast]
+    assert all(span < 2.6 for span in spans[:2]), spans
+    assert all(span < 1.1 for span in spans[2:]), spans
+
+
 def test_trickling_body_without_length_is_a_timeout_not_a_short_feed(server: FeedServer) -> None:
     def close_delimited(handler: BaseHTTPRequestHandler) -> None:
         handler.wfile.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
@@ -349,6 +465,27 @@ def test_redirect_loop(server: FeedServer, fetcher: Fetcher) -> None:
     with pytest.raises(FeedRedirectLoop, match="redirect loop"):
         fetcher.fetch(server.url("/a"))
     assert server.hits["/a"] == 1 and server.hits["/b"] == 1
+
+
+def test_exactly_max_redirects_are_followed_one_more_is_refused(server: FeedServer) -> None:
+    server.set_feed("/r3", FEED)
+    for i in range(3):
+        server.set_redirect(f"/r{i}", f"/r{i + 1}")
+    with small_fetcher(max_redirects=3) as fetcher:
+        assert fetcher.fetch(server.url("/r0")).body == FEED
+        server.set_redirect("/s0", "/r0")
+        with pytest.raises(FeedRedirectLoop, match="more than 3 redirects"):
+            fetcher.fetch(server.url("/s0"))
+
+
+def test_five_redirects_are_followed_by_default_not_six(server: FeedServer, fetcher: Fetcher) -> None:
+    server.set_feed("/d5", FEED)
+    for i in range(5):
+        server.set_redirect(f"/d{i}", f"/d{i + 1}")
+    assert fetcher.fetch(server.url("/d0")).body == FEED
+    server.set_redirect("/e0", "/d0")
+    with pytest.raises(FeedRedirectLoop, match="more than 5 redirects"):
+        fetcher.fetch(server.url("/e0"))
 
 
 def test_too_many_redirects(server: FeedServer) -> None:

@@ -234,7 +234,8 @@ def test_corpus_files_each_recorded(hostile_run):
     assert len(corpus) == len(CORPUS) >= 40
     ok = [n for n, s in corpus.items() if s["health"] == "ok"]
     failing = {n: s["last_error_code"] for n, s in corpus.items() if s["health"] != "ok"}
-    assert ok  # ill-formed feeds that still have entries are used
+    assert ok  # ill-formed feeds that still have entries are used, and the log says so
+    assert "ill-formed feed used anyway (malformed XML: " in hostile_run["result"].stderr
     assert set(failing.values()) <= {"parse.error"}, failing
     print(f"\nfeedparser corpus over HTTP: {len(ok)} used, {len(failing)} recorded as parse errors")
 

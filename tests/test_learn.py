@@ -180,7 +180,8 @@ def test_desk_feedback_through_the_cli_changes_a_later_decision(tmp_path):
             '[[storylines]]\nid = "talks"\nname = "Talks"\n'
             'all = [["truce", "ceasefire"], ["talks", "deal"]]\nlearned = true\n'
             'learned_threshold = 0.5\n')
-        _invoke(runner, config, "run", "--once")  # no examples yet: the rules decide
+        first = _invoke(runner, config, "run", "--once")  # no examples yet: the rules decide
+        assert "talks: learned = true but too few examples stored (0); rules alone" in first, first
         rows = json.loads(_invoke(runner, config, "matches", "--json", "--limit", "100"))
         assert len(rows) == 16
         for row in rows:

@@ -113,3 +113,64 @@ def test_probe_orders_are_permutations_of_the_other_bins():
 def test_one_shingle_fills_every_bin_with_its_hash():
     signature = dedup._signature(frozenset({12345}))
     assert signature == [12345 * dedup._MIX % 2**64] * dedup.NUM_BINS
+
+
+@pytest.mark.parametrize("title, summary, expected", [
+    ("Hostages freed - Reuters", "The talks resume", "hostage freed talk resume"),  # outlet cut
+    ("Gaza | AP News", "it is this", "gaza"),  # stopwords only
+    ("Cease-fire in Gaza", "", "ceasefire gaza"),  # one word, hyphenated or not
+    ("Cease\u2010fire in Gaza", "", "ceasefire gaza"),  # the Unicode hyphen
+    ("Cease\u2011fire in Gaza", "", "ceasefire gaza"),  # the non-breaking hyphen
+    ("Hostages freed \u2014 Al Jazeera", "", "hostage freed"),  # outlet after an em dash
+    ("Hostages freed \u2013 AP", "", "hostage freed"),  # or an en dash
+    ("UN says: 3 hostages, 2 prisoners", "", "un 3 hostage 2 prisoner"),
+    ("x-1 1-x a-b", "", "x 1 1 x ab"),  # a hyphen joins letters only
+    ("bus gas yes", "", "bus gas yes"),  # three letters keep their "s"
+    ("Naïve café-au-lait", "", "naïve caféaulait"),
+    ("Hamas’s “truce”", "", "hama s truce"),  # typographic marks separate words
+])
+def test_words_as_written_by_hand(title, summary, expected):
+    """The tokeniser's rules, each stated as an example worked out by hand (not by a second
+    implementation of it)."""
+    assert dedup.words(title, summary) == [w.encode("utf-8") for w in expected.split()]
+
+
+def test_only_the_first_sixty_words_of_a_summary_count():
+    summary = " ".join(f"w{i}" for i in range(100))
+    assert dedup.words("", summary) == [f"w{i}".encode() for i in range(60)]
+
+
+def _pairs(rng: random.Random, common: int, own: int, n: int):
+    """``n`` pairs of shingle sets with ``common`` shingles in common and ``own`` each of
+    their own: Jaccard exactly common / (common + 2 * own)."""
+    for _ in range(n):
+        pool = rng.sample(range(2**32), common + 2 * own)
+        yield (frozenset(pool[:common + own]),
+               frozenset(pool[:common] + pool[common + own:]))
+
+
+@pytest.mark.parametrize("common, own", [(2, 4), (20, 40), (4, 2), (40, 20), (8, 1), (80, 10)])
+def test_minhash_bins_agree_as_often_as_the_texts_overlap(common, own):
+    """What MinHash promises, checked by counting rather than by a second implementation: two
+    sets of Jaccard J agree on a bin with probability J, also for short texts whose bins are
+    mostly empty (densified), so that they share a band of two bins with probability ~J**2,
+    which is what the LSH recall figures rest on."""
+    jaccard = common / (common + 2 * own)
+    rng = random.Random(11)
+    bins = bands = 0.0
+    n = 400
+    for a, b in _pairs(rng, common, own, n):
+        bins += sum(x == y for x, y in zip(dedup._signature(a), dedup._signature(b), strict=True))
+        bands += sum(x == y for x, y in zip(dedup.band_keys(a), dedup.band_keys(b), strict=True))
+    assert abs(bins / (n * dedup.NUM_BINS) - jaccard) < 0.03
+    assert jaccard**2 - 0.03 < bands / (n * dedup.NUM_BANDS) < jaccard**2 + 0.05
+
+
+def test_band_keys_carry_their_band_and_differ_between_bands():
+    """Equal bins in different bands must not be the same key (the band number is above the
+    32 bits of the bins), and the title key has a band number of its own."""
+    fp = dedup.fingerprint("Hamas delegation arrives in Cairo for truce talks", "Egyptian mediators met.")
+    assert [key >> 32 for key in fp.band_keys[:dedup.NUM_BANDS]] == list(range(dedup.NUM_BANDS))
+    assert fp.title_key is not None and fp.title_key >> 32 == dedup.NUM_BANDS
+    one = dedup.band_keys(frozenset({12345}))  # every bin holds the same hash
+    assert len(set(one)) == dedup.NUM_BANDS and len({key & 0xFFFFFFFF for key in one}) == 1

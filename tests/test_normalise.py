@@ -66,6 +66,8 @@ def test_canonical_url(url: str | None, base: str | None, expected: str | None) 
     ("Biden&amp;#039;s plan", "Biden's plan"),  # double-encoded
     ("It&amp;amp;#8217;s late", "It\u2019s late"),  # triple-encoded
     ("&lt;b&gt;Breaking&lt;/b&gt; news", "Breaking news"),  # escaped markup
+    ("&amp;amp;lt;b&amp;amp;gt;Breaking&amp;amp;lt;/b&amp;amp;gt; news", "Breaking news"),  # 3x
+    ("It&amp;amp;amp;#8217;s late", "It&#8217;s late"),  # decoded 3 times at most
     ("<p>Talks in <b>Cairo</b> resume</p><p>Next day</p>", "Talks in Cairo resume Next day"),
     ("<div><ul><li>one</li><li>two</li></ul></div>", "one two"),
     ("word<br>word<br/>word", "word word word"),
@@ -139,7 +141,9 @@ def test_normalise_entry() -> None:
     ("2024-08-08T15:39:03Z", datetime(2024, 8, 8, 15, 39, 3, tzinfo=UTC), True),
     ("2024-08-08T15:39:03", datetime(2024, 8, 8, 15, 39, 3, tzinfo=UTC), True),  # naive: UTC
     ("2024-08-09T19:00:00+00:00", datetime(2024, 8, 9, 19, tzinfo=UTC), True),  # < 1 day ahead: kept
-    ("2024-08-10T00:00:00+00:00", NOW, False),  # > 1 day in the future: clamped
+    ("2024-08-09T20:00:00+00:00", datetime(2024, 8, 9, 20, tzinfo=UTC), True),  # exactly 1 day: kept
+    ("2024-08-09T20:00:01+00:00", NOW, False),  # > 1 day in the future: clamped
+    ("2024-08-10T00:00:00+00:00", NOW, False),
     ("2099-01-01T00:00:00+00:00", NOW, False),
     ("1999-12-31T23:59:59+00:00", datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC), True),
     (None, NOW, False),
@@ -237,3 +241,12 @@ def test_invisible_characters_in_a_link_do_not_make_another_url(link: str) -> No
     assert canonical_url(link) == "https://example.com/a"
     item = normalise(entry(link=link, guid=None))
     assert item.url == "https://example.com/a" and item.guid == "https://example.com/a"
+
+
+def test_a_long_guid_is_kept_up_to_512_characters_then_hashed() -> None:
+    """Ids up to 512 characters are stored as the feed gave them; a longer one is hashed (the
+    same hash for the same id, so the entry is still known on the next poll)."""
+    assert normalise(entry(guid="g" * 512)).guid == "g" * 512
+    hashed = normalise(entry(guid="g" * 513)).guid
+    assert hashed == "sha1:" + hashlib.sha1(b"g" * 513).hexdigest()
+    assert normalise(entry(guid="g" * 513)).guid == hashed != normalise(entry(guid="g" * 514)).guid

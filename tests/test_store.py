@@ -16,7 +16,7 @@ from monitor.config import ChannelConfig, FeedConfig
 from monitor.dedup import NUM_BANDS, band_keys, fingerprint, unpack_shingles
 from monitor.errors import FeedConnectError, StoreError
 from monitor.models import Item, Match, TermHit
-from monitor.store import AlertPolicy, NewEntry, Store
+from monitor.store import AlertPolicy, GuidReader, NewEntry, Store
 
 DATA = Path(__file__).parent / "data"
 NOW = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
@@ -239,6 +239,183 @@ def test_a_copy_published_outside_the_window_is_a_new_story(store, offset):
                  published=NOW + timedelta(seconds=offset))
     outcome = record(store, 1, [copy], alert_after=NOW - timedelta(days=30))
     assert (outcome.syndicated, outcome.new_alerts) == (0, 2)
+
+
+_LONG = ("Egyptian mediators handed Hamas revised truce proposal during overnight Cairo meeting "
+         "attended by Qatari envoy Sunday according officials briefed about prisoner exchange")
+_OTHER = ("Egyptian mediators handed Hamas revised truce proposal during overnight Cairo meeting "
+          "attended terms plus aid convoy route through Rafah crossing later confirmed publicly again")
+
+
+def test_a_story_that_shares_band_keys_but_not_enough_text_is_another_story(store):
+    """Band keys only propose candidates: a story about the same meeting that shares a third
+    of its text is checked, found too different, and alerts on its own."""
+    first, second = fingerprint("", _LONG), fingerprint("", _OTHER)
+    assert set(first.band_keys) & set(second.band_keys)  # a candidate...
+    assert first.duplicates(second.shingles) is None  # ...that is not the same story
+    record(store, 0, [entry(0, "g1", "", summary=_LONG)])
+    other = record(store, 1, [entry(1, "g2", "", summary=_OTHER)])
+    assert (other.new_items, other.syndicated, other.new_alerts) == (1, 0, 2)
+
+
+def test_an_undated_item_alerts_after_the_first_poll(store):
+    """Undated items are held back on a feed's first poll only (they would all look new)."""
+    undated = entry(0, "g1", TITLE)
+    undated = NewEntry(Item(**{**undated.item.__dict__, "published_known": False}),
+                       undated.fingerprint, undated.matches)
+    assert record(store, 0, [undated]).new_alerts == 2
+
+
+def test_storyline_stats_count_the_last_24_hours(store):
+    day_before = NOW - timedelta(hours=25)
+    store.record_poll(FEEDS[0].url, [entry(0, "g1", TITLE, published=day_before)], now=day_before,
+                      status=200, next_poll_at=NOW, policy=policy(alert_after=NOW - timedelta(days=3)))
+    record(store, 1, [entry(1, "g2", "Qatar and Egypt table truce proposal")])
+    assert store.storyline_stats(now=NOW)["cairo-talks"] == {
+        "total": 2, "last_24h": 1, "last_match": NOW.isoformat()}
+    assert store.storyline_stats(now=NOW + timedelta(hours=25))["cairo-talks"]["last_24h"] == 0
+
+
+def test_desk_feedback_is_stored_as_what_the_item_truly_is(store):
+    """'right' on a match and 'wrong' on a miss are positives; 'wrong' on a match is a negative.
+    An item is named by its id or its link; an unknown item is a KeyError."""
+    record(store, 0, [entry(0, "g1", TITLE, summary=SUMMARY, url="https://news.example/one")])
+    item_id = store.db.conn.execute("SELECT id FROM items").fetchone()[0]
+    right = store.record_feedback(str(item_id), "cairo-talks", right=True, now=NOW)
+    assert (right["matched"], right["label"], right["title"]) == (True, True, TITLE)
+    missed = store.record_feedback("https://news.example/one", "truce-talks", right=False, now=NOW)
+    assert (missed["matched"], missed["label"]) == (False, True)
+    assert store.feedback_examples("truce-talks") == [(f"item:{item_id}", TITLE, SUMMARY, True)]
+    wrong = store.record_feedback(str(item_id), "cairo-talks", right=False, now=NOW)
+    assert (wrong["matched"], wrong["label"]) == (True, False)  # the later verdict replaces it
+    assert store.feedback_examples("cairo-talks") == [(f"item:{item_id}", TITLE, SUMMARY, False)]
+    assert store.feedback_counts() == {"cairo-talks": {"examples": 1, "positives": 0, "desk": 1},
+                                       "truce-talks": {"examples": 1, "positives": 1, "desk": 1}}
+    with pytest.raises(KeyError):
+        store.record_feedback("https://news.example/never", "cairo-talks", right=True, now=NOW)
+
+
+def test_a_saved_model_is_found_only_for_its_fingerprint(store):
+    assert store.saved_model("cairo-talks", "f1") is None
+    store.save_model("cairo-talks", "f1", '{"weights": [1]}', now=NOW)
+    assert store.saved_model("cairo-talks", "f1") == '{"weights": [1]}'
+    assert store.saved_model("cairo-talks", "f2") is None  # trained on other examples: retrain
+    store.save_model("cairo-talks", "f2", '{"weights": [2]}', now=NOW)
+    assert store.saved_model("cairo-talks", "f2") == '{"weights": [2]}'
+    assert store.saved_model("cairo-talks", "f1") is None  # one model per storyline
+
+
+def test_errors_are_kept_to_500_characters(store):
+    """A receiver or feed that answers with a page of text does not fill the database: every
+    stored error is cut to its first 500 characters."""
+    long = "x" * 400 + "y" * 600
+    record(store, 0, [entry(0, "g1", TITLE)])
+    first = store.due_alerts("hook", now=NOW)[0]
+    store.mark_retry(first.id, long, now=NOW, channel_next_attempt=NOW)
+    assert store.due_alerts("hook", now=NOW)[0].last_error == long[:500]
+    assert store.channels()[1]["last_error"] == long[:500]
+    store.mark_failed(first.id, long, now=NOW)
+    assert store.alerts(status="failed")[0]["last_error"] == long[:500]
+    store.disable_channel("hook", long, now=NOW)
+    assert store.channels()[1]["disabled_reason"] == long[:500]
+    state = store.record_failure(FEEDS[1].url, FeedConnectError(long), now=NOW, next_poll_at=NOW)
+    assert state.last_error == long[:500]
+
+
+def test_every_stored_link_and_guid_is_known_however_many_are_asked(store):
+    """The lookups go in chunks of 500 (SQLite's limit on parameters): a feed of 1,201 entries
+    polled again knows every one, the 500th, 501st and last included."""
+    entries = [entry(0, f"g{n}", f"Headline number {n}", matched=False) for n in range(1201)]
+    record(store, 0, entries)
+    guids = [e.item.guid for e in entries]
+    urls = [e.item.url for e in entries]
+    assert store.known_guids(FEEDS[0].url, [*guids, "new"]) == set(guids)
+    assert store.known_urls([*urls, "https://news.example/new"]) == set(urls)
+    reader = GuidReader(store.path)
+    assert reader.known_guids(FEEDS[0].url, guids) == set(guids)
+    assert reader.known_urls(list(reversed(urls))) == set(urls)
+
+
+def test_a_successful_poll_after_an_outage_records_the_feed_healthy_and_recovered(store):
+    url = FEEDS[0].url
+    for n in range(3):
+        store.record_failure(url, FeedConnectError("connection refused"), now=NOW - timedelta(minutes=n),
+                             next_poll_at=NOW, down_after=3, policy=policy())
+    later = NOW + timedelta(minutes=5)
+    outcome = store.record_poll(url, [entry(0, "g1", TITLE)], now=later, status=200,
+                                next_poll_at=later + timedelta(minutes=1), policy=policy(),
+                                etag='"v2"', last_modified="Thu, 26 Nov 2026 07:05:00 GMT",
+                                body_hash="abc")
+    assert outcome.new_alerts == 2 + len(CHANNELS)  # the match on two channels, and "recovered"
+    state = store.feed_state(url)
+    assert (state.consecutive_errors, state.last_error, state.last_error_code) == (0, None, None)
+    assert (state.last_success_at, state.last_fetch_at, state.last_status) == (later, later, 200)
+    assert (state.etag, state.last_modified, state.body_hash) == (
+        '"v2"', "Thu, 26 Nov 2026 07:05:00 GMT", "abc")
+    assert state.next_poll_at == later + timedelta(minutes=1)
+    assert state.items_seen == 1 and state.first_poll_done
+    assert [a["kind"] for a in store.alerts(limit=50)].count("feed.recovered") == len(CHANNELS)
+    assert {a["title"] for a in store.alerts(limit=50) if a["kind"].startswith("feed.")} == {"Outlet A"}
+
+
+def test_a_feed_recovering_without_a_policy_queues_nothing(store):
+    url = FEEDS[0].url
+    for _ in range(3):
+        store.record_failure(url, FeedConnectError("refused"), now=NOW, next_poll_at=NOW,
+                             down_after=3, policy=policy())
+    assert store.record_not_modified(url, now=NOW, status=304, next_poll_at=NOW) == 0
+    assert store.record_not_modified(url, now=NOW, status=304, next_poll_at=NOW,
+                                     policy=policy()) == 0  # already recovered
+
+
+def test_an_alert_lists_the_sources_of_its_story(store):
+    record(store, 0, [entry(0, "g1", TITLE, summary=SUMMARY, url="https://news.example/one",
+                            published=NOW - timedelta(minutes=3))])
+    [alert] = store.due_alerts("hook", now=NOW)
+    assert alert.payload["data"]["sources"] == [{
+        "source": "Outlet A", "title": TITLE, "link": "https://news.example/one",
+        "published": (NOW - timedelta(minutes=3)).isoformat()}]
+
+
+def test_labelled_examples_are_imported_and_replaced_by_key(store):
+    rows = [("k1", "Truce talks", "in Cairo", "cairo-talks", True),
+            ("k2", "Football truce", "", "cairo-talks", False)]
+    assert store.import_examples(rows, source="labels.jsonl", now=NOW) == 2
+    assert store.feedback_examples("cairo-talks") == [
+        ("label:k1", "Truce talks", "in Cairo", True), ("label:k2", "Football truce", "", False)]
+    store.import_examples([("k2", "Football truce", "", "cairo-talks", True)], source="x", now=NOW)
+    assert store.feedback_examples("cairo-talks")[1] == ("label:k2", "Football truce", "", True)
+    assert store.feedback_counts() == {"cairo-talks": {"examples": 2, "positives": 2, "desk": 0}}
+
+
+def test_the_same_headline_over_another_summary_is_the_same_story(store):
+    """A headline of five words or more is a story's key: an outlet that rewrites the dek
+    under the same headline joins the story (found through the stored headline key)."""
+    record(store, 0, [entry(0, "g1", TITLE, summary=SUMMARY)])
+    other = record(store, 1, [entry(1, "g2", TITLE.upper(), url="https://other.example/2",
+                                    summary="Officials in Doha and Washington welcomed the move.")])
+    assert (other.syndicated, other.new_alerts) == (1, 0)
+
+
+def _items_seen_by_another_process(path: Path) -> int:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_grouped_writes_commit_once_their_time_is_up_and_at_the_end(store):
+    """Writes of a poll cycle share a transaction: within ``seconds`` another process sees
+    none of them (a crash would lose them together), after it each is committed at once,
+    and the end of the block commits what is left."""
+    with store.grouped_writes(3600):
+        record(store, 0, [entry(0, "g1", TITLE)])
+        assert _items_seen_by_another_process(store.path) == 0
+    assert _items_seen_by_another_process(store.path) == 1
+    with store.grouped_writes(0.0):
+        record(store, 1, [entry(1, "g2", "Qatar and Egypt table truce proposal")])
+        assert _items_seen_by_another_process(store.path) == 2  # its time was up: committed
 
 
 def test_foreign_database_is_refused_untouched(tmp_path):
