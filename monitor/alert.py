@@ -243,7 +243,8 @@ def _reasons(data: Mapping[str, Any], alert: Alert) -> list[str]:
     return reasons
 
 
-def _storylines(data: Mapping[str, Any], alert: Alert, key: str = "name") -> str:
+def _storylines(data: Mapping[str, Any], alert: Alert, key: str = "name",
+                missing: str = "alert") -> str:
     """Every storyline the alert is for (``data.storylines``; one ``data.storyline`` in bodies
     of earlier releases), by ``key`` (name or id), joined by " + "."""
     listed = [s for s in data.get("storylines") or () if isinstance(s, dict)]
@@ -251,7 +252,7 @@ def _storylines(data: Mapping[str, Any], alert: Alert, key: str = "name") -> str
         listed = [_dict(data.get("storyline"))]
     other = "id" if key == "name" else "name"
     labels = [_one_line(s.get(key) or s.get(other) or "") for s in listed]
-    return " + ".join(label for label in labels if label) or _one_line(alert.storyline_id or "alert")
+    return " + ".join(label for label in labels if label) or _one_line(alert.storyline_id or missing)
 
 
 def _update_line(data: Mapping[str, Any]) -> str:
@@ -806,7 +807,7 @@ def console_line(alert: Alert) -> str:
             return line
         return f"FEED RECOVERED [{_one_line(feed.get('name'))}] {_one_line(feed.get('url'))}"
     item = _dict(data.get("item"))
-    label = _storylines(data, alert, key="id")
+    label = _storylines(data, alert, key="id", missing="?")
     if kind == STORY_UPDATED:
         return (f"UPDATE [{label}] story {_one_line(data.get('story_id'))} {_update_line(data)}: "
                 f"{_one_line(item.get('title')) or '(no title)'}")

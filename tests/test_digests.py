@@ -278,6 +278,9 @@ timezone = "Asia/Jerusalem"
     (tmp_path / "again.toml").write_text(result.stdout)
     again = load_config(tmp_path / "again.toml")
     assert again.channels[0].policy == load_config(kit.config).channels[0].policy
+    from monitor.store import Store
+
+    Store(kit.db, create=True).close()  # the database of a monitor that has run once
     shown = kit.cli("alerts")
     assert shown.returncode == 0, shown.stderr
     assert re.search(r"channel console-0: digest \(weekly mon 07:00\); 0 held; next digest "
