@@ -959,7 +959,7 @@ def train_command(obj: Context, labels: tuple[str, ...], items_path: str, out_di
     stored = {s.id: [(key, *texts[key], s.id in row["storylines"]) for key, row in rows.items()]
               for s in storylines}
     models = build_models(Matcher(obj.config.storylines), stored,
-                          thresholds={s.id: s.learned_threshold for s in storylines})
+                          thresholds={s.id: s.learned_threshold for s in storylines}, few=0)
     names = ", ".join(Path(p).name for p in labels)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

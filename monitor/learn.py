@@ -50,8 +50,8 @@ from .match import NON_GROUP_RULES, Explanation, Matcher, fold_word, rules_match
 from .models import Match
 
 __all__ = ["Contribution", "Example", "LearnedMatcher", "Model", "choose_threshold", "cross_val_scores",
-           "features", "fit", "fold_of", "is_candidate", "rule_features", "rules_fingerprint",
-           "text_features", "text_vector", "train"]
+           "desk_fit", "features", "fit", "fold_of", "headline_key", "is_candidate", "prior_model",
+           "rule_features", "rules_fingerprint", "text_features", "text_vector", "train"]
 
 DIM_BITS = 18
 SUMMARY_WEIGHT = 0.5
@@ -245,6 +245,15 @@ class Model:
     dim_bits: int = DIM_BITS
     rules: str = ""  # rules_fingerprint() of the storyline it was trained with ("" if not recorded)
     trained_on: str = ""  # what it was trained on, for people (a model file says it)
+    # The desk's layer (``desk_fit``): the judged items' verdicts by headline key (``headline_key``),
+    # whether the rules (or the model file) still decide every other item, and why.
+    overrides: dict[str, bool] = field(default_factory=dict)
+    stands_aside: bool = False
+    note: str = ""
+
+    def override(self, title: str) -> bool | None:
+        """The desk's verdict on an item with this headline, if it judged one."""
+        return self.overrides.get(headline_key(title)) if self.overrides else None
 
     def probability(self, title: str, summary: str, explanation: Explanation,
                     text: list[tuple[int, float]] | None = None) -> float:
@@ -252,6 +261,8 @@ class Model:
         the caller has it already (one item, several models)."""
         if not is_candidate(explanation):
             return 0.0
+        if self.overrides and (judged := self.override(title)) is not None:
+            return 1.0 if judged else 0.0
         weights = self.weights
         if text is None:
             text = text_vector(title, summary)
@@ -294,10 +305,14 @@ class Model:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": MODEL_FORMAT, "storyline": self.storyline_id, "bias": self.bias,
-                "threshold": self.threshold, "examples": self.examples, "positives": self.positives,
-                "dim_bits": self.dim_bits, "rules": self.rules, "trained_on": self.trained_on,
-                "weights": {str(i): w for i, w in sorted(self.weights.items())}}
+        out = {"format": MODEL_FORMAT, "storyline": self.storyline_id, "bias": self.bias,
+               "threshold": self.threshold, "examples": self.examples, "positives": self.positives,
+               "dim_bits": self.dim_bits, "rules": self.rules, "trained_on": self.trained_on,
+               "weights": {str(i): w for i, w in sorted(self.weights.items())}}
+        if self.overrides or self.stands_aside or self.note:  # the desk's layer (desk_fit)
+            out.update(overrides=dict(sorted(self.overrides.items())), stands_aside=self.stands_aside,
+                       note=self.note)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Model:
@@ -309,7 +324,9 @@ class Model:
                    weights={int(i): float(w) for i, w in data["weights"].items()},
                    threshold=float(data["threshold"]), examples=int(data["examples"]),
                    positives=int(data["positives"]), rules=str(data.get("rules", "")),
-                   trained_on=str(data.get("trained_on", "")))
+                   trained_on=str(data.get("trained_on", "")),
+                   overrides={str(k): bool(v) for k, v in data.get("overrides", {}).items()},
+                   stands_aside=bool(data.get("stands_aside", False)), note=str(data.get("note", "")))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))
@@ -421,6 +438,12 @@ def _headline(title: str) -> str:
     return " ".join(_text_words(title))
 
 
+def headline_key(title: str) -> str:
+    """What a model keeps of a judged item: a hash of its folded, stemmed headline (no text), so
+    that a verdict also decides the syndicated copies of the item judged."""
+    return hashlib.sha1(_headline(title).encode("utf-8")).hexdigest()[:16]
+
+
 def fold_of(key: str, k: int) -> int:
     """The fold of an id: its sha1 hash, divided by 5 first so that it is independent of the
     held-out fifth (``sha1 % 5 == 0``) that ``monitor eval`` keeps aside."""
@@ -505,6 +528,130 @@ def fit(examples: Sequence[Example], *, k: int = 5, threshold: float | None = No
     return model
 
 
+# --------------------------------------------------------------------------- the desk's verdicts
+
+
+FEW = 100  # fewer candidate examples than this (a desk's verdicts): the rules stay the prior
+PRIOR_STRENGTHS = (1.0, 2.0, 3.0)  # how firmly the rules hold (logit of a rule decision); CV picks
+DESK_FOLDS = 5
+
+
+def prior_model(storyline_id: str, strength: float = 2.0) -> Model:
+    """The rules as a model: probability ``sigmoid(strength)`` for a candidate the rules match,
+    ``sigmoid(-strength)`` for one they do not; threshold 0.5, so it decides exactly as the rules.
+    The start of ``desk_fit`` for a storyline without a model file."""
+    return Model(storyline_id, bias=-strength, weights={_index("rule:matched"): 2.0 * strength},
+                 threshold=0.5)
+
+
+DESK_L2 = (0.03, 0.3)  # how firmly the words' weights stay at the prior's; CV picks
+DESK_STEPS = 60
+DESK_RATE = 1.0
+
+
+def _anchored(start: Model, examples: Sequence[Example], l2: float) -> Model:
+    """``start`` corrected by ``examples``: logistic loss over the words' weights only, each
+    held to ``start``'s by an L2 penalty of ``l2`` (AdaGrad, full batch); the bias and the rule
+    features stay. A word that only the judged negatives share moves down, one that both
+    classes share stays about where it was."""
+    rows = []
+    for e in examples:
+        fixed = start.bias + sum(v * start.weights.get(i, 0.0)
+                                 for i, v in _vector(rule_features(e.explanation)))
+        rows.append((fixed, text_vector(e.title, e.summary), 1.0 if e.label else 0.0))
+    base = start.weights
+    delta: dict[int, float] = {}
+    squares: dict[int, float] = {}
+    for _step in range(DESK_STEPS):
+        grad: dict[int, float] = {i: l2 * d for i, d in delta.items()}
+        for fixed, text, y in rows:
+            z = fixed + sum(v * (base.get(i, 0.0) + delta.get(i, 0.0)) for i, v in text)
+            g = _sigmoid(z) - y
+            for i, v in text:
+                grad[i] = grad.get(i, 0.0) + g * v
+        for i, g in grad.items():
+            s = squares.get(i, 1e-8) + g * g
+            squares[i] = s
+            delta[i] = delta.get(i, 0.0) - DESK_RATE * g / math.sqrt(s)
+    weights = dict(base)
+    for i, d in delta.items():
+        weights[i] = round(weights.get(i, 0.0) + d, 6)
+    return Model(start.storyline_id, bias=start.bias, threshold=start.threshold,
+                 weights={i: w for i, w in weights.items() if abs(w) > 1e-6})
+
+
+def _wrong(model: Model, examples: Sequence[Example]) -> int:
+    return sum(1 for e in examples
+               if (model.probability(e.title, e.summary, e.explanation) >= model.threshold) != e.label)
+
+
+def _cv_wrong(base: Model, examples: Sequence[Example], k: int, l2: float) -> int:
+    """Verdicts decided wrong by ``base`` corrected by the other folds' verdicts (by headline)."""
+    assigned = folds(examples, k)
+    wrong = 0
+    for fold in set(assigned):
+        training = [e for e, f in zip(examples, assigned, strict=True) if f != fold]
+        model = _anchored(base, training, l2) if training else base
+        wrong += _wrong(model, [e for e, f in zip(examples, assigned, strict=True) if f == fold])
+    return wrong
+
+
+def desk_fit(examples: Sequence[Example], base: Model | None = None, *,
+             storyline_id: str | None = None) -> Model:
+    """A storyline corrected by a few verdicts, never made worse by them.
+
+    ``base`` is the storyline's model file, or (None) its rules (``prior_model``). Two layers:
+
+    * the judged items (and their copies: same headline) are decided as the desk said
+      (``Model.overrides``): a verdict always fixes the decision it is about;
+    * every other item: ``base`` corrected by the verdicts (``_fine_tune``: only the weights of
+      their words move, a little, so that decisions near the judged items move, not the whole
+      storyline) *only if* cross-validation on the verdicts shows it beats ``base`` alone:
+      corrected by the other folds' verdicts, it decides fewer held-out verdicts wrong than
+      ``base`` does. For the rules, the strength of the prior is the one that does best. Else the
+      model stands aside (``stands_aside``; ``note`` says why) and ``base`` decides.
+    """
+    found = [e for e in examples if is_candidate(e.explanation)]
+    sid = storyline_id or (base.storyline_id if base is not None else
+                           found[0].explanation.storyline_id if found else "")
+    k = min(DESK_FOLDS, len({_headline(e.title) or e.key for e in found}))
+    starts = [base] if base is not None else [prior_model(sid, s) for s in PRIOR_STRENGTHS]
+    what = "the model file" if base is not None else "the rules"
+    before = _wrong(starts[0], found)  # every prior decides as the rules
+    best: tuple[int, Model, float] | None = None
+    tried = []
+    if k >= 2:
+        for l2 in sorted(DESK_L2, reverse=True):  # ties: the firmer prior
+            for start in starts:
+                wrong = _cv_wrong(start, found, k, l2)
+                tried.append(wrong)
+                if wrong < before and (best is None or wrong < best[0]):
+                    best = (wrong, start, l2)
+    positives = sum(1 for e in found if e.label)
+    counted = f"{len(found)} verdict(s) ({positives} positive)"
+    if best is not None:
+        start = best[1]
+        model = _anchored(start, found, best[2])
+        model.note = (f"learns: {counted}; cross-validated it decides {best[0]} of them wrong, "
+                      f"{what} {before}")
+    else:
+        start = starts[len(starts) // 2]
+        model = Model(sid, bias=start.bias, weights=dict(start.weights), threshold=start.threshold,
+                      stands_aside=True)
+        model.note = (f"stands aside: {counted}; too few to cross-validate" if not tried else
+                      f"stands aside: {counted}; cross-validated it decides {min(tried)} of them "
+                      f"wrong, {what} {before}")
+    model.examples, model.positives = len(found), positives
+    model.overrides = {headline_key(e.title): e.label for e in found}
+    if base is not None:
+        model.rules = base.rules
+        model.trained_on = (f"{base.trained_on or 'a model file'}; then {len(found)} stored "
+                            "candidate examples")
+    else:
+        model.trained_on = f"the rules; then {len(found)} stored candidate examples"
+    return model
+
+
 # --------------------------------------------------------------------------- rules + models
 
 
@@ -538,8 +685,11 @@ class LearnedMatcher:
                 text = text_vector(title, summary)
             p = model.probability(title, summary, explanation, text)
             if p >= model.threshold:
-                matches.append(Match(explanation.storyline_id, round(100.0 * p, 1),
-                                     rules_match(explanation).hits))
+                rules = rules_match(explanation)
+                if model.stands_aside and not model.rules and explanation.matched:
+                    matches.append(rules)  # the rules decide, and say with what score
+                else:
+                    matches.append(Match(explanation.storyline_id, round(100.0 * p, 1), rules.hits))
         return self.matcher.refine(matches, explained)
 
 
@@ -562,14 +712,17 @@ def examples_for(matcher: Matcher, rows: Iterable[tuple[str, str, str, dict[str,
 def build_models(matcher: Matcher,
                  stored: Mapping[str, Sequence[tuple[str, str, str, bool]]], *,
                  thresholds: dict[str, float] | None = None, k: int = 5,
-                 starts: dict[str, Model] | None = None) -> dict[str, Model]:
+                 starts: dict[str, Model] | None = None, few: int = FEW) -> dict[str, Model]:
     """A model per storyline from stored examples ``{storyline: [(key, title, summary, label)]}``.
 
-    Each text is explained once for every storyline. A storyline gets a model only when at least
-    ``MIN_EXAMPLES`` positive and negative candidates are stored; its threshold is
-    ``thresholds[storyline]`` when given (> 0), else chosen by k-fold cross-validation. A
-    storyline with a model in ``starts`` (its model file) is fine-tuned from it on any candidate
-    example, and keeps its threshold (``fit``)."""
+    Each text is explained once for every storyline. A storyline with a model in ``starts`` (its
+    model file), or with fewer than ``few`` candidate examples (a desk's verdicts), gets
+    ``desk_fit``: its model file or its rules, corrected by the examples only where
+    cross-validation shows that helps, and every judged item decided as judged. Otherwise a
+    storyline gets a model trained on its examples when at least ``MIN_EXAMPLES`` positive and
+    negative candidates are stored; its threshold is ``thresholds[storyline]`` when given (> 0),
+    else chosen by k-fold cross-validation. ``monitor train`` (labelled files, no desk) passes
+    ``few=0``."""
     by_key: dict[str, tuple[str, str, dict[str, bool]]] = {}
     for storyline, rows in stored.items():
         for key, title, summary, label in rows:
@@ -581,9 +734,9 @@ def build_models(matcher: Matcher,
         positives = sum(1 for e in candidates if e.label)
         start = (starts or {}).get(storyline)
         fixed = (thresholds or {}).get(storyline) or None
-        if start is not None:
+        if start is not None or len(candidates) < few:  # a desk's verdicts: the prior stays
             if candidates:
-                models[storyline] = fit(found, threshold=fixed, start=start)
+                models[storyline] = desk_fit(found, start, storyline_id=storyline)
             continue
         if positives < MIN_EXAMPLES or len(candidates) - positives < MIN_EXAMPLES:
             continue
@@ -609,7 +762,8 @@ def examples_fingerprint(storyline: Any, rows: Sequence[tuple[str, str, str, boo
     every example. Equal fingerprints: the saved model can be reused instead of trained again."""
     digest = hashlib.sha1()
     settings = (MODEL_FORMAT, DIM_BITS, SUMMARY_WEIGHT, TEXT_WEIGHT, L2, EPOCHS, LEARNING_RATE, SETTLED,
-                MAX_POSITIVE_WEIGHT, MIN_EXAMPLES, GATE, threshold, repr(storyline))
+                MAX_POSITIVE_WEIGHT, MIN_EXAMPLES, GATE, threshold, repr(storyline),
+                ("desk", FEW, PRIOR_STRENGTHS, DESK_FOLDS, DESK_L2, DESK_STEPS, DESK_RATE))
     digest.update(repr(settings).encode("utf-8"))
     if start is not None:
         digest.update(b"\x1dstart" + start.to_json().encode("utf-8"))
