@@ -7,8 +7,9 @@ window (2023-11-22 to 2023-12-02, never read).
 
 The desk is scripted: the items published before ``--split`` (2023-11-08) are what it has
 stored; in rounds of five it judges what ``monitor review`` offers (``monitor.review``: the
-borderline decisions, first), one of the five being instead a miss it saw elsewhere (an earlier
-positive the monitor does not match, drawn at random), each verdict given by the labels. After
+borderline decisions, first), two of the five being instead a miss it saw elsewhere (an earlier
+positive the monitor does not match) and a false alarm it received (an earlier match that is not
+one), drawn at random, each verdict given by the labels. After
 each round the learned layer is trained as the daemon trains it (``learn.build_models``). After
 0, 5, 10, 20 and 30 verdicts, every item published after the split is decided and scored.
 
@@ -165,9 +166,11 @@ def desk(storyline: StorylineConfig, early: Sequence[Item], late: Sequence[Item]
         judged = {k for k, *_rest in verdicts}
         queue = [r.key for r in review_queue(matcher, sid, candidates_early, model=model,
                                               judged=judged, limit=ROUND)]
-        matched_now = decided(matcher, model, [i for i in early if i[0] in early_truth], sid)
-        misses = sorted(early_truth - matched_now - judged - set(queue[:ROUND - 1]))
-        chosen = [*queue[:ROUND - 1], rng.choice(misses)] if misses else queue
+        matched_now = decided(matcher, model, early, sid)
+        seen = [sorted(early_truth - matched_now - judged - set(queue)),  # a miss seen elsewhere
+                sorted(matched_now - early_truth - judged - set(queue))]  # a false alarm it got
+        extra = [rng.choice(keys) for keys in seen if keys]
+        chosen = [*queue[:ROUND - len(extra)], *extra]
         by_key = {i[0]: i for i in early}
         for key in chosen:
             _k, title, summary = by_key[key]

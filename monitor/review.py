@@ -104,12 +104,14 @@ def review_queue(matcher: Matcher, storyline_id: str, items: Iterable[tuple[str,
         if head in seen:
             continue
         seen.add(head)
+        p, cut = rules_probability(explanation), 0.5
+        decision = explanation.matched
         if decides:
             assert model is not None
-            p, cut = model.probability(title, summary, explanation), model.threshold
-        else:
-            p, cut = rules_probability(explanation), 0.5
-        decision = p >= cut if decides else explanation.matched
+            learned = model.probability(title, summary, explanation)
+            decision = learned >= model.threshold
+            if model.rules or decision != explanation.matched:  # else the rules' prior decides
+                p, cut = learned, model.threshold
         why = _why(explanation, decision, decides)
         margin = abs(p - cut)
         out.append(ReviewItem(key, title, decision, p, cut, explanation.matched, why, margin))
