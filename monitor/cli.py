@@ -316,22 +316,26 @@ def storylines(obj: Context, as_json: bool, wide: bool) -> None:
 
     Example: monitor storylines --wide
     """
-    from .pipeline import shipped_models
+    from .pipeline import desk_notes, shipped_models
 
     config = obj.config
     with obj.store() as store:
         stats = store.storyline_stats(now=datetime.now(UTC))
+        notes = desk_notes(config, store)
     models = shipped_models(config)  # a model file that no longer fits its rules is not counted
     rows = []
     for storyline in config.storylines:
         s = stats.get(storyline.id, {})
         decided_by = "model" if storyline.id in models else "rules"
+        desk = notes.get(storyline.id, "")
         if storyline.learned:
             decided_by += " + desk"  # examples in the database train or correct it
+            if desk.startswith(("learns", "stands aside")):
+                decided_by += f" ({desk.split(':', 1)[0]})"
         if storyline.refines:
             decided_by += f", or through {storyline.refines}"
         rows.append({
-            "id": storyline.id, "name": storyline.name, "decided_by": decided_by,
+            "id": storyline.id, "name": storyline.name, "decided_by": decided_by, "desk": desk,
             "all": [list(g) for g in storyline.all], "any": list(storyline.any),
             "none": list(storyline.none), "threshold": storyline.threshold,
             "terms": " + ".join("|".join(g) for g in storyline.all)
@@ -345,8 +349,9 @@ def storylines(obj: Context, as_json: bool, wide: bool) -> None:
     for row in rows:
         row["last"] = _minute(row["last_match"])
     if wide:
-        emit(rows, ["id", "name", "decided_by", "matches_24h", "matches_total", "last", "terms"], False,
-             ["id", "name", "decided by", "24h", "total", "last match (UTC)", "terms"], widths={})
+        emit(rows, ["id", "name", "decided_by", "matches_24h", "matches_total", "last", "terms", "desk"],
+             False, ["id", "name", "decided by", "24h", "total", "last match (UTC)", "terms", "desk"],
+             widths={})
     else:  # fits 100 columns
         emit(rows, ["id", "decided_by", "matches_24h", "matches_total", "last"], False,
              ["id", "decided by", "24h", "total", "last match (UTC)"], widths={"id": 24, "decided_by": 40})
@@ -826,6 +831,37 @@ def _progress(label: str, as_json: bool) -> Iterator[Callable[[int, int], None] 
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
+
+
+@cli.command("review")
+@click.argument("storyline")
+@click.option("--limit", default=20, show_default=True, help="How many items to list.")
+@click.option("--scan", default=2000, show_default=True, help="How many of the newest stored items to rank.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@fails_cleanly
+def review_command(obj: Context, storyline: str, limit: int, scan: int, as_json: bool) -> None:
+    """List the stored items whose verdict would teach STORYLINE most, borderline first.
+
+    Among the items where the rules found a term of the storyline's first group: those where
+    its model and its rules disagree, then those whose probability is nearest the cut (with the
+    rules deciding: near misses and matches found only in the summary). Items already judged
+    are left out. Judge them with `monitor feedback ITEM --storyline ID right|wrong`.
+
+    Example: monitor review rafah-crossing --limit 10
+    """
+    from .pipeline import review
+
+    check_storyline(obj.config, storyline)
+    with obj.store() as store:
+        rows = review(obj.config, store, storyline, limit=limit, scan=scan)
+    if as_json:
+        emit(rows, [], True)
+        return
+    for row in rows:
+        row["published"] = _minute(row["published"])
+    emit(rows, ["item_id", "decision", "probability", "why", "title"], False,
+         ["item", "decision", "p", "why", "title"], widths={"why": 34, "title": 60})
 
 
 @cli.command()

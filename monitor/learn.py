@@ -611,6 +611,21 @@ def _nearest(vector: dict[int, float], neighbours: Sequence[tuple[bool, dict[int
     return best, label
 
 
+SURE = 1.645  # one-sided 95 %: how sure leave-one-out must be that a verdict's reach decides right
+
+
+def _surely_right(right: int, flips: int) -> bool:
+    """True when the Wilson lower bound of ``right / flips`` at ``SURE`` is above one half: the
+    decisions the verdicts changed in leave-one-out were right more often than chance can
+    explain (3 of 3, 6 of 7, 8 of 10; not 2 of 2, nor 5 of 6)."""
+    if not flips:
+        return False
+    z, p = SURE, right / flips
+    centre = p + z * z / (2 * flips)
+    spread = z * math.sqrt(p * (1 - p) / flips + z * z / (4 * flips * flips))
+    return (centre - spread) / (1 + z * z / flips) > 0.5
+
+
 def desk_fit(examples: Sequence[Example], base: Model | None = None, *,
              storyline_id: str | None = None) -> Model:
     """A storyline corrected by a few verdicts, never made worse by them.
@@ -626,7 +641,9 @@ def desk_fit(examples: Sequence[Example], base: Model | None = None, *,
       ``reach`` is chosen by leave-one-out on the verdicts (each decided by the others', never
       by one of the same headline): the highest of ``REACHES`` with the fewest verdicts decided
       wrong (a half-way reach was tried: on bench/editor.py it made one storyline worse after
-      30 verdicts), and only if fewer than ``base`` alone decides wrong. Else no verdict reaches
+      30 verdicts) among those whose changed decisions were right more often than chance
+      explains (``_surely_right``: a one-verdict gain was not enough, tests/test_desk.py found
+      orders of ten verdicts it made worse). Else no verdict reaches
       further than its own headline: the layer stands aside (``stands_aside``, ``note`` says
       why) and ``base`` decides.
     """
@@ -643,12 +660,16 @@ def desk_fit(examples: Sequence[Example], base: Model | None = None, *,
     for i, vector in enumerate(vectors):
         others = [(found[j].label, vectors[j]) for j in range(len(found)) if heads[j] != heads[i]]
         nearest.append(_nearest(vector, others))
-    tried = {reach: sum(1 for (s, label), d, e in zip(nearest, decided, found, strict=True)
-                        if (label if s >= reach else d) != e.label) for reach in REACHES}
-    fewest = min(tried.values())
     best: tuple[int, float] | None = None
-    if fewest < before:  # the highest reach that does best: verdicts move what is nearest
-        best = (fewest, max(r for r, wrong in tried.items() if wrong == fewest))
+    fewest = before
+    for reach in REACHES:  # the highest reach that does best: verdicts move what is nearest
+        flips = [label == e.label for (s, label), d, e in zip(nearest, decided, found, strict=True)
+                 if s >= reach and label != d]
+        right = sum(flips)
+        wrong = before - right + (len(flips) - right)
+        fewest = min(fewest, wrong)
+        if _surely_right(right, len(flips)) and (best is None or wrong < best[0]):
+            best = (wrong, reach)
     positives = sum(1 for e in found if e.label)
     counted = f"{len(found)} verdict(s) ({positives} positive)"
     model = Model(sid, bias=prior.bias, weights=dict(prior.weights), threshold=prior.threshold,
@@ -782,7 +803,7 @@ def examples_fingerprint(storyline: Any, rows: Sequence[tuple[str, str, str, boo
     digest = hashlib.sha1()
     settings = (MODEL_FORMAT, DIM_BITS, SUMMARY_WEIGHT, TEXT_WEIGHT, L2, EPOCHS, LEARNING_RATE, SETTLED,
                 MAX_POSITIVE_WEIGHT, MIN_EXAMPLES, GATE, threshold, repr(storyline),
-                ("desk", FEW, REACHES))
+                ("desk", FEW, REACHES, SURE))
     digest.update(repr(settings).encode("utf-8"))
     if start is not None:
         digest.update(b"\x1dstart" + start.to_json().encode("utf-8"))

@@ -612,13 +612,65 @@ def _store_models(config: MonitorConfig, store: Store, matcher: Matcher,
                         len(stored[storyline.id]),
                         "its model file decides" if storyline.model else "rules alone")
         else:
-            log.info("%s: learned layer %s on %d candidate examples (%d positive)%s, threshold %.2f",
+            log.info("%s: learned layer %s on %d candidate examples (%d positive)%s, threshold %.2f%s",
                      storyline.id, "trained" if storyline.id in todo else "loaded, trained",
                      model.examples, model.positives,
-                     ", fine-tuned from its model file" if storyline.id in shipped else "",
-                     model.threshold)
+                     ", on top of its model file" if storyline.id in shipped else "",
+                     model.threshold, f"; {model.note}" if model.note else "")
     log.info("learned layer ready in %.2fs", time.monotonic() - started)
     return models
+
+
+def review(config: MonitorConfig, store: Store, storyline_id: str, *, limit: int = 20,
+           scan: int = 2000) -> list[dict[str, Any]]:
+    """``monitor review``: of the ``scan`` newest stored items, the ``limit`` whose verdict would
+    teach ``storyline_id`` most (``monitor.review.review_queue``), decided as the daemon decides
+    them (its learned layer trained or loaded as at its start), items already judged left out."""
+    from .match import Matcher
+    from .review import review_queue
+
+    matcher = Matcher(config.storylines)
+    models = learned_models(config, store, matcher)
+    items = store.review_items(limit=scan)
+    judged = {key.removeprefix("item:") for key, *_rest in store.feedback_examples(storyline_id)}
+    queue = review_queue(matcher, storyline_id, ((str(r["item_id"]), r["title"], r["summary"])
+                                                 for r in items),
+                         model=models.get(storyline_id), judged=judged, limit=limit)
+    by_id = {str(r["item_id"]): r for r in items}
+    rows = []
+    for entry in queue:
+        item = by_id[entry.key]
+        rows.append({**entry.to_dict(), "item_id": item["item_id"], "link": item["link"],
+                     "source": item["source"], "published": item["published"]})
+    return rows
+
+
+def desk_notes(config: MonitorConfig, store: Store) -> dict[str, str]:
+    """Per storyline with ``learned = true``: what its learned layer does, as last trained (read,
+    never trained here): the note of ``learn.desk_fit`` ("learns: ..." or "stands aside: ..."),
+    or why there is none yet."""
+    wanted = [s for s in config.storylines if s.learned]
+    if not wanted:
+        return {}
+    from .learn import Model, examples_fingerprint
+
+    shipped = shipped_models(config)
+    notes = {}
+    for storyline in wanted:
+        stored = store.feedback_examples(storyline.id)
+        if not stored:
+            notes[storyline.id] = "no verdicts yet"
+            continue
+        saved = store.saved_model(storyline.id, examples_fingerprint(
+            storyline, stored, storyline.learned_threshold, shipped.get(storyline.id)))
+        if saved is None:
+            notes[storyline.id] = (f"{len(stored)} example(s), not trained on yet (the daemon trains "
+                                   "at start and when verdicts change)")
+            continue
+        model = Model.from_json(saved)
+        notes[storyline.id] = model.note or (f"model trained on {model.examples} candidate examples "
+                                             f"({model.positives} positive)")
+    return notes
 
 
 def _title(alert: Any) -> str:
