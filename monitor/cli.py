@@ -876,8 +876,9 @@ def feedback(obj: Context, item: str, verdict: str, storyline: str, as_json: boo
 
     ITEM is the item id (`item_id` in `monitor matches --json`) or its link. "right": the monitor
     decided well (matched and it belongs, or not matched and it does not); "wrong": the opposite.
-    The verdict becomes a training example of the storyline's learned layer (`learned = true`),
-    used from the next start of `monitor run`.
+    The verdict becomes a training example of the storyline's learned layer (`learned = true`):
+    a running daemon retrains within a minute, off its polls; `monitor review` lists the items
+    worth judging.
 
     Example: monitor feedback 42 --storyline captive-releases wrong
     """

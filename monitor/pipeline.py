@@ -105,6 +105,7 @@ class Monitor:
         self._matcher: Matcher | LearnedMatcher | None = None
         self._matcher_lock = threading.Lock()
         self._matcher_error: MonitorError | None = None  # a model file that cannot be loaded
+        self._desk_seen = ""  # _desk_signature() of the examples the matcher was built from
         self.channel_configs = effective_channels(config)
         self.channels = list(channels) if channels is not None else [
             make_channel(c, user_agent=config.user_agent) for c in self.channel_configs]
@@ -149,8 +150,41 @@ class Monitor:
                     # run_once ends with this error: the config is wrong, as if found at start
                     self._matcher_error = error
                     raise
+                self._desk_seen = self._desk_signature()
                 self._matcher = decider(matcher, models)
             return self._matcher
+
+    def _desk_signature(self) -> str:
+        """What the learned layer was built from in the database: every stored example of the
+        storylines with ``learned = true`` (a verdict changed, added or imported changes it)."""
+        digest = hashlib.sha1()
+        for storyline in self.config.storylines:
+            if storyline.learned:
+                digest.update(f"\x1d{storyline.id}".encode())
+                for key, _title, _summary, label in self.store.feedback_examples(storyline.id):
+                    digest.update(f"\x1e{key}\x1f{int(label)}".encode())
+        return digest.hexdigest()
+
+    def refresh_learned(self) -> bool:
+        """Rebuild the matcher when the desk's examples changed since it was built (``monitor
+        feedback`` or ``monitor learn`` in another process): trained aside, then swapped in, so
+        polls go on deciding with the layer they had meanwhile. True when it was swapped. The
+        daemon runs it every ``daemon.LEARNED_REFRESH`` seconds in its thread pool."""
+        if self._matcher is None or not any(s.learned for s in self.config.storylines):
+            return False
+        seen = self._desk_signature()
+        if seen == self._desk_seen:
+            return False
+        from .match import Matcher
+
+        started = time.monotonic()
+        matcher = Matcher(self.config.storylines)
+        models = learned_models(self.config, self.store, matcher)
+        with self._matcher_lock:
+            self._matcher, self._desk_seen = decider(matcher, models), seen
+        log.info("the desk's examples changed: learned layer rebuilt in %.2fs, in use from now",
+                 time.monotonic() - started)
+        return True
 
     def close(self) -> None:
         self.fetcher.close()

@@ -180,3 +180,47 @@ def test_review_and_storylines_through_the_cli(tmp_path):
     assert "Example:" in run("review", "--help")
     table = run("review", "hezbollah-front", "--limit", "3")
     assert "decision" in table and "why" in table
+
+
+def test_the_daemon_picks_up_new_verdicts_without_a_restart(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from feedserver import FeedServer, rss
+
+    from monitor.config import load_config
+    from monitor.daemon import build_scheduler
+    from monitor.pipeline import Monitor
+    from monitor.store import Store
+
+    now = datetime.now(UTC)
+    row = next(r for r in POOL if not r[FRONT.id] and Matcher([FRONT]).match(r["title"], r["summary"]))
+    first = {"title": row["title"], "summary": row["summary"], "link": "https://news.example/a",
+             "guid": "a", "published": now - timedelta(minutes=5)}
+    with FeedServer() as server:
+        server.set_feed("/f.xml", rss([first]))
+        config_path = tmp_path / "monitor.toml"
+        config_path.write_text(
+            f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n\n'
+            f'[[feeds]]\nname = "One"\nurl = "{server.url("/f.xml")}"\n\n'
+            '[[storylines]]\nid = "hezbollah-front"\nname = "Hezbollah front"\n'
+            'all = [["Hezbollah", "Lebanon", "Lebanese", "Nasrallah"], ["border", "strike", "strikes", '
+            '"fire", "rockets", "missile", "attack", "clashes", "front", "war", "escalation"]]\n'
+            'any = ["Israel", "Israeli"]\nlearned = true\n')
+        config = load_config(config_path)
+        with Store(tmp_path / "m.db") as store:
+            monitor = Monitor(config, store)
+            monitor.load_matcher()  # as the daemon does at start
+            monitor.poll_feed(config.feeds[0])
+            assert store.matches(storyline=FRONT.id)  # the rules match it
+            assert not monitor.refresh_learned()  # nothing changed
+            item_id = store.matches(storyline=FRONT.id)[0]["item_id"]
+            store.record_feedback(str(item_id), FRONT.id, right=False, now=now)  # another process
+            assert monitor.refresh_learned()  # rebuilt and swapped in
+            assert not monitor.refresh_learned()
+            explanation = Matcher([FRONT]).explain(row["title"], row["summary"])[0]
+            assert explanation.matched
+            assert not monitor.matcher.match(row["title"], row["summary"])  # the verdict took
+            scheduler = build_scheduler(monitor, ThreadPoolExecutor(1))  # never started here
+            assert scheduler.get_job("learned:refresh") is not None
+            monitor.close()
