@@ -224,3 +224,49 @@ def test_the_daemon_picks_up_new_verdicts_without_a_restart(tmp_path):
             scheduler = build_scheduler(monitor, ThreadPoolExecutor(1))  # never started here
             assert scheduler.get_job("learned:refresh") is not None
             monitor.close()
+
+
+def _draft_items():
+    extra = [json.loads(line) for line in (DATA / "draft_items.jsonl").read_text().splitlines()]
+    return [(r["id"], r["title"], r["summary"]) for r in ROWS + extra]
+
+
+def test_a_draft_from_a_description_and_two_examples():
+    from monitor.draft import draft
+
+    proposal = draft("hezbollah-front", "Hezbollah front", "Fighting on the Israel-Lebanon border",
+                     ["Hezbollah fires rockets at northern Israel", "Israeli strikes hit south Lebanon"],
+                     _draft_items())
+    first, context = proposal.storyline.all
+    assert first[0] == "Hezbollah" and "Hizbollah" in first  # the core and its spelling (a real item)
+    assert "Kataib Hezbollah" in proposal.storyline.none  # Iraq's, not Lebanon's
+    assert {"border", "rockets", "northern", "strikes"} <= set(context)  # the editor's, used near it
+    assert {"israel", "israeli"} <= set(proposal.storyline.any)  # the setting, not the subject
+    assert "Kataib Hezbollah" in proposal.why and "Hizbollah" in proposal.why
+    matcher = Matcher([proposal.storyline])
+    assert proposal.totals[0] == sum(1 for _k, t, s in _draft_items() if matcher.match(t, s))
+    assert all("why" in row for row in proposal.borderline)
+
+
+def test_storylines_draft_prints_toml_that_loads(tmp_path):
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+    from monitor.config import load_config
+    from monitor.store import NewEntry, Store  # noqa: F401 - the store the CLI reads
+
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n')
+    rows = json.loads(CliRunner().invoke(cli, ["--config", str(config), "storylines", "--json"]).output)
+    assert isinstance(rows, list)
+    result = CliRunner().invoke(cli, ["--config", str(config), "storylines", "draft", "rafah-crossing",
+                                      "--name", "Rafah crossing", "--example", "Rafah crossing opens"])
+    assert result.exit_code == 0, result.output
+    toml = "\n".join(line for line in result.output.splitlines()
+                     if not line.startswith(("#", "would", "borderline", "  ")))
+    saved = tmp_path / "drafted.toml"
+    saved.write_text(f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n\n{toml}\n')
+    loaded = load_config(saved).storylines
+    assert loaded[0].id == "rafah-crossing" and loaded[0].all[0] == ("Rafah",) and loaded[0].learned
+    bad = CliRunner().invoke(cli, ["--config", str(config), "storylines", "draft", "x", "--name", "the"])
+    assert bad.exit_code == 2
