@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config import StorylineConfig, load_config
+from monitor.draft import draft
 from monitor.learn import MIN_EXAMPLES, LearnedMatcher, Model, build_models, examples_for, fit, is_candidate
 from monitor.match import Matcher
 from monitor.normalise import html_to_text
@@ -74,6 +75,17 @@ all = [["Hezbollah", "Lebanon", "Lebanese", "Nasrallah"],
 any = ["Israel", "Israeli"]
 learned = true
 """
+
+# What the editor gives `monitor storylines draft` for the same two storylines: the name, the
+# description above and two headlines of the kind it wants (written with the TOML above).
+DRAFTS = {
+    "rafah-crossing": ("Rafah crossing", "The Rafah crossing between Gaza and Egypt: openings, closures, "
+                       "aid, people leaving", ["Rafah border crossing opens for aid trucks",
+                                               "Foreign nationals leave Gaza through Rafah"]),
+    "hezbollah-front": ("Hezbollah front", "Fighting on the Israel-Lebanon border, evacuations, threats "
+                        "of a wider war", ["Hezbollah fires rockets at northern Israel",
+                                           "Israeli strikes hit south Lebanon"]),
+}
 
 CHECKPOINTS = (0, 5, 10, 20, 30)
 ROUND = 5
@@ -193,7 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     early = [items[r["id"]] for r in stream if r["published"][:10] < args.split]
     late = [items[r["id"]] for r in stream if r["published"][:10] >= args.split]
     report: dict[str, Any] = {"split": args.split, "early": len(early), "late": len(late), "storylines": {}}
-    for storyline in editor_storylines():
+    written = editor_storylines()
+    drafted = [draft(s.id, *DRAFTS[s.id], early).storyline for s in written]  # from the stored items
+    for storyline in [*written, *drafted]:
         labels = load_labels(storyline.id)
         truth = {k for k, r in labels.items() if r["label"]}
         late_truth = truth & {k for k, _t, _s in late}
@@ -209,7 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 "c_det": round(statistics.mean(r[name][n]["c_det"] for r in runs), 3),
                                 "c_det_max": max(r[name][n]["c_det"] for r in runs)}
                             for n in CHECKPOINTS}
-        report["storylines"][storyline.id] = {
+        report["storylines"][("drafted " if storyline in drafted else "") + storyline.id] = {
+            "all": [list(g) for g in storyline.all], "any": list(storyline.any), "none": list(storyline.none),
             "positives_early": len(truth) - len(late_truth), "positives_late": len(late_truth),
             "keywords": plain, "rules": rules, "curves": curves}
     report["seconds"] = round(time.monotonic() - started, 1)

@@ -6,7 +6,8 @@ what a storyline needs (README, "Storylines"), with the consequence shown before
 * **the first group** (``all[0]``, the core): the name's proper noun (capitalised in the
   stored summaries; else its rarest word by IDF: "Rafah" in "Rafah crossing", "Hezbollah" in
   "Hezbollah front") and its spellings in the stored items ("Hizbollah"; a fuzzy match, of the
-  same first letter);
+  same first letter), and the editor's other proper nouns that many of its items name and that
+  are mostly named with it ("Lebanon" with "Hezbollah"; not "Egypt" with "Rafah");
 * **the second group**: the other words of the name, the description and the examples that
   the items naming the core use (twice or more, and at least as often as the other items),
   and the words those items use most beyond them (at most ``EXTRA``), lower case (the matcher
@@ -42,6 +43,8 @@ __all__ = ["Draft", "draft"]
 EXTRA = 4  # context words proposed beyond the editor's own
 MIN_SHARE = 0.15  # ... each in at least this share of the items naming the core
 SPELLING = 85  # fuzzy ratio of a spelling variant of the core (folded)
+NAMED_TOO = 0.3  # another proper noun of the editor's joins the core when this share of the
+# core's items name it, and most of the items naming it name the core (the same subject)
 COMMON = 2.5  # IDF under which a word is the war's setting ("Gaza", "Israel"): `any`, not a group
 _TOKEN = re.compile(r"[^\W\d_][\w'’-]*[^\W_]|[^\W\d_]")
 
@@ -110,6 +113,18 @@ def draft(storyline_id: str, name: str, description: str, examples: Sequence[str
             first.append(token)
             why[token] = "a spelling of it in the stored items"
     core_texts = [t for t in texts if any(_has(term, t[3]) for term in first)]
+    # the editor's other proper nouns that many items naming the core name too, and that are
+    # mostly named with it ("Lebanon" for Hezbollah; not "Egypt" for Rafah): also the core
+    for token in _content(f"{name} {description} {' '.join(examples)}"):
+        if not (token[0].isupper() and proper(token)) or token.lower() in {t.lower() for t in first} \
+                or _rarity(token) < COMMON:
+            continue
+        both = sum(1 for t in core_texts if _has(token, t[3]))
+        naming = sum(1 for t in texts if _has(token, t[3]))
+        if both >= NAMED_TOO * len(core_texts) and both > naming / 2:
+            first.append(token)
+            why[token] = (f"the editor's, in {both} of the {len(core_texts)} items naming {core}, "
+                          f"which are {both} of its {naming}")
     others = len(texts) - len(core_texts)
     # context: the editor's words the core's items use more than the rest, then their own
     df_core: Counter[str] = Counter()
