@@ -252,6 +252,7 @@ class Model:
     neighbours: list[tuple[bool, dict[int, float]]] = field(default_factory=list)  # verdicts
     reach: float = 0.0  # the similarity from which a verdict decides an item (0: none does)
     stands_aside: bool = False
+    on_rules: bool = False  # desk_fit on the rules (no model file): they decide what no verdict reaches
     note: str = ""
 
     def override(self, title: str) -> bool | None:
@@ -339,7 +340,7 @@ class Model:
                "weights": {str(i): w for i, w in sorted(self.weights.items())}}
         if self.overrides or self.stands_aside or self.note:  # the desk's layer (desk_fit)
             out.update(overrides=dict(sorted(self.overrides.items())), stands_aside=self.stands_aside,
-                       note=self.note, reach=self.reach,
+                       on_rules=self.on_rules, note=self.note, reach=self.reach,
                        neighbours=[[label, {str(i): w for i, w in sorted(v.items())}]
                                    for label, v in self.neighbours])
         return out
@@ -357,6 +358,7 @@ class Model:
                    trained_on=str(data.get("trained_on", "")),
                    overrides={str(k): bool(v) for k, v in data.get("overrides", {}).items()},
                    stands_aside=bool(data.get("stands_aside", False)), note=str(data.get("note", "")),
+                   on_rules=bool(data.get("on_rules", False)),
                    reach=float(data.get("reach", 0.0)),
                    neighbours=[(bool(label), {int(i): float(w) for i, w in v.items()})
                                for label, v in data.get("neighbours", [])])
@@ -673,7 +675,7 @@ def desk_fit(examples: Sequence[Example], base: Model | None = None, *,
     positives = sum(1 for e in found if e.label)
     counted = f"{len(found)} verdict(s) ({positives} positive)"
     model = Model(sid, bias=prior.bias, weights=dict(prior.weights), threshold=prior.threshold,
-                  examples=len(found), positives=positives, rules=prior.rules)
+                  examples=len(found), positives=positives, rules=prior.rules, on_rules=base is None)
     model.overrides = {headline_key(e.title): e.label for e in found}
     model.neighbours = [(e.label, v) for e, v in zip(found, vectors, strict=True)]
     if best is not None:
@@ -726,8 +728,8 @@ class LearnedMatcher:
             p = model.probability(title, summary, explanation, text)
             if p >= model.threshold:
                 rules = rules_match(explanation)
-                if model.stands_aside and not model.rules and explanation.matched:
-                    matches.append(rules)  # the rules decide, and say with what score
+                if model.on_rules and explanation.matched:
+                    matches.append(rules)  # the rules' prior decided as the rules: their score
                 else:
                     matches.append(Match(explanation.storyline_id, round(100.0 * p, 1), rules.hits))
         return self.matcher.refine(matches, explained)
@@ -755,11 +757,11 @@ def build_models(matcher: Matcher,
                  starts: dict[str, Model] | None = None, few: int = FEW) -> dict[str, Model]:
     """A model per storyline from stored examples ``{storyline: [(key, title, summary, label)]}``.
 
-    Each text is explained once for every storyline. A storyline with a model in ``starts`` (its
-    model file), or with fewer than ``few`` candidate examples (a desk's verdicts), gets
-    ``desk_fit``: its model file or its rules, corrected by the examples only where
-    cross-validation shows that helps, and every judged item decided as judged. Otherwise a
-    storyline gets a model trained on its examples when at least ``MIN_EXAMPLES`` positive and
+    Each text is explained once for every storyline. A storyline with fewer than ``few``
+    candidate examples (a desk's verdicts) gets ``desk_fit``: its model file (in ``starts``) or
+    its rules, corrected by the examples only where leave-one-out shows that helps, and every
+    judged item decided as judged. With more, a model file is fine-tuned by them (``fit``), and
+    a storyline without one gets a model trained on its examples when at least ``MIN_EXAMPLES`` positive and
     negative candidates are stored; its threshold is ``thresholds[storyline]`` when given (> 0),
     else chosen by k-fold cross-validation. ``monitor train`` (labelled files, no desk) passes
     ``few=0``."""
@@ -774,9 +776,12 @@ def build_models(matcher: Matcher,
         positives = sum(1 for e in candidates if e.label)
         start = (starts or {}).get(storyline)
         fixed = (thresholds or {}).get(storyline) or None
-        if start is not None or len(candidates) < few:  # a desk's verdicts: the prior stays
+        if len(candidates) < few:  # a desk's verdicts: the rules or the model file stay the prior
             if candidates:
                 models[storyline] = desk_fit(found, start, storyline_id=storyline)
+            continue
+        if start is not None:  # many labelled examples on a model file: they fine-tune it
+            models[storyline] = fit(found, threshold=fixed, start=start)
             continue
         if positives < MIN_EXAMPLES or len(candidates) - positives < MIN_EXAMPLES:
             continue

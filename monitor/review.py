@@ -110,7 +110,7 @@ def review_queue(matcher: Matcher, storyline_id: str, items: Iterable[tuple[str,
             assert model is not None
             learned = model.probability(title, summary, explanation)
             decision = learned >= model.threshold
-            if model.rules or decision != explanation.matched:  # else the rules' prior decides
+            if not model.on_rules or decision != explanation.matched:  # else the rules decide
                 p, cut = learned, model.threshold
         why = _why(explanation, decision, decides)
         margin = abs(p - cut)
