@@ -31,6 +31,12 @@ time only on those (about one stream item in ten; every other group as gate, "Is
 The decision threshold is chosen by cross-validation (``fit``): out-of-fold probabilities over
 folds by id hash, the threshold with the best F1 (ties: the lower detection cost). Items whose
 normalised headline is the same always share a fold, so no text is trained and tested on.
+
+A desk's few verdicts (fewer than ``FEW`` candidate examples) train no model (``desk_fit``):
+the rules, or the storyline's model file, stay the prior; each judged item is decided as judged,
+and the items most similar to a judged one as it was judged, only as far as leave-one-out on the
+verdicts shows right more often than chance. A model trained on 27 verdicts alone had made an
+editor's storyline worse (issue 19; ``bench/editor.py``: F1 0.85 -> 0.25 after 10 verdicts).
 """
 
 from __future__ import annotations
