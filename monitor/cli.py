@@ -383,30 +383,89 @@ def _cell(value: Any, width: int | None = 70) -> Any:
     return value
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--wide", is_flag=True, help="Also the name and the terms, untruncated.")
-@pass_context
-@fails_cleanly
-def storylines(obj: Context, as_json: bool, wide: bool) -> None:
+@click.option("--wide", is_flag=True, help="Also the name, the terms and the desk's note, untruncated.")
+@click.pass_context
+def storylines(ctx: click.Context, as_json: bool, wide: bool) -> None:
     """List the tracked storylines and their matches.
 
     Example: monitor storylines --wide
     """
-    from .pipeline import shipped_models
+    if ctx.invoked_subcommand is not None:
+        return
+    _list_storylines(ctx.obj, as_json, wide)
+
+
+@storylines.command("draft")
+@click.argument("storyline_id", metavar="ID")
+@click.option("--name", required=True, help="The storyline's name, as the desk says it.")
+@click.option("--description", default="", help="A sentence on what belongs to it.")
+@click.option("--example", "examples", multiple=True, metavar="HEADLINE",
+              help="A headline that belongs to it (repeatable).")
+@click.option("--since", default="30d", show_default=True, callback=_ago,
+              help="Read the items stored in this last while.")
+@click.option("--limit", default=10, show_default=True,
+              help="How many matched and borderline items to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@fails_cleanly
+def storylines_draft(obj: Context, storyline_id: str, name: str, description: str,
+                     examples: tuple[str, ...], since: datetime, limit: int, as_json: bool) -> None:
+    """Propose a storyline from a name, a description and examples, read off the stored items.
+
+    Prints the TOML to paste into the config (groups of terms, the words around the editor's
+    own that the stored items use, vetoes for names that hold its core word but are another
+    subject), then the stored items it would have matched and the borderline ones it would not.
+
+    Example: monitor storylines draft hezbollah-front --name "Hezbollah front" --example "Hezbollah
+    fires rockets at northern Israel" --description "Fighting on the Israel-Lebanon border"
+    """
+    from .draft import draft
+
+    with obj.store() as store:
+        rows = store.review_items(limit=20_000)
+    items = [(str(r["item_id"]), r["title"], r["summary"]) for r in rows
+             if r["published"] and datetime.fromisoformat(r["published"]) >= since]
+    try:
+        proposal = draft(storyline_id, name, description, examples, items, limit=limit)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--name") from None
+    if as_json:
+        click.echo(json.dumps(proposal.to_dict(), indent=2, ensure_ascii=False))
+        return
+    click.echo(f"# drafted from {len(items)} stored item(s); where each term comes from:")
+    for term, why in proposal.why.items():
+        click.echo(f"#   {term}: {why}")
+    click.echo(proposal.toml)
+    for title, found, total in (("would have matched", proposal.matched, proposal.totals[0]),
+                                ("borderline, not matched", proposal.borderline, proposal.totals[1])):
+        first = f", the first {len(found)}" if total > len(found) else ""
+        click.echo(f"{title}: {total} stored item(s){first}")
+        for row in found:
+            why = f"  ({row['why']})" if "why" in row else ""
+            click.echo(f"  {row['item_id']:>7}  {row['title'][:90]}{why}")
+
+
+def _list_storylines(obj: Context, as_json: bool, wide: bool) -> None:
+    from .pipeline import desk_notes, shipped_models
 
     config = obj.config
     with obj.store() as store:
         stats = store.storyline_stats(now=datetime.now(UTC))
+        notes = desk_notes(config, store)
     models = shipped_models(config)  # a model file that no longer fits its rules is not counted
     rows = []
     for storyline in config.storylines:
         s = stats.get(storyline.id, {})
         decided_by = _decided_by(storyline, models)
+        desk = notes.get(storyline.id, "")
+        if storyline.learned and desk.startswith(("learns", "stands aside")):
+            decided_by += f" ({desk.split(':', 1)[0]})"
         if storyline.refines:
             decided_by += f", or through {storyline.refines}"
         rows.append({
-            "id": storyline.id, "name": storyline.name, "decided_by": decided_by,
+            "id": storyline.id, "name": storyline.name, "decided_by": decided_by, "desk": desk,
             "all": [list(g) for g in storyline.all], "any": list(storyline.any),
             "none": list(storyline.none), "threshold": storyline.threshold,
             "terms": " + ".join("|".join(g) for g in storyline.all)
@@ -420,8 +479,9 @@ def storylines(obj: Context, as_json: bool, wide: bool) -> None:
     for row in rows:
         row["last"] = _minute(row["last_match"])
     if wide:
-        emit(rows, ["id", "name", "decided_by", "matches_24h", "matches_total", "last", "terms"], False,
-             ["id", "name", "decided by", "24h", "total", "last match (UTC)", "terms"], widths={})
+        emit(rows, ["id", "name", "decided_by", "matches_24h", "matches_total", "last", "terms", "desk"],
+             False, ["id", "name", "decided by", "24h", "total", "last match (UTC)", "terms", "desk"],
+             widths={})
     else:  # fits 100 columns
         emit(rows, ["id", "decided_by", "matches_24h", "matches_total", "last"], False,
              ["id", "decided by", "24h", "total", "last match (UTC)"], widths={"id": 24, "decided_by": 40})
@@ -908,6 +968,37 @@ def _progress(label: str, as_json: bool) -> Iterator[Callable[[int, int], None] 
             bar.__exit__(None, None, None)
 
 
+@cli.command("review")
+@click.argument("storyline")
+@click.option("--limit", default=20, show_default=True, help="How many items to list.")
+@click.option("--scan", default=2000, show_default=True, help="How many of the newest stored items to rank.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@fails_cleanly
+def review_command(obj: Context, storyline: str, limit: int, scan: int, as_json: bool) -> None:
+    """List the stored items whose verdict would teach STORYLINE most, borderline first.
+
+    Among the items where the rules found a term of the storyline's first group: those where
+    its model and its rules disagree, then those whose probability is nearest the cut (with the
+    rules deciding: near misses and matches found only in the summary). Items already judged
+    are left out. Judge them with `monitor feedback ITEM --storyline ID right|wrong`.
+
+    Example: monitor review rafah-crossing --limit 10
+    """
+    from .pipeline import review
+
+    check_storyline(obj.config, storyline)
+    with obj.store() as store:
+        rows = review(obj.config, store, storyline, limit=limit, scan=scan)
+    if as_json:
+        emit(rows, [], True)
+        return
+    for row in rows:
+        row["published"] = _minute(row["published"])
+    emit(rows, ["item_id", "decision", "probability", "why", "title"], False,
+         ["item", "decision", "p", "why", "title"], widths={"why": 34, "title": 60})
+
+
 @cli.command()
 @click.argument("item")
 @click.argument("verdict", type=click.Choice(["right", "wrong"]))
@@ -920,8 +1011,9 @@ def feedback(obj: Context, item: str, verdict: str, storyline: str, as_json: boo
 
     ITEM is the item id (`item_id` in `monitor matches --json`) or its link. "right": the monitor
     decided well (matched and it belongs, or not matched and it does not); "wrong": the opposite.
-    The verdict becomes a training example of the storyline's learned layer (`learned = true`),
-    used from the next start of `monitor run`.
+    The verdict becomes a training example of the storyline's learned layer (`learned = true`):
+    a running daemon retrains within a minute, off its polls; `monitor review` lists the items
+    worth judging.
 
     Example: monitor feedback 42 --storyline captive-releases wrong
     """
@@ -1067,7 +1159,7 @@ def train_command(obj: Context, labels: tuple[str, ...], items_path: str, out_di
     stored = {s.id: [(key, *texts[key], s.id in row["storylines"]) for key, row in rows.items()]
               for s in storylines}
     models = build_models(Matcher(obj.config.storylines), stored,
-                          thresholds={s.id: s.learned_threshold for s in storylines})
+                          thresholds={s.id: s.learned_threshold for s in storylines}, few=0)
     names = ", ".join(Path(p).name for p in labels)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

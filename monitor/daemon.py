@@ -4,8 +4,10 @@ In: a ``Monitor``. Out: nothing until SIGINT/SIGTERM; meanwhile one interval job
 (jittered, one instance at a time, coalesced, a misfire grace that fits its interval)
 and one delivery job per alert channel, each in the thread pool so a slow feed or a dead
 receiver never holds up the others; a job that picks up feeds added, removed, paused or resumed
-on the command line (``FEEDS_RELOAD`` seconds), and a line in the log per ``poll_interval``
-on what was done, so that a daemon whose feeds all answer 304 does not look dead.
+on the command line (``FEEDS_RELOAD`` seconds), one that rebuilds the learned layer when the
+desk's verdicts changed (``LEARNED_REFRESH`` seconds, with ``learned = true``), and a line in
+the log per ``poll_interval`` on what was done, so that a daemon whose feeds all answer 304
+does not look dead.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 DISPATCH_INTERVAL = 1.0  # seconds between looks at a channel's outbox
 FEEDS_RELOAD = 30.0  # seconds between looks at the feeds added or paused in the database
 FIRST_POLL_SPREAD = 5.0  # seconds over which the first polls of all feeds start
+LEARNED_REFRESH = 30.0  # seconds between looks at the desk's verdicts (learned = true)
 
 
 def poll_job(monitor: Monitor, feed: FeedConfig, wake_dispatchers: Callable[[], None]) -> None:
@@ -95,6 +98,19 @@ def build_scheduler(monitor: Monitor, executor: ThreadPoolExecutor) -> AsyncIOSc
 
     scheduler.add_job(reload_feeds, IntervalTrigger(seconds=FEEDS_RELOAD), id="feeds:reload",
                       name="reload feeds", max_instances=1, coalesce=True)
+    def refresh_learned() -> None:
+        """Verdicts given since (``monitor feedback``): the learned layer is rebuilt here, in the
+        pool, and swapped in; polls keep deciding with the one they had meanwhile."""
+        try:
+            monitor.refresh_learned()
+        except Exception as error:  # a failed rebuild keeps the layer in use
+            log.warning("the desk's examples changed but the learned layer could not be rebuilt "
+                        "(%s); still deciding with the one built before", error)
+
+    if any(s.learned for s in monitor.config.storylines):
+        scheduler.add_job(refresh_learned, IntervalTrigger(seconds=LEARNED_REFRESH),
+                          id="learned:refresh", name="retrain on new verdicts", max_instances=1,
+                          coalesce=True)
     scheduler.add_job(summary, IntervalTrigger(seconds=monitor.config.poll_interval), id="summary",
                       name="summary", max_instances=1, coalesce=True)
     for channel, job_id in zip(monitor.channels, dispatch_ids, strict=True):

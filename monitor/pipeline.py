@@ -106,6 +106,7 @@ class Monitor:
         self._matcher: Matcher | LearnedMatcher | None = None
         self._matcher_lock = threading.Lock()
         self._matcher_error: MonitorError | None = None  # a model file that cannot be loaded
+        self._desk_seen = ""  # _desk_signature() of the examples the matcher was built from
         self.channel_configs = effective_channels(config)
         self._channel_configs = {c.name: c for c in self.channel_configs}
         self.channels = list(channels) if channels is not None else [
@@ -151,8 +152,41 @@ class Monitor:
                     # run_once ends with this error: the config is wrong, as if found at start
                     self._matcher_error = error
                     raise
+                self._desk_seen = self._desk_signature()
                 self._matcher = decider(matcher, models)
             return self._matcher
+
+    def _desk_signature(self) -> str:
+        """What the learned layer was built from in the database: every stored example of the
+        storylines with ``learned = true`` (a verdict changed, added or imported changes it)."""
+        digest = hashlib.sha1()
+        for storyline in self.config.storylines:
+            if storyline.learned:
+                digest.update(f"\x1d{storyline.id}".encode())
+                for key, _title, _summary, label in self.store.feedback_examples(storyline.id):
+                    digest.update(f"\x1e{key}\x1f{int(label)}".encode())
+        return digest.hexdigest()
+
+    def refresh_learned(self) -> bool:
+        """Rebuild the matcher when the desk's examples changed since it was built (``monitor
+        feedback`` or ``monitor learn`` in another process): trained aside, then swapped in, so
+        polls go on deciding with the layer they had meanwhile. True when it was swapped. The
+        daemon runs it every ``daemon.LEARNED_REFRESH`` seconds in its thread pool."""
+        if self._matcher is None or not any(s.learned for s in self.config.storylines):
+            return False
+        seen = self._desk_signature()
+        if seen == self._desk_seen:
+            return False
+        from .match import Matcher
+
+        started = time.monotonic()
+        matcher = Matcher(self.config.storylines)
+        models = learned_models(self.config, self.store, matcher)
+        with self._matcher_lock:
+            self._matcher, self._desk_seen = decider(matcher, models), seen
+        log.info("the desk's examples changed: learned layer rebuilt in %.2fs, in use from now",
+                 time.monotonic() - started)
+        return True
 
     def close(self) -> None:
         self.fetcher.close()
@@ -637,13 +671,65 @@ def _store_models(config: MonitorConfig, store: Store, matcher: Matcher,
                         len(stored[storyline.id]),
                         "its model file decides" if storyline.model else "rules alone")
         else:
-            log.info("%s: learned layer %s on %d candidate examples (%d positive)%s, threshold %.2f",
+            log.info("%s: learned layer %s on %d candidate examples (%d positive)%s, threshold %.2f%s",
                      storyline.id, "trained" if storyline.id in todo else "loaded, trained",
                      model.examples, model.positives,
-                     ", fine-tuned from its model file" if storyline.id in shipped else "",
-                     model.threshold)
+                     ", on top of its model file" if storyline.id in shipped else "",
+                     model.threshold, f"; {model.note}" if model.note else "")
     log.info("learned layer ready in %.2fs", time.monotonic() - started)
     return models
+
+
+def review(config: MonitorConfig, store: Store, storyline_id: str, *, limit: int = 20,
+           scan: int = 2000) -> list[dict[str, Any]]:
+    """``monitor review``: of the ``scan`` newest stored items, the ``limit`` whose verdict would
+    teach ``storyline_id`` most (``monitor.review.review_queue``), decided as the daemon decides
+    them (its learned layer trained or loaded as at its start), items already judged left out."""
+    from .match import Matcher
+    from .review import review_queue
+
+    matcher = Matcher(config.storylines)
+    models = learned_models(config, store, matcher)
+    items = store.review_items(limit=scan)
+    judged = {key.removeprefix("item:") for key, *_rest in store.feedback_examples(storyline_id)}
+    queue = review_queue(matcher, storyline_id, ((str(r["item_id"]), r["title"], r["summary"])
+                                                 for r in items),
+                         model=models.get(storyline_id), judged=judged, limit=limit)
+    by_id = {str(r["item_id"]): r for r in items}
+    rows = []
+    for entry in queue:
+        item = by_id[entry.key]
+        rows.append({**entry.to_dict(), "item_id": item["item_id"], "link": item["link"],
+                     "source": item["source"], "published": item["published"]})
+    return rows
+
+
+def desk_notes(config: MonitorConfig, store: Store) -> dict[str, str]:
+    """Per storyline with ``learned = true``: what its learned layer does, as last trained (read,
+    never trained here): the note of ``learn.desk_fit`` ("learns: ..." or "stands aside: ..."),
+    or why there is none yet."""
+    wanted = [s for s in config.storylines if s.learned]
+    if not wanted:
+        return {}
+    from .learn import Model, examples_fingerprint
+
+    shipped = shipped_models(config)
+    notes = {}
+    for storyline in wanted:
+        stored = store.feedback_examples(storyline.id)
+        if not stored:
+            notes[storyline.id] = "no verdicts yet"
+            continue
+        saved = store.saved_model(storyline.id, examples_fingerprint(
+            storyline, stored, storyline.learned_threshold, shipped.get(storyline.id)))
+        if saved is None:
+            notes[storyline.id] = (f"{len(stored)} example(s), not trained on yet (the daemon trains "
+                                   "at start and when verdicts change)")
+            continue
+        model = Model.from_json(saved)
+        notes[storyline.id] = model.note or (f"model trained on {model.examples} candidate examples "
+                                             f"({model.positives} positive)")
+    return notes
 
 
 def _title(alert: Any) -> str:

@@ -1222,6 +1222,13 @@ class Store:
         return {r["storyline_id"]: {"examples": r["examples"], "positives": r["positives"] or 0,
                                     "desk": r["desk"] or 0} for r in rows}
 
+    def review_items(self, *, limit: int = 2000) -> list[dict[str, Any]]:
+        """The newest stored items, for ``monitor review`` to rank: ``item_id``, ``title``,
+        ``summary``, ``link``, ``source``, ``published``, newest first."""
+        rows = self._read("SELECT id AS item_id, title, summary, url AS link, source, published "
+                          "FROM items ORDER BY published DESC, id DESC LIMIT ?", [limit])
+        return [dict(r) for r in rows]
+
     def saved_model(self, storyline: str, fingerprint: str) -> str | None:
         """The JSON of the model last trained for ``storyline`` if it was trained on examples and
         rules with this fingerprint; else None."""

@@ -193,17 +193,20 @@ def test_desk_feedback_through_the_cli_changes_a_later_decision(tmp_path):
         # by link works too, and the latest verdict wins
         _invoke(runner, config, "feedback", rows[0]["link"], "--storyline", "talks",
                 "right" if rows[0]["title"].startswith("Truce") else "wrong")
-        fresh = [("Football truce talks in Turin over a striker deal", "The club mediates.", False),
+        # a verdict moves the decisions near it (issue 19): a close variant of the judged items
+        fresh = [("Football club truce talks in Turin over a transfer deal", "The league mediates.", False),
                  ("Truce talks in Baghdad on a hostage deal", "Mediators meet the delegations.", True)]
         server.set_feed("/f.xml", rss(_items("b", fresh, 0) + _items("a", TOY, 10)))
         _invoke(runner, config, "run", "--once")
         titles = {r["title"] for r in json.loads(_invoke(runner, config, "matches", "--json",
                                                          "--limit", "100"))}
         assert "Truce talks in Baghdad on a hostage deal" in titles
-        assert "Football truce talks in Turin over a striker deal" not in titles
-        shown = _invoke(runner, config, "check", "Football truce talks in Turin over a striker deal")
+        assert "Football club truce talks in Turin over a transfer deal" not in titles
+        shown = _invoke(runner, config, "check", "Football club truce talks in Turin over a transfer deal",
+                        "--summary", "The league mediates.")
         assert "MATCH" in shown.splitlines()[0]  # the rules alone would alert ...
-        assert "the model overrules the rules" in shown and "football" in shown  # ... the model not
+        assert "the model overrules the rules" in shown  # ... the desk's verdicts not
+        assert "as the desk judged a similar item (similarity 0." in shown
         result = runner.invoke(cli, ["--config", str(config), "feedback", "999999", "--storyline",
                                      "talks", "wrong"])
         assert result.exit_code == 1 and "no stored item" in result.output
