@@ -387,6 +387,7 @@ def _cell(value: Any, width: int | None = 70) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--wide", is_flag=True, help="Also the name, the terms and the desk's note, untruncated.")
 @click.pass_context
+@fails_cleanly
 def storylines(ctx: click.Context, as_json: bool, wide: bool) -> None:
     """List the tracked storylines and their matches.
 
