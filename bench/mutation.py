@@ -35,6 +35,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -188,9 +189,13 @@ def _run_tests(copy: Path, arguments: list[str], timeout: float) -> tuple[str, f
     try:
         code = process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, 9)  # the tests and the daemons they started
+        os.killpg(process.pid, signal.SIGKILL)  # the tests and the daemons they started
         process.wait()
         return "timeout", time.monotonic() - started
+    except BaseException:  # Ctrl-C or SIGTERM: leave no tests running behind us
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
     return ("survived" if code == 0 else "killed"), time.monotonic() - started
 
 
@@ -276,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show", type=int, metavar="NUMBER", help="print one mutant's diff")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write every result there")
     args = parser.parse_args(argv)
+    # SIGTERM ends the run as Ctrl-C does: the running tests are killed, the copy removed
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: sys.exit(143))
     modules = args.module or list(MODULES)
     if args.show is not None:
         sys.stdout.writelines(_show(modules[0], args.show))

@@ -166,6 +166,8 @@ def test_relevant_items_alert_once_irrelevant_never(deployment):
     # The log says per feed what the poll brought.
     a = len(ITEMS[::2])
     assert f"Outlet A: {a} entries, {a} new items, " in result.stderr, result.stderr
+    for request in received:  # and each delivery
+        assert f"alert {request['id']} sent on desk-hook" in result.stderr
 
 
 def test_syndicated_story_alerts_once(deployment):

@@ -664,6 +664,38 @@ def test_a_feed_serving_the_same_body_again_is_recorded_healthy_without_parsing(
             store.close()
 
 
+def test_a_bug_while_polling_one_feed_is_logged_with_its_traceback_and_spares_the_others(
+        tmp_path, caplog):
+    """An exception that is no MonitorError (a bug of ours) while polling a feed: logged with
+    its traceback, recorded on that feed as internal.error; the other feed is polled."""
+    from monitor.config import load_config
+    from monitor.fetch import Fetcher
+    from monitor.pipeline import Monitor
+    from monitor.store import Store
+
+    class BrokenForOneFeed(Fetcher):
+        def fetch(self, url, **options):
+            if url.endswith("/b.xml"):
+                raise ZeroDivisionError("a bug")
+            return super().fetch(url, **options)
+
+    with FeedServer() as server:
+        server.set_feed("/a.xml", rss(_items(1)))
+        server.set_feed("/b.xml", rss(_items(1, seed=9)))
+        kit = Kit(tmp_path)
+        kit.write(feeds=[("a", server.url("/a.xml")), ("b", server.url("/b.xml"))],
+                  storylines=STORYLINE_CAIRO)
+        config = load_config(kit.config, environ=kit.env)
+        with Store(kit.db) as store, BrokenForOneFeed(user_agent="t/1", trust_env=False) as fetcher, \
+                caplog.at_level("ERROR", logger="monitor"):
+            reports = Monitor(config, store, fetcher=fetcher).poll_all()
+            state = store.feed_state(server.url("/b.xml"))
+    assert [r.outcome for r in reports] == ["new", "error"]
+    assert state.last_error_code == "internal.error" and "ZeroDivisionError: a bug" in state.last_error
+    [record] = [r for r in caplog.records if "internal error while polling" in r.getMessage()]
+    assert record.exc_info and record.exc_info[0] is ZeroDivisionError
+
+
 STORYLINE_CAIRO = """
 [[storylines]]
 id = "cairo"

@@ -574,6 +574,7 @@ def test_backoff_honours_retry_after() -> None:
     assert backoff_delay(2, 60.0, retry_after=5.0, rng=rng) >= 60.0
     # a hostile Retry-After of a year is limited to the cap
     assert backoff_delay(1, 60.0, retry_after=365 * 86400.0, cap=6 * 3600, rng=rng) == 6 * 3600
+    assert backoff_delay(1, 60.0, retry_after=365 * 86400.0, rng=rng) == 6 * 3600  # the default cap
 
 
 def test_backoff_seeded_rng_is_reproducible() -> None:

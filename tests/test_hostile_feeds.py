@@ -208,7 +208,7 @@ def test_run_finishes_without_crash_or_stall(hostile_run):
             assert (state["health"], state["last_error"]) == ("ok", None), (name, state)
         elif name in GENERATED:
             assert state["health"] == "failing", (name, state)
-        # a failure is one of the fetch or parse errors, never a crash of ours (monitor.error)
+        # a failure is one of the fetch or parse errors, never a crash of ours (internal.error)
         if state["health"] != "ok":
             assert state["consecutive_errors"] == 1 and state["last_error"], (name, state)
             assert state["last_error_code"].startswith(("fetch.", "parse.")), (name, state)

@@ -3,6 +3,7 @@ one-process path stores, skips entries already stored, and records later changes
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
@@ -40,6 +41,8 @@ def _run(tmp_path, name: str, server: FeedServer, feeds: int, pooled: bool, monk
         monitor = Monitor(config, store)
         try:
             first = monitor.poll_all()
+            # the pool of a first poll is gone when the cycle ends: no worker left waiting
+            assert multiprocessing.active_children() == []
             server.set_feed("/f3.xml", rss(_items(3, 2, start=5) + _items(3, 5)))  # two new
             second = monitor.poll_all()
         finally:
