@@ -54,6 +54,8 @@ MODULES: dict[str, list[str]] = {
     "store": ["tests/test_store.py"],
     "alert": ["tests/test_alert.py"],
     "fetch": ["tests/test_fetch.py"],
+    "stories": ["tests/test_stories.py"],
+    "policy": ["tests/test_digests.py"],
     "pipeline": ["tests/test_pipeline_pool.py", "tests/test_end_to_end.py", "tests/test_faults.py",
                  "tests/test_learn.py", "-k", "not sigkill and not bounded_and_gives_up and not write_lock"],
 }

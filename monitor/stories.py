@@ -164,7 +164,7 @@ def _words(text: str) -> list[tuple[str, str]]:
 def _title_case(head: str) -> bool:
     """"Hamas Releases 2 U.S. Hostages": every word capitalised, so capitals name nothing."""
     long_words = [w for w in head.split() if len(w) > 3 and w[0].isalpha()]
-    return len(long_words) >= 3 and sum(w[0].isupper() for w in long_words) > 0.7 * len(long_words)
+    return len(long_words) >= 3 and sum(w[0].isupper() for w in long_words) > 0.9 * len(long_words)
 
 
 @lru_cache(maxsize=1)

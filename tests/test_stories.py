@@ -18,7 +18,7 @@ from faultkit import Kit
 from feedserver import FeedServer, rss
 from receivers import TEST_SECRET, WebhookReceiver
 
-from monitor.stories import REPORT_BAR, StoryProfile, decide, event_of, kind_of, stage_of
+from monitor.stories import REPORT_BAR, StoryProfile, decide, event_of, kind_of, stage_of, words
 
 DATA = Path(__file__).parent / "data"
 ITEMS = [json.loads(line) for line in (DATA / "stories_items.jsonl").read_text().splitlines()]
@@ -96,6 +96,58 @@ def test_a_round_up_of_a_reported_stage_attaches_without_alerting():
     assert decision.story_id is None and not decision.alerts
     first = decide(event_of("Israel-Hamas war live: ceasefire extended by two days", ""), 3600.0, [story])
     assert first.story_id is None and first.alerts  # the first report of its stage alerts
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("hostages hostage", ["hostag", "hostag"]),  # every form of a word is one word
+    ("released releases release", ["releas", "releas", "releas"]),
+    ("talks", ["talk"]),
+    ("gas bus news", ["gas", "bus", "news"]),  # short words keep their s
+    ("red bed", ["red", "bed"]),  # and their "ed"
+    ("sing ring", ["sing", "ring"]),  # and their "ing"
+    ("pressed", ["press"]),
+    ("two 2", ["2", "2"]),
+    ("U.S. Americans", ["american", "american"]),
+])
+def test_the_words_of_a_text_are_one_per_word_whatever_its_form(text, expected):
+    assert words(text) == expected
+
+
+def test_names_come_from_sentence_case_headlines_not_title_case_ones():
+    assert event_of("Hamas frees Lifshitz and Cooper", "").names == {"lifshitz", "cooper"}
+    assert event_of("Hamas Releases 2 U.S. Hostages, a Mother and Daughter", "").names == set()
+    assert event_of("Blinken meets Sisi", "").names == {"sisi"}  # too short to be Title Case
+
+
+def test_a_story_profile_counts_what_joined_it():
+    story = _story("Hamas frees two American hostages", at=3600.0)
+    story.add(event_of("Two Americans freed by Hamas", ""), 1800.0, "Outlet B", {"other"})
+    assert story.items == 2 and story.sources == {"Outlet A", "Outlet B"}
+    assert story.first_published == 1800.0 and story.last_published == 3600.0
+    assert story.storylines == {"s", "other"}
+
+
+def test_a_report_joins_until_the_window_closes():
+    from monitor.stories import JOIN_WINDOW
+
+    first, later = "Hamas frees two American hostages", "Hamas frees two American hostages"
+    assert decide(event_of(later, ""), JOIN_WINDOW - 60, [_story(first)]).story_id == 1
+    assert decide(event_of(later, ""), JOIN_WINDOW + 60, [_story(first)]).story_id is None
+
+
+def test_a_live_blog_leading_with_another_stage_does_not_attach():
+    story = _story("Hamas frees hostages at Rafah crossing")
+    live = event_of("Israel-Hamas war live: truce extended by two days as hostages freed", "")
+    assert (live.kind, live.stage) == ("liveblog", "extend")
+    assert decide(live, 3600.0, [story]).story_id is None
+
+
+def test_a_shared_count_and_stage_alone_do_not_make_one_story():
+    story = _story("Hamas frees 2 hostages after Qatari mediation")
+    other = event_of("Colombia: ELN guerrillas free 2 hostages, including footballer father, in "
+                     "Cesar province", "")
+    assert other.counts & story.counts and other.stage == story.stage
+    assert decide(other, 3600.0, [story]).story_id is None
 
 
 def test_a_profile_survives_the_database():
