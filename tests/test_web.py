@@ -296,6 +296,9 @@ def test_monitor_web_serves_the_database_alone(deployment):
 
         assert wait_until(lambda: _get(f"http://127.0.0.1:{port}/") == 200, timeout=30)
         assert _get(f"http://127.0.0.1:{port}/api/v1/feeds") == 200
+        polls = _scrape(port)  # no pipeline in this process: no polls counted
+        assert polls[("monitor_poll_duration_seconds_count", ())] == 0
+        assert not [key for key in polls if key[0] == "monitor_polls_total"]
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0]
@@ -334,3 +337,50 @@ def test_the_review_queue_puts_uncertain_decisions_first_and_advances(client, de
     assert after["left"] == data["left"] - 1
     nowhere = client.post("/review/nope", data={"item": "1", "verdict": "right", "csrf": csrf})
     assert nowhere.status_code == 404
+
+
+def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_metrics_count_the_polls_of_monitor_run_by_outcome(tmp_path):
+    """Polls are counted where they happen, in the daemon, and its desk's /metrics shows them:
+    a feed that changed (ok), one that answers 304 (not_modified), one that answers 500."""
+    from receivers import wait_until
+
+    rng = random.Random(5)
+    with FeedServer() as server:
+        server.set_feed("/a.xml", rss([headline(rng, 1)], title="Outlet A"))
+        server.set_feed("/b.xml", rss([headline(rng, 2)], title="Outlet B"))
+        server.set_response("/broken.xml", status=500, body=b"down")
+        kit = Kit(tmp_path)
+        kit.write(feeds=[("A", server.url("/a.xml")), ("B", server.url("/b.xml"))], interval="1h")
+        kit.run_once()  # A and B keep their ETags: B answers the daemon 304
+        server.set_feed("/a.xml", rss([headline(rng, 3)], title="Outlet A"))  # A changed
+        port = free_port()
+        kit.write(feeds=[("A", server.url("/a.xml")), ("B", server.url("/b.xml")),
+                         ("Broken", server.url("/broken.xml"))], interval="1h",
+                  settings=f'\n[web]\nlisten = "127.0.0.1:{port}"\n')
+        before = dict(server.hits)
+        with kit.start() as daemon:
+            assert wait_until(lambda: _get(f"http://127.0.0.1:{port}/healthz") == 200, timeout=30), \
+                daemon.output()
+            assert wait_until(lambda: _scrape(port).get(("monitor_poll_duration_seconds_count", ())) == 3,
+                              timeout=30), daemon.output()
+            samples = _scrape(port)
+            daemon.stop()
+    made = {path: server.hits[path] - before.get(path, 0) for path in ("/a.xml", "/b.xml", "/broken.xml")}
+    assert made == {"/a.xml": 1, "/b.xml": 1, "/broken.xml": 1}
+    polls = {labels: value for (name, labels), value in samples.items() if name == "monitor_polls_total"}
+    assert polls == {(("error_code", ""), ("outcome", "ok")): 1,
+                     (("error_code", ""), ("outcome", "not_modified")): 1,
+                     (("error_code", "fetch.http_status"), ("outcome", "failed")): 1}
+    assert samples[("monitor_poll_duration_seconds_bucket", (("le", "+Inf"),))] == 3
+    assert samples[("monitor_poll_duration_seconds_bucket", (("le", "60.0"),))] == 3
+    assert 0 < samples[("monitor_poll_duration_seconds_sum", ())] < 60
+    assert kit.rows("SELECT last_status FROM feeds ORDER BY name") == [
+        {"last_status": 200}, {"last_status": 304}, {"last_status": 500}]
