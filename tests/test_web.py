@@ -384,3 +384,51 @@ def test_metrics_count_the_polls_of_monitor_run_by_outcome(tmp_path):
     assert 0 < samples[("monitor_poll_duration_seconds_sum", ())] < 60
     assert kit.rows("SELECT last_status FROM feeds ORDER BY name") == [
         {"last_status": 200}, {"last_status": 304}, {"last_status": 500}]
+
+
+DROP_FTS = ("DROP TABLE items_fts; DROP TRIGGER items_fts_insert; DROP TRIGGER items_fts_delete; "
+            "DROP TRIGGER items_fts_update;")
+
+
+def test_the_storyline_search_finds_items_through_fts5_by_a_word_and_a_prefix(client, deployment, tmp_path):
+    item = deployment.rows("SELECT i.id, i.summary FROM items i JOIN matches m ON m.item_id = i.id "
+                           "WHERE m.storyline_id = 'cairo' AND i.summary LIKE '%met over%' LIMIT 1")[0]
+    word = item["summary"].split("met over ")[1].split()[0]  # a word of the summary alone
+    assert len(word) >= 5
+
+    def found(q: str, c: TestClient = client) -> tuple[set[int], str]:
+        data = c.get("/api/v1/storylines/cairo", params={"q": q}).json()
+        return {m["item_id"] for m in data["found"]}, data["search_by"]
+
+    by_word, by_start = found(word), found(word[:4].upper())  # a word; the start of a word
+    assert item["id"] in by_word[0] and by_word[1] == "fts5"
+    assert by_start == by_word
+    assert item["id"] not in found(word[1:])[0]  # not the middle of one, as LIKE would
+    assert found('"') == (set(), "fts5") and found("a OR b*")[1] == "fts5"  # no FTS5 syntax
+    page = client.get("/storylines/cairo", params={"q": word[:4]}).text
+    assert 'href="/stories/' in page and "Matched items with" in page
+    counts = deployment.rows("SELECT (SELECT COUNT(*) FROM items_fts) AS indexed, "
+                             "(SELECT COUNT(*) FROM items) AS stored")[0]
+    assert counts["indexed"] == counts["stored"]
+
+    # a database at 0008: the step fills the index from the items already stored
+    import shutil
+
+    from monitor.store import Store
+
+    old = tmp_path / "old.db"
+    shutil.copy(deployment.db, old)
+    conn = sqlite3.connect(old)
+    conn.executescript(f"{DROP_FTS} DELETE FROM _sqlite_migrations WHERE name = '0009_items_fts';")
+    conn.close()
+    with Store(old) as store:
+        assert store.schema_steps()[-1] == "0009_items_fts"
+        rows, how = store.search_matches(word[:4], storyline="cairo")
+        assert ({r["item_id"] for r in rows}, how) == by_word
+    # without the index (an SQLite without FTS5): every word anywhere, with LIKE
+    conn = sqlite3.connect(old)
+    conn.executescript(DROP_FTS)
+    conn.close()
+    with Store(old) as store:
+        rows, how = store.search_matches(word[1:], storyline="cairo")
+        assert item["id"] in {r["item_id"] for r in rows} and how == "words"
