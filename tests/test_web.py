@@ -432,3 +432,39 @@ def test_the_storyline_search_finds_items_through_fts5_by_a_word_and_a_prefix(cl
     with Store(old) as store:
         rows, how = store.search_matches(word[1:], storyline="cairo")
         assert item["id"] in {r["item_id"] for r in rows} and how == "words"
+
+
+def test_monitor_health_asks_the_desks_readyz_when_it_listens_else_looks_at_the_last_fetch(tmp_path):
+    from monitor.web.server import Background
+
+    with FeedServer() as server:
+        server.set_feed("/a.xml", rss([headline(random.Random(3), 1)], title="Outlet A"))
+        kit = Kit(tmp_path)
+        kit.write(feeds=[("A", server.url("/a.xml"))])
+        kit.run_once()
+    # no [web] listen: a feed fetched in the last --max-age
+    result = kit.cli("health")
+    assert result.returncode == 0 and "healthy: a feed was fetched" in result.stdout, result.stderr
+    assert kit.cli("health", "--max-age", "0s").returncode == 1
+    port = free_port()
+    kit.write(feeds=[("A", server.url("/a.xml"))], settings=f'\n[web]\nlisten = "127.0.0.1:{port}"\n')
+    result = kit.cli("health")  # nothing listens there
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.startswith(f"unhealthy: the web desk does not answer at http://127.0.0.1:{port}/readyz")
+    desk = Background(load_config(kit.config, environ=kit.env))
+    desk.start()
+    try:
+        result = kit.cli("health", "--max-age", "0s")  # the desk decides, not the last fetch
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout == f"healthy: http://127.0.0.1:{port}/readyz: ready\n"
+        conn = sqlite3.connect(kit.db)  # an alert waiting for an hour: the outbox is stuck
+        conn.execute("UPDATE alerts SET status = 'pending', queued_at = NULL, created_at = ?",
+                     [(datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")])
+        conn.commit()
+        conn.close()
+        result = kit.cli("health")
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.stdout.startswith(f"unhealthy: http://127.0.0.1:{port}/readyz answered 503: outbox "
+                                        "alerts pending for more than 15 minutes on: console"), result.stdout
+    finally:
+        desk.stop()
