@@ -468,3 +468,99 @@ def test_monitor_health_asks_the_desks_readyz_when_it_listens_else_looks_at_the_
                                         "alerts pending for more than 15 minutes on: console"), result.stdout
     finally:
         desk.stop()
+
+
+def test_a_slow_page_never_delays_a_poll_or_a_delivery(tmp_path):
+    """The desk as ``monitor run`` serves it (``Background``, a thread beside the daemon's
+    scheduler, ``daemon.serve``): a page whose read blocks inside the desk's own database
+    connection, holding its store's lock and an open read of the items, while a new item is
+    published. The feed is polled on time and the item's alert delivered, the page still held."""
+    import asyncio
+    import os
+    import signal
+    import threading
+    import time
+
+    import httpx
+    from faultkit import webhook
+    from receivers import TEST_SECRET, WebhookReceiver, wait_until
+
+    from monitor import daemon
+    from monitor.pipeline import Monitor
+    from monitor.store import Store
+    from monitor.web.server import Background
+
+    with FeedServer() as server, WebhookReceiver() as hook:
+        server.set_feed("/a.xml", rss([], title="Outlet A"))
+        kit = Kit(tmp_path, secrets={"HOOK_SECRET": TEST_SECRET})
+        port = free_port()
+        kit.write(feeds=[("A", server.url("/a.xml"))], channels=webhook(hook.url), interval="1s",
+                  settings=f'\n[web]\nlisten = "127.0.0.1:{port}"\n')
+        config = load_config(kit.config, environ=kit.env)
+        store = Store(config.database)
+        monitor = Monitor(config, store)
+        web = Background(config)
+        web.start()
+        desk = web.server.config.app.state.desk
+        held, release, served = threading.Event(), threading.Event(), threading.Event()
+
+        def hold() -> int:
+            held.set()
+            release.wait(60)
+            return 1
+
+        desk.store.db.conn.create_function("held_page", 0, hold)
+        activity = desk.store.storyline_activity
+
+        def slow_activity(**kwargs):  # the dashboard's first read, made slow
+            desk.store._read("SELECT held_page() AS held, COUNT(*) AS n FROM items")
+            return activity(**kwargs)
+
+        desk.store.storyline_activity = slow_activity
+        seen: dict[str, object] = {}
+        errors: list[BaseException] = []
+
+        def page() -> None:
+            seen["page"] = httpx.get(f"http://127.0.0.1:{port}/", timeout=90).status_code
+
+        def watch() -> None:
+            reader = threading.Thread(target=page)
+            try:
+                assert wait_until(lambda: server.hits["/a.xml"] >= 1, timeout=30), "never polled"
+                reader.start()
+                assert held.wait(30), "the page never reached its read"
+                polls = server.hits["/a.xml"]
+                published = time.monotonic()
+                server.set_feed("/a.xml", rss([headline(random.Random(9), 1)], title="Outlet A"))
+                received = hook.wait_for(1, timeout=15)
+                seen["alert_after"] = time.monotonic() - published
+                seen["title"] = received[0]["json"]["data"]["item"]["title"]
+                time.sleep(2.5)
+                seen["polls_while_held"] = server.hits["/a.xml"] - polls
+                seen["still_held"] = reader.is_alive() and "page" not in seen
+            except BaseException as error:
+                errors.append(error)
+            finally:
+                release.set()
+                if reader.is_alive() or reader.ident:
+                    reader.join(60)
+                if not served.is_set():  # the daemon's way out (its handler is set while it serves)
+                    os.kill(os.getpid(), signal.SIGTERM)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            asyncio.run(daemon.serve(monitor))
+        finally:
+            served.set()
+            watcher.join(90)
+            web.stop()
+            monitor.close()
+            store.close()
+    if errors:
+        raise errors[0]
+    assert seen["still_held"], seen
+    assert seen["alert_after"] < 6, seen  # polled every second, delivered at once
+    assert seen["polls_while_held"] >= 2, seen
+    assert str(seen["title"]).startswith("Truce talks in Cairo")
+    assert seen["page"] == 200  # and the page, once its read was let go
