@@ -1731,7 +1731,12 @@ def _m0009_items_fts(db: sqlite_utils.Database) -> None:
     """The web desk's search over stored items (``Store.search_matches``): an external-content
     FTS5 index of the items' title and summary (the text stays in ``items``), kept by triggers and
     filled here from the items already stored. An SQLite built without FTS5 skips it: the step is
-    recorded all the same, and the search looks for the words with LIKE instead."""
+    recorded all the same, and the search looks for the words with LIKE instead.
+
+    What it costs (measured on the 22,898 items of the news stream, one transaction): 0.86 s to
+    index them at insert against 0.05 s without (~35 us an item, paid in ``record_poll``), and
+    about as much disk again as their text; a search for two prefixes takes 0.3 ms against 10 ms
+    with LIKE."""
     try:
         db.conn.execute("CREATE VIRTUAL TABLE items_fts USING fts5(title, summary, "
                         "content='items', content_rowid='id')")
