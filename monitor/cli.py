@@ -185,12 +185,14 @@ def compiled() -> bool:
 
 @cli.command()
 @click.option("--max-age", default="15m", show_default=True, metavar="DURATION",
-              help="Unhealthy when no feed was fetched for this long.")
+              help="Without [web] listen: unhealthy when no feed was fetched for this long.")
 @pass_context
 @fails_cleanly
 def health(obj: Context, max_age: str) -> None:
-    """Exit 0 when the monitor is polling (a feed was fetched in the last --max-age), else 1:
-    for Docker's HEALTHCHECK, a cron job or a supervisor.
+    """Exit 0 when the monitor is healthy, else 1 with the reason: for Docker's HEALTHCHECK, a
+    cron job or a supervisor. With [web] listen in the config, asks the desk's /readyz on the
+    loopback (the database answers, no feed overdue, the outbox not stuck); without, healthy
+    when a feed was fetched in the last --max-age.
 
     Example: monitor health --max-age 15m
     """
@@ -201,6 +203,10 @@ def health(obj: Context, max_age: str) -> None:
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--max-age") from None
     config = obj.config
+    if config.web.listen:
+        ready, reason = desk_ready(*config.web.host_port)
+        click.echo(f"{'healthy' if ready else 'unhealthy'}: {reason}")
+        sys.exit(0 if ready else 1)
     if not Path(config.database).exists():
         click.echo(f"unhealthy: no database at {config.database} (not started yet?)")
         sys.exit(1)
@@ -213,6 +219,30 @@ def health(obj: Context, max_age: str) -> None:
                    + (f" (last: {_minute(last.isoformat())} UTC)" if last else " (none ever)"))
         sys.exit(1)
     click.echo(f"healthy: a feed was fetched {age:.0f}s ago")
+
+
+HEALTH_TIMEOUT = 5.0  # seconds: Docker's HEALTHCHECK gives the command 10
+
+
+def desk_ready(host: str, port: int, *, timeout: float = HEALTH_TIMEOUT) -> tuple[bool, str]:
+    """GET the web desk's /readyz on the loopback (a desk listening on every address is asked
+    on 127.0.0.1 or ::1): (True, why) on 200, else (False, the desk's reason or why it did not
+    answer)."""
+    import httpx
+
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/readyz"
+    try:
+        answer = httpx.get(url, timeout=timeout)
+    except httpx.HTTPError as error:
+        return False, f"the web desk does not answer at {url}: {str(error) or type(error).__name__}"
+    try:
+        reason = str(answer.json().get("reason"))
+    except (ValueError, AttributeError):
+        reason = answer.text[:200]
+    if answer.status_code == 200:
+        return True, f"{url}: {reason}"
+    return False, f"{url} answered {answer.status_code}: {reason}"
 
 
 def _interrupt(signum: int, frame: object) -> None:

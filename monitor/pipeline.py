@@ -35,6 +35,7 @@ from .errors import (
     MonitorError,
 )
 from .fetch import Fetcher, backoff_delay, jittered
+from .metrics import POLLS
 from .models import Item, ParsedFeed
 from .normalise import normalise_entry
 from .payload import digest_payload
@@ -226,6 +227,7 @@ class Monitor:
                                                       f"{error}"))
         report.seconds = time.monotonic() - started
         self._tally.poll(report)
+        POLLS.observe(report.outcome, report.error_code, report.seconds)
         return report
 
     def _poll(self, feed: FeedConfig) -> FeedReport:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 import threading
 import time
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIGRATION_SET = "ceasefire-monitor"
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 LOCK_WAIT_SECONDS = 60.0  # how long a write waits for another process's write lock in all
 SQLITE_HEADER = b"SQLite format 3\x00"
 CANDIDATES_PER_KEY = 8  # newest stories looked at per LSH band key
@@ -1083,6 +1084,10 @@ class Store:
         """Matches, newest item first: of ``storyline``, of items published at or after ``since``,
         whose title or summary holds every one of ``words`` (case-insensitive)."""
         clauses, params = _match_filters(storyline, since, words)
+        return self._matches_where(clauses, params, limit)
+
+    def _matches_where(self, clauses: Sequence[str], params: Sequence[Any],
+                       limit: int) -> list[dict[str, Any]]:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._read(
             f"SELECT m.storyline_id AS storyline, i.title, i.url AS link, i.source, i.published, "
@@ -1320,6 +1325,26 @@ class Store:
             "AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.storyline_id = :storyline AND "
             "f.example_key = 'item:' || i.id) ORDER BY i.first_seen DESC, i.id DESC LIMIT :limit",
             {"storyline": storyline, "since": iso(since), "limit": limit})
+
+    def has_fts(self) -> bool:
+        """Whether the items' full-text index exists (schema step 0009, where SQLite has FTS5)."""
+        return bool(self._read("SELECT 1 FROM sqlite_master WHERE name = 'items_fts'"))
+
+    def search_matches(self, text: str, *, storyline: str | None = None,
+                       limit: int = 50) -> tuple[list[dict[str, Any]], str]:
+        """The matches (as ``matches`` gives them, newest item first) of ``storyline`` whose item's
+        title or summary holds every word of ``text``, each word also as the start of a longer
+        one ("negotiat" finds "negotiators"), through the FTS5 index; and how they were found:
+        ``"fts5"``, or ``"words"`` (``matches(words=...)``: anywhere in a word) without it."""
+        words = _FTS_WORD.findall(text)
+        if not words:
+            return [], "fts5"
+        if not self.has_fts():
+            return self.matches(storyline=storyline, words=text.split(), limit=limit), "words"
+        clauses, params = _match_filters(storyline, None, ())
+        clauses.append("i.id IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)")
+        params.append(" ".join(f'"{word}"*' for word in words))
+        return self._matches_where(clauses, params, limit), "fts5"
 
     def outbox_summary(self) -> list[dict[str, Any]]:
         """Alerts per channel and status, with the oldest one's time (queued again: from then)."""
@@ -1604,6 +1629,9 @@ def _known_guids(conn: sqlite3.Connection, feed_url: str, guids: Sequence[str]) 
 
 # --------------------------------------------------------------------------- helpers
 
+_FTS_WORD = re.compile(r"\w+")  # FTS5's unicode61 tokens: no quote or operator gets through
+
+
 def _match_filters(storyline: str | None, since: datetime | None,
                    words: Sequence[str]) -> tuple[list[str], list[Any]]:
     """The WHERE clauses of ``Store.matches``: a word is looked for with LIKE, its wildcards escaped."""
@@ -1694,5 +1722,39 @@ def _m0008_alert_policies(db: sqlite_utils.Database) -> None:
         "ALTER TABLE alerts ADD COLUMN digest_id INTEGER",
         "CREATE INDEX alerts_held ON alerts (channel, status, held_until)",
         "CREATE INDEX alerts_recent ON alerts (channel, created_at)",
+    ):
+        db.conn.execute(statement)
+
+
+@_step("0009_items_fts")
+def _m0009_items_fts(db: sqlite_utils.Database) -> None:
+    """The web desk's search over stored items (``Store.search_matches``): an external-content
+    FTS5 index of the items' title and summary (the text stays in ``items``), kept by triggers and
+    filled here from the items already stored. An SQLite built without FTS5 skips it: the step is
+    recorded all the same, and the search looks for the words with LIKE instead.
+
+    What it costs (measured on the 22,898 items of the news stream, one transaction): 0.86 s to
+    index them at insert against 0.05 s without (~35 us an item, paid in ``record_poll``), and
+    about as much disk again as their text; a search for two prefixes takes 0.3 ms against 10 ms
+    with LIKE."""
+    try:
+        db.conn.execute("CREATE VIRTUAL TABLE items_fts USING fts5(title, summary, "
+                        "content='items', content_rowid='id')")
+    except sqlite3.OperationalError as error:
+        if "fts5" not in str(error):
+            raise
+        log.warning("this SQLite has no FTS5: the web desk's search looks for words with LIKE")
+        return
+    for statement in (
+        "CREATE TRIGGER items_fts_insert AFTER INSERT ON items BEGIN "
+        "INSERT INTO items_fts (rowid, title, summary) VALUES (new.id, new.title, new.summary); END",
+        "CREATE TRIGGER items_fts_delete AFTER DELETE ON items BEGIN "
+        "INSERT INTO items_fts (items_fts, rowid, title, summary) "
+        "VALUES ('delete', old.id, old.title, old.summary); END",
+        "CREATE TRIGGER items_fts_update AFTER UPDATE OF title, summary ON items BEGIN "
+        "INSERT INTO items_fts (items_fts, rowid, title, summary) "
+        "VALUES ('delete', old.id, old.title, old.summary); "
+        "INSERT INTO items_fts (rowid, title, summary) VALUES (new.id, new.title, new.summary); END",
+        "INSERT INTO items_fts (items_fts) VALUES ('rebuild')",
     ):
         db.conn.execute(statement)

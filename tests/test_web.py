@@ -296,6 +296,9 @@ def test_monitor_web_serves_the_database_alone(deployment):
 
         assert wait_until(lambda: _get(f"http://127.0.0.1:{port}/") == 200, timeout=30)
         assert _get(f"http://127.0.0.1:{port}/api/v1/feeds") == 200
+        polls = _scrape(port)  # no pipeline in this process: no polls counted
+        assert polls[("monitor_poll_duration_seconds_count", ())] == 0
+        assert not [key for key in polls if key[0] == "monitor_polls_total"]
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0]
@@ -334,3 +337,230 @@ def test_the_review_queue_puts_uncertain_decisions_first_and_advances(client, de
     assert after["left"] == data["left"] - 1
     nowhere = client.post("/review/nope", data={"item": "1", "verdict": "right", "csrf": csrf})
     assert nowhere.status_code == 404
+
+
+def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_metrics_count_the_polls_of_monitor_run_by_outcome(tmp_path):
+    """Polls are counted where they happen, in the daemon, and its desk's /metrics shows them:
+    a feed that changed (ok), one that answers 304 (not_modified), one that answers 500."""
+    from receivers import wait_until
+
+    rng = random.Random(5)
+    with FeedServer() as server:
+        server.set_feed("/a.xml", rss([headline(rng, 1)], title="Outlet A"))
+        server.set_feed("/b.xml", rss([headline(rng, 2)], title="Outlet B"))
+        server.set_response("/broken.xml", status=500, body=b"down")
+        kit = Kit(tmp_path)
+        kit.write(feeds=[("A", server.url("/a.xml")), ("B", server.url("/b.xml"))], interval="1h")
+        kit.run_once()  # A and B keep their ETags: B answers the daemon 304
+        server.set_feed("/a.xml", rss([headline(rng, 3)], title="Outlet A"))  # A changed
+        port = free_port()
+        kit.write(feeds=[("A", server.url("/a.xml")), ("B", server.url("/b.xml")),
+                         ("Broken", server.url("/broken.xml"))], interval="1h",
+                  settings=f'\n[web]\nlisten = "127.0.0.1:{port}"\n')
+        before = dict(server.hits)
+        with kit.start() as daemon:
+            assert wait_until(lambda: _get(f"http://127.0.0.1:{port}/healthz") == 200, timeout=30), \
+                daemon.output()
+            assert wait_until(lambda: _scrape(port).get(("monitor_poll_duration_seconds_count", ())) == 3,
+                              timeout=30), daemon.output()
+            samples = _scrape(port)
+            daemon.stop()
+    made = {path: server.hits[path] - before.get(path, 0) for path in ("/a.xml", "/b.xml", "/broken.xml")}
+    assert made == {"/a.xml": 1, "/b.xml": 1, "/broken.xml": 1}
+    polls = {labels: value for (name, labels), value in samples.items() if name == "monitor_polls_total"}
+    assert polls == {(("error_code", ""), ("outcome", "ok")): 1,
+                     (("error_code", ""), ("outcome", "not_modified")): 1,
+                     (("error_code", "fetch.http_status"), ("outcome", "failed")): 1}
+    assert samples[("monitor_poll_duration_seconds_bucket", (("le", "+Inf"),))] == 3
+    assert samples[("monitor_poll_duration_seconds_bucket", (("le", "60.0"),))] == 3
+    assert 0 < samples[("monitor_poll_duration_seconds_sum", ())] < 60
+    assert kit.rows("SELECT last_status FROM feeds ORDER BY name") == [
+        {"last_status": 200}, {"last_status": 304}, {"last_status": 500}]
+
+
+DROP_FTS = ("DROP TABLE items_fts; DROP TRIGGER items_fts_insert; DROP TRIGGER items_fts_delete; "
+            "DROP TRIGGER items_fts_update;")
+
+
+def test_the_storyline_search_finds_items_through_fts5_by_a_word_and_a_prefix(client, deployment, tmp_path):
+    item = deployment.rows("SELECT i.id, i.summary FROM items i JOIN matches m ON m.item_id = i.id "
+                           "WHERE m.storyline_id = 'cairo' AND i.summary LIKE '%met over%' LIMIT 1")[0]
+    word = item["summary"].split("met over ")[1].split()[0]  # a word of the summary alone
+    assert len(word) >= 5
+
+    def found(q: str, c: TestClient = client) -> tuple[set[int], str]:
+        data = c.get("/api/v1/storylines/cairo", params={"q": q}).json()
+        return {m["item_id"] for m in data["found"]}, data["search_by"]
+
+    by_word, by_start = found(word), found(word[:4].upper())  # a word; the start of a word
+    assert item["id"] in by_word[0] and by_word[1] == "fts5"
+    assert by_start == by_word
+    assert item["id"] not in found(word[1:])[0]  # not the middle of one, as LIKE would
+    assert found('"') == (set(), "fts5") and found("a OR b*")[1] == "fts5"  # no FTS5 syntax
+    page = client.get("/storylines/cairo", params={"q": word[:4]}).text
+    assert 'href="/stories/' in page and "Matched items with" in page
+    counts = deployment.rows("SELECT (SELECT COUNT(*) FROM items_fts) AS indexed, "
+                             "(SELECT COUNT(*) FROM items) AS stored")[0]
+    assert counts["indexed"] == counts["stored"]
+
+    # a database at 0008: the step fills the index from the items already stored
+    import shutil
+
+    from monitor.store import Store
+
+    old = tmp_path / "old.db"
+    shutil.copy(deployment.db, old)
+    conn = sqlite3.connect(old)
+    conn.executescript(f"{DROP_FTS} DELETE FROM _sqlite_migrations WHERE name = '0009_items_fts';")
+    conn.close()
+    with Store(old) as store:
+        assert store.schema_steps()[-1] == "0009_items_fts"
+        rows, how = store.search_matches(word[:4], storyline="cairo")
+        assert ({r["item_id"] for r in rows}, how) == by_word
+    # without the index (an SQLite without FTS5): every word anywhere, with LIKE
+    conn = sqlite3.connect(old)
+    conn.executescript(DROP_FTS)
+    conn.close()
+    with Store(old) as store:
+        rows, how = store.search_matches(word[1:], storyline="cairo")
+        assert item["id"] in {r["item_id"] for r in rows} and how == "words"
+
+
+def test_monitor_health_asks_the_desks_readyz_when_it_listens_else_looks_at_the_last_fetch(tmp_path):
+    from monitor.web.server import Background
+
+    with FeedServer() as server:
+        server.set_feed("/a.xml", rss([headline(random.Random(3), 1)], title="Outlet A"))
+        kit = Kit(tmp_path)
+        kit.write(feeds=[("A", server.url("/a.xml"))])
+        kit.run_once()
+    # no [web] listen: a feed fetched in the last --max-age
+    result = kit.cli("health")
+    assert result.returncode == 0 and "healthy: a feed was fetched" in result.stdout, result.stderr
+    assert kit.cli("health", "--max-age", "0s").returncode == 1
+    port = free_port()
+    kit.write(feeds=[("A", server.url("/a.xml"))], settings=f'\n[web]\nlisten = "127.0.0.1:{port}"\n')
+    result = kit.cli("health")  # nothing listens there
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.startswith(f"unhealthy: the web desk does not answer at http://127.0.0.1:{port}/readyz")
+    desk = Background(load_config(kit.config, environ=kit.env))
+    desk.start()
+    try:
+        result = kit.cli("health", "--max-age", "0s")  # the desk decides, not the last fetch
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout == f"healthy: http://127.0.0.1:{port}/readyz: ready\n"
+        conn = sqlite3.connect(kit.db)  # an alert waiting for an hour: the outbox is stuck
+        conn.execute("UPDATE alerts SET status = 'pending', queued_at = NULL, created_at = ?",
+                     [(datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")])
+        conn.commit()
+        conn.close()
+        result = kit.cli("health")
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.stdout.startswith(f"unhealthy: http://127.0.0.1:{port}/readyz answered 503: outbox "
+                                        "alerts pending for more than 15 minutes on: console"), result.stdout
+    finally:
+        desk.stop()
+
+
+def test_a_slow_page_never_delays_a_poll_or_a_delivery(tmp_path):
+    """The desk as ``monitor run`` serves it (``Background``, a thread beside the daemon's
+    scheduler, ``daemon.serve``): a page whose read blocks inside the desk's own database
+    connection, holding its store's lock and an open read of the items, while a new item is
+    published. The feed is polled on time and the item's alert delivered, the page still held."""
+    import asyncio
+    import os
+    import signal
+    import threading
+    import time
+
+    import httpx
+    from faultkit import webhook
+    from receivers import TEST_SECRET, WebhookReceiver, wait_until
+
+    from monitor import daemon
+    from monitor.pipeline import Monitor
+    from monitor.store import Store
+    from monitor.web.server import Background
+
+    with FeedServer() as server, WebhookReceiver() as hook:
+        server.set_feed("/a.xml", rss([], title="Outlet A"))
+        kit = Kit(tmp_path, secrets={"HOOK_SECRET": TEST_SECRET})
+        port = free_port()
+        kit.write(feeds=[("A", server.url("/a.xml"))], channels=webhook(hook.url), interval="1s",
+                  settings=f'\n[web]\nlisten = "127.0.0.1:{port}"\n')
+        config = load_config(kit.config, environ=kit.env)
+        store = Store(config.database)
+        monitor = Monitor(config, store)
+        web = Background(config)
+        web.start()
+        desk = web.server.config.app.state.desk
+        held, release, served = threading.Event(), threading.Event(), threading.Event()
+
+        def hold() -> int:
+            held.set()
+            release.wait(60)
+            return 1
+
+        desk.store.db.conn.create_function("held_page", 0, hold)
+        activity = desk.store.storyline_activity
+
+        def slow_activity(**kwargs):  # the dashboard's first read, made slow
+            desk.store._read("SELECT held_page() AS held, COUNT(*) AS n FROM items")
+            return activity(**kwargs)
+
+        desk.store.storyline_activity = slow_activity
+        seen: dict[str, object] = {}
+        errors: list[BaseException] = []
+
+        def page() -> None:
+            seen["page"] = httpx.get(f"http://127.0.0.1:{port}/", timeout=90).status_code
+
+        def watch() -> None:
+            reader = threading.Thread(target=page)
+            try:
+                assert wait_until(lambda: server.hits["/a.xml"] >= 1, timeout=30), "never polled"
+                reader.start()
+                assert held.wait(30), "the page never reached its read"
+                polls = server.hits["/a.xml"]
+                published = time.monotonic()
+                server.set_feed("/a.xml", rss([headline(random.Random(9), 1)], title="Outlet A"))
+                received = hook.wait_for(1, timeout=15)
+                seen["alert_after"] = time.monotonic() - published
+                seen["title"] = received[0]["json"]["data"]["item"]["title"]
+                time.sleep(2.5)
+                seen["polls_while_held"] = server.hits["/a.xml"] - polls
+                seen["still_held"] = reader.is_alive() and "page" not in seen
+            except BaseException as error:
+                errors.append(error)
+            finally:
+                release.set()
+                if reader.is_alive() or reader.ident:
+                    reader.join(60)
+                if not served.is_set():  # the daemon's way out (its handler is set while it serves)
+                    os.kill(os.getpid(), signal.SIGTERM)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            asyncio.run(daemon.serve(monitor))
+        finally:
+            served.set()
+            watcher.join(90)
+            web.stop()
+            monitor.close()
+            store.close()
+    if errors:
+        raise errors[0]
+    assert seen["still_held"], seen
+    assert seen["alert_after"] < 6, seen  # polled every second, delivered at once
+    assert seen["polls_while_held"] >= 2, seen
+    assert str(seen["title"]).startswith("Truce talks in Cairo")
+    assert seen["page"] == 200  # and the page, once its read was let go

@@ -4,7 +4,9 @@ intervals, the outbox not stuck): 200 or 503 with a JSON reason. No token needed
 secret in them.
 
 The metrics are read from the database at each scrape (a collector of gauges), so that
-``monitor web`` on a second machine shows what the daemon did.
+``monitor web`` on a second machine shows what the daemon did; the polls by outcome and their
+durations are counted in the process that polls (``monitor.metrics``): served by ``monitor run``
+they are its polls, served by ``monitor web`` alone there are none.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from prometheus_client.utils import floatToGoString
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..metrics import POLLS
 from ..subscriptions import polled_feeds
 from .desk import Desk, desk_of
 from .feeds import feed_rows
@@ -82,6 +85,7 @@ class DeskCollector(Collector):
 def metrics(request: Request) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DeskCollector(desk_of(request)))
+    registry.register(POLLS)  # this process's polls: none when `monitor web` serves alone
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 

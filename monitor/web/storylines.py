@@ -1,5 +1,6 @@
 """``/storylines/{id}``: a storyline's stories, newest first, a page at a time, its bars per
-day, and a search over its matched items. JSON twin: ``/api/v1/storylines/{id}``."""
+day, and a search over its matched items (SQLite FTS5: every word, or a word's start; without
+FTS5 every word anywhere). JSON twin: ``/api/v1/storylines/{id}``."""
 
 from __future__ import annotations
 
@@ -41,12 +42,12 @@ def storyline_stories(desk: Desk, storyline_id: str, number: int, search: str) -
     rows = desk.store.stories(since=EPOCH, storyline=storyline.id, limit=number * PAGE_SIZE + 1)
     stories = rows[(number - 1) * PAGE_SIZE:number * PAGE_SIZE]
     summary = next(s for s in storylines(desk) if s["id"] == storyline.id)
-    found = (desk.store.matches(storyline=storyline.id, words=search.split(), limit=50)
-             if search.strip() else None)
+    found, search_by = (desk.store.search_matches(search, storyline=storyline.id, limit=50)
+                        if search.strip() else (None, None))
     return {"storyline": summary, "stories": stories, "page": number,
             "next_page": number + 1 if len(rows) > number * PAGE_SIZE else None,
             "previous_page": number - 1 if number > 1 else None,
-            "search": search, "found": found}
+            "search": search, "found": found, "search_by": search_by}
 
 
 def storyline_page(request: Request) -> Response:
