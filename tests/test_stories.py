@@ -105,6 +105,8 @@ def test_a_round_up_of_a_reported_stage_attaches_without_alerting():
     ("gas bus news", ["gas", "bus", "news"]),  # short words keep their s
     ("red bed", ["red", "bed"]),  # and their "ed"
     ("sing ring", ["sing", "ring"]),  # and their "ing"
+    ("talking talked talks", ["talk", "talk", "talk"]),
+    ("freeing", ["releas"]),
     ("pressed", ["press"]),
     ("two 2", ["2", "2"]),
     ("U.S. Americans", ["american", "american"]),
@@ -137,7 +139,8 @@ def test_a_report_joins_until_the_window_closes():
 
 def test_a_live_blog_leading_with_another_stage_does_not_attach():
     story = _story("Hamas frees hostages at Rafah crossing")
-    live = event_of("Israel-Hamas war live: truce extended by two days as hostages freed", "")
+    live = event_of("Israel-Hamas war live: Hamas frees hostages at Rafah crossing as truce is "
+                    "extended", "")  # its words are the story's
     assert (live.kind, live.stage) == ("liveblog", "extend")
     assert decide(live, 3600.0, [story]).story_id is None
 
