@@ -106,6 +106,7 @@ def test_a_round_up_of_a_reported_stage_attaches_without_alerting():
     ("red bed", ["red", "bed"]),  # and their "ed"
     ("sing ring", ["sing", "ring"]),  # and their "ing"
     ("talking talked talks", ["talk", "talk", "talk"]),
+    ("home base", ["home", "base"]),  # a short word keeps its e
     ("freeing", ["releas"]),
     ("pressed", ["press"]),
     ("two 2", ["2", "2"]),
