@@ -68,8 +68,7 @@ def test_storylines_counts(filled):
     # which decide by a shipped model, which by their rules
     assert {sid: r["decided_by"] for sid, r in rows.items()} == {
         "ceasefire-talks": "model", "cairo-talks": "rules, or through ceasefire-talks",
-        "captive-releases": "model",
-        "humanitarian-pause": "rules"}
+        "captive-releases": "model"}
 
 
 def test_feeds_health(filled):
@@ -128,7 +127,7 @@ def test_check_explains(filled):
     out = invoke(filled, "check", "Haniyeh leads Hamas delegation to Cairo for ceasefire talks")
     assert "cairo-talks" in out and "Cairo" in out
     rows = json.loads(invoke(filled, "check", "Bronze Shakira statue unveiled", "--json"))
-    assert len(rows) == 4 and [r["matched"] for r in rows] == [False] * 4
+    assert len(rows) == 3 and [r["matched"] for r in rows] == [False] * 3
 
 
 def test_check_explains_a_match_through_the_refined_storyline(filled):

@@ -187,8 +187,9 @@ def test_default_config_is_valid_and_shipped():
     config = load_config(packaged_default_path(), environ={})
     assert len(config.feeds) >= 10
     assert all(f.url.startswith("https://") for f in config.feeds)
-    assert {s.id for s in config.storylines} >= {
-        "ceasefire-talks", "cairo-talks", "captive-releases", "humanitarian-pause"}
+    assert {s.id for s in config.storylines} >= {"ceasefire-talks", "cairo-talks", "captive-releases"}
+    # humanitarian-pause was shipped unmeasured and no longer is (issue 19: labels/humanitarian-pause/)
+    assert "humanitarian-pause" not in {s.id for s in config.storylines}
     # The repository's config/monitor.toml is the packaged one.
     assert (REPO / "config" / "monitor.toml").read_bytes() == packaged_default_path().read_bytes()
     # Its model files ship with it and were trained with these rules (else they stand aside).
