@@ -75,9 +75,12 @@ def _compiled_copy() -> Path:
     if not (shutil.which("cc") or shutil.which("gcc")):
         pytest.skip("no C compiler: nothing can be compiled here")
     digest = hashlib.sha256(sys.version.encode())
-    for name in ("setup.py", *sorted(p.name for p in (ROOT / "monitor").glob("*.py"))):
-        path = ROOT / name if name == "setup.py" else ROOT / "monitor" / name
-        digest.update(name.encode() + b"\0" + path.read_bytes())
+    # every file of the package, the default config and model files too: the copy decides with them
+    files = [ROOT / "setup.py", *sorted(p for p in (ROOT / "monitor").rglob("*")
+                                        if p.is_file() and "__pycache__" not in p.parts
+                                        and p.suffix != ".so")]
+    for path in files:
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     build = Path(tempfile.gettempdir()) / f"ceasefire-monitor-compiled-{digest.hexdigest()[:16]}"
     if not build.exists():
         scratch = Path(tempfile.mkdtemp(prefix="ceasefire-monitor-build-"))
