@@ -28,12 +28,14 @@ def main(out: str) -> None:
     wanted = {json.loads(line)["id"] for name in ("tune.jsonl", "test.jsonl")
               for line in (HERE / name).read_text().splitlines() if line.strip()}
     found = {}
+    stream_path = DATA / "stream_2023-10-07_2023-12-31_7outlets.jsonl.gz"
     with open(DATA / "items.jsonl", encoding="utf-8") as items, \
-            gzip.open(DATA / "stream_2023-10-07_2023-12-31_7outlets.jsonl.gz", "rt", encoding="utf-8") as stream:
+            gzip.open(stream_path, "rt", encoding="utf-8") as stream:
         for line in (*items, *stream):
             item = json.loads(line)
             if item["id"] in wanted and outside_reserved(item):
-                found[item["id"]] = {k: item.get(k) for k in ("id", "source", "title", "summary", "link", "published")}
+                found[item["id"]] = {k: item.get(k) for k in ("id", "source", "title", "summary",
+                                                              "link", "published")}
     missing = wanted - found.keys()
     if missing:
         sys.exit(f"{len(missing)} labelled ids not found, e.g. {sorted(missing)[0]}")
