@@ -220,17 +220,23 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _listed(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The storylines an alert is for (``data.storylines``); a body of an earlier release has
+    one ``data.storyline``, with its score and terms beside it in ``data``."""
+    listed = [s for s in data.get("storylines") or () if isinstance(s, dict)]
+    if listed:
+        return listed
+    return [{**_dict(data.get("storyline")), "score": data.get("score"),
+             "decided_by": data.get("decided_by"), "words": data.get("words"),
+             "matched_terms": data.get("matched_terms")}]
+
+
 def _reasons(data: Mapping[str, Any], alert: Alert) -> list[str]:
     """Per storyline: who decided, the score, the words that weighed most, each once:
-    ``ceasefire-talks: model, score 98.0: holds, truce``. Bodies of earlier releases (one
-    storyline, no ``decided_by``) read as the rules' decision with their matched terms."""
-    listed = [s for s in data.get("storylines") or () if isinstance(s, dict)]
-    if not listed:
-        listed = [{**_dict(data.get("storyline")), "score": data.get("score"),
-                   "decided_by": data.get("decided_by"), "words": data.get("words"),
-                   "matched_terms": data.get("matched_terms")}]
+    ``ceasefire-talks: model, score 98.0: holds, truce``. Bodies of earlier releases (no
+    ``decided_by``) read as the rules' decision with their matched terms."""
     reasons = []
-    for storyline in listed:
+    for storyline in _listed(data):
         words = [w for w in storyline.get("words") or () if isinstance(w, str)]
         if not words:
             words = [str(t.get("found")) for t in storyline.get("matched_terms") or ()
@@ -245,13 +251,9 @@ def _reasons(data: Mapping[str, Any], alert: Alert) -> list[str]:
 
 def _storylines(data: Mapping[str, Any], alert: Alert, key: str = "name",
                 missing: str = "alert") -> str:
-    """Every storyline the alert is for (``data.storylines``; one ``data.storyline`` in bodies
-    of earlier releases), by ``key`` (name or id), joined by " + "."""
-    listed = [s for s in data.get("storylines") or () if isinstance(s, dict)]
-    if not listed:
-        listed = [_dict(data.get("storyline"))]
+    """Every storyline the alert is for (``_listed``), by ``key`` (name or id), joined by " + "."""
     other = "id" if key == "name" else "name"
-    labels = [_one_line(s.get(key) or s.get(other) or "") for s in listed]
+    labels = [_one_line(s.get(key) or s.get(other) or "") for s in _listed(data)]
     return " + ".join(label for label in labels if label) or _one_line(alert.storyline_id or missing)
 
 

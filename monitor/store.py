@@ -761,6 +761,7 @@ class Store:
         joined: dict[str, Any] | None = None
         alerts = True
         profile: StoryProfile | None = None
+        new_outlet = False  # the item joined a story another outlet reported: story.updated?
         if not entry.matches:  # no alert to deduplicate: a story of its own, never a candidate
             story_id = batch.add_story(None, published, item_id)
             new_story = True
@@ -780,14 +781,15 @@ class Store:
             new_story = decision.story_id is None
             if decision.story_id is None:
                 story_id = batch.add_story(entry.fingerprint, published, item_id)
-                profile = batch.start_profile(story_id, event, published, item.source, storylines)
+                batch.start_profile(story_id, event, published, item.source, storylines)
                 alerts = decision.alerts
                 if not alerts:  # why it started a story that does not alert
                     joined = {**decision.why, "alerts": False}
             else:
                 story_id = decision.story_id
                 joined = decision.why
-                profile = batch.join_profile(story_id, event, published, item.source, storylines)
+                profile, new_outlet = batch.join_profile(story_id, event, published, item.source,
+                                                         storylines)
                 counts["syndicated"] += 1
         batch.items.append(
             (item_id, item.feed_url, item.source, item.guid, item.url, item.title, item.summary,
@@ -812,7 +814,7 @@ class Store:
         item_fields = {"title": item.title, "url": item.url, "summary": item.summary,
                        "published": iso(item.published), "source": item.source,
                        "feed_url": item.feed_url}
-        if not new_story and profile is not None and profile.sources_before < len(profile.sources):
+        if new_outlet and profile is not None:  # a story joined by another outlet
             counts["updates"] += self._story_updates(
                 story_id, profile, item_fields, policy, now, batch)
         if not alertable:
@@ -1486,19 +1488,20 @@ class _PollBatch:
         return profile
 
     def join_profile(self, story_id: int, event: Event, published: float, source: str,
-                     storylines: set[str]) -> StoryProfile | None:
-        """Add the item to its story's profile (a story of an earlier release has none)."""
+                     storylines: set[str]) -> tuple[StoryProfile | None, bool]:
+        """Add the item to its story's profile (a story of an earlier release has none): the
+        profile, and whether the item brought an outlet the story did not have."""
         profile = self.profiles.get(story_id) or self.kept.get(story_id)
         if profile is None:
             row = self.conn.execute("SELECT profile FROM stories WHERE id = ?", [story_id]).fetchone()
             if row is None or row[0] is None:
-                return None
+                return None, False
             profile = StoryProfile.from_json(story_id, row[0])
         if story_id not in self.changed:  # copy on first write: the kept one stays as committed
             profile = self.profiles[story_id] = profile.copy()
-        profile.add(event, published, source, storylines)
+        new_outlet = profile.add(event, published, source, storylines)
         self.changed.add(story_id)
-        return profile
+        return profile, new_outlet
 
     def _pending(self, key: int, low: float, high: float) -> list[tuple[float, int]]:
         return [row for row in self.pending_keys.get(key, ()) if low <= row[0] <= high]

@@ -291,7 +291,6 @@ class StoryProfile:
     items: int = 0
     sources: set[str] = field(default_factory=set)
     storylines: set[str] = field(default_factory=set)
-    sources_before: int = 0  # outlets before the last ``add``: did it bring a new one?
 
     @classmethod
     def start(cls, story_id: int, event: Event, published: float, source: str,
@@ -300,9 +299,10 @@ class StoryProfile:
         profile.add(event, published, source, storylines)
         return profile
 
-    def add(self, event: Event, published: float, source: str, storylines: set[str]) -> None:
+    def add(self, event: Event, published: float, source: str, storylines: set[str]) -> bool:
+        """Add an item; True when it brings an outlet the story did not have."""
+        new_outlet = source not in self.sources
         self.items += 1
-        self.sources_before = len(self.sources)
         self.first_published = min(self.first_published, published)
         self.last_published = max(self.last_published, published)
         if self.stage is None and event.kind == "report":
@@ -315,6 +315,7 @@ class StoryProfile:
         self.words.update(event.weights.keys())
         self.sources.add(source)
         self.storylines |= storylines
+        return new_outlet
 
     def copy(self) -> StoryProfile:
         return StoryProfile(
@@ -322,7 +323,7 @@ class StoryProfile:
             last_published=self.last_published, stage=self.stage, kinds=self.kinds.copy(),
             ordinals=set(self.ordinals), counts=set(self.counts), names=self.names.copy(),
             words=self.words.copy(), items=self.items, sources=set(self.sources),
-            storylines=set(self.storylines), sources_before=self.sources_before)
+            storylines=set(self.storylines))
 
     def to_json(self) -> str:
         return json.dumps({
