@@ -34,7 +34,7 @@ from monitor.dedup import fingerprint
 from monitor.models import Alert, Item
 from monitor.normalise import html_to_text
 from monitor.pipeline import Monitor
-from monitor.store import NewEntry, Store
+from monitor.store import NewEntry, SQLiteStore
 from monitor.stories import event_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +111,7 @@ def main() -> int:
         clock = [start]
         channels = [Recorder(c.name, clock) for c in config.channels]
         started = time.perf_counter()
-        with Store(config.database) as store:
+        with SQLiteStore(config.database) as store:
             sources = sorted({r["source"] for r in rows})
             urls = {s: f"https://feeds.example/{n}.xml" for n, s in enumerate(sources)}
             store.sync_feeds([FeedConfig(name=s, url=u, interval=300.0) for s, u in urls.items()])

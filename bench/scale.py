@@ -37,7 +37,7 @@ def main() -> None:
     from monitor.models import RawEntry
     from monitor.normalise import normalise_entry
     from monitor.pipeline import config_matcher
-    from monitor.store import AlertPolicy, NewEntry, Store
+    from monitor.store import AlertPolicy, NewEntry, SQLiteStore
 
     for path in db.parent.glob(db.name + "*"):
         path.unlink()
@@ -49,7 +49,7 @@ def main() -> None:
     end = max(datetime.fromisoformat(i["published"]).timestamp() for i in real if i["published"])
     rng = random.Random(7)
     built = time.perf_counter()
-    store = Store(db)
+    store = SQLiteStore(db)
     conn = store.db.conn
     # the keys are gathered unordered, then written to the WITHOUT ROWID story_keys in key order
     conn.execute("CREATE TEMP TABLE bulk_keys (key INTEGER, published REAL, story_id INTEGER)")

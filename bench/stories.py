@@ -36,7 +36,7 @@ from monitor.dedup import fingerprint
 from monitor.models import Item
 from monitor.normalise import html_to_text
 from monitor.pipeline import config_matcher
-from monitor.store import AlertPolicy, NewEntry, Store
+from monitor.store import AlertPolicy, NewEntry, SQLiteStore
 from monitor.stories import RESERVED, event_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ def replay(labelled: list[dict], raw: dict[str, dict], mode: str, matcher) -> di
     policy = AlertPolicy(channels=(channel,), storyline_names={},
                          alert_after=datetime(2000, 1, 1, tzinfo=UTC), event_stories=mode == "events")
     result: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "replay.db") as store:
+    with tempfile.TemporaryDirectory() as folder, SQLiteStore(Path(folder) / "replay.db") as store:
         feeds = sorted({row["source"] for row in labelled})
         urls = {source: f"https://feeds.example/{n}.xml" for n, source in enumerate(feeds)}
         store.sync_feeds([FeedConfig(name=source, url=url, interval=300.0) for source, url in urls.items()])

@@ -26,7 +26,7 @@ def main() -> None:
     from monitor.normalise import normalise_entry
     from monitor.parse import parse_feed
     from monitor.pipeline import config_matcher
-    from monitor.store import AlertPolicy, NewEntry, Store
+    from monitor.store import AlertPolicy, NewEntry, SQLiteStore
 
     for path in db.parent.glob(db.name + "*"):
         path.unlink()
@@ -38,7 +38,7 @@ def main() -> None:
     started = clock()
     matcher = config_matcher(config)  # the rules and the shipped models, as the pipeline
     items_total = 0
-    with Store(db) as store:
+    with SQLiteStore(db) as store:
         store.sync_feeds(config.feeds)
         policy = AlertPolicy(channels=(), storyline_names={}, alert_after=now, alert_undated=False,
                              dedup_window=config.dedup_window)

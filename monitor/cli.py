@@ -100,9 +100,9 @@ class Context:
     def store(self, *, create: bool = False) -> Store:
         """The database; a missing one is an error unless ``create`` (``run``, ``learn``)."""
         # Imported here: start-up time matters for every command, and not all need the store.
-        from .store import Store
+        from .store import open_store
 
-        return Store(self.config.database, create=create)
+        return open_store(self.config.database, create=create)
 
 
 def fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -269,9 +269,9 @@ def _tune_process() -> None:
 
 def _run(obj: Context, config: MonitorConfig, once: bool) -> None:
     from .pipeline import Monitor
-    from .store import Store
+    from .store import open_store
 
-    with Store(config.database) as store:  # the one command that creates the database
+    with open_store(config.database) as store:  # the one command that creates the database
         monitor = Monitor(config, store)
         if [f.url for f in monitor.feeds] != [f.url for f in config.feeds]:
             log.info("polling %d feeds: the config's and those added with 'monitor feeds add', "

@@ -386,7 +386,7 @@ class Monitor:
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
         pool = ProcessPoolExecutor(
             max_workers=cores, mp_context=multiprocessing.get_context(method),
-            initializer=_init_worker, initargs=(self.matcher, str(self.store.path)))
+            initializer=_init_worker, initargs=(self.matcher, self.store.connect_to))
         pool.submit(int).result()  # the workers start now, while this is the only thread
         return pool
 

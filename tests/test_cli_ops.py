@@ -159,14 +159,14 @@ def test_the_daemon_logs_a_line_per_cycle_even_when_nothing_changed(tmp_path, ca
 
     from monitor.daemon import build_scheduler
     from monitor.pipeline import Monitor
-    from monitor.store import Store
+    from monitor.store import SQLiteStore
 
     with FeedServer() as server:
         server.set_feed("/f.xml", rss([{"title": "Bronze statue unveiled", "link": "https://n.example/1",
                                          "guid": "1"}]))
         config = load_config(write_config(tmp_path, "", feeds=f'[[feeds]]\nname = "Local"\n'
                                                                f'url = "{server.url("/f.xml")}"\n'))
-        with Store(config.database) as store:
+        with SQLiteStore(config.database) as store:
             monitor = Monitor(config, store)
             scheduler = build_scheduler(monitor, ThreadPoolExecutor(2))
             summary = scheduler.get_job("summary")

@@ -191,7 +191,7 @@ def test_the_daemon_picks_up_new_verdicts_without_a_restart(tmp_path):
     from monitor.config import load_config
     from monitor.daemon import build_scheduler
     from monitor.pipeline import Monitor
-    from monitor.store import Store
+    from monitor.store import SQLiteStore
 
     now = datetime.now(UTC)
     row = next(r for r in POOL if not r[FRONT.id] and Matcher([FRONT]).match(r["title"], r["summary"]))
@@ -208,7 +208,7 @@ def test_the_daemon_picks_up_new_verdicts_without_a_restart(tmp_path):
             '"fire", "rockets", "missile", "attack", "clashes", "front", "war", "escalation"]]\n'
             'any = ["Israel", "Israeli"]\nlearned = true\n')
         config = load_config(config_path)
-        with Store(tmp_path / "m.db") as store:
+        with SQLiteStore(tmp_path / "m.db") as store:
             monitor = Monitor(config, store)
             monitor.load_matcher()  # as the daemon does at start
             monitor.poll_feed(config.feeds[0])
@@ -253,11 +253,11 @@ def test_storylines_draft_prints_toml_that_loads(tmp_path):
 
     from monitor.cli import cli
     from monitor.config import load_config
-    from monitor.store import Store
+    from monitor.store import SQLiteStore
 
     config = tmp_path / "monitor.toml"
     config.write_text(f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n')
-    Store(tmp_path / "m.db", create=True).close()  # the database of a monitor that has run
+    SQLiteStore(tmp_path / "m.db", create=True).close()  # the database of a monitor that has run
     rows = json.loads(CliRunner().invoke(cli, ["--config", str(config), "storylines", "--json"]).output)
     assert isinstance(rows, list)
     result = CliRunner().invoke(cli, ["--config", str(config), "storylines", "draft", "rafah-crossing",

@@ -25,7 +25,7 @@ from monitor.errors import ConfigError
 from monitor.models import Alert
 from monitor.payload import digest_payload
 from monitor.pipeline import Monitor
-from monitor.store import Store
+from monitor.store import SQLiteStore
 
 LONDON = ZoneInfo("Europe/London")
 REPORT = re.compile(r"\breport (\d+)\b")
@@ -48,7 +48,7 @@ class World:
 
     def open(self) -> None:
         config = load_config(self.kit.config, environ=self.kit.env)
-        self.store = Store(self.kit.db)
+        self.store = SQLiteStore(self.kit.db)
         self.monitor = Monitor(config, self.store, clock=lambda: self.now[0],
                                rng=random.Random(18))
 
@@ -278,9 +278,9 @@ timezone = "Asia/Jerusalem"
     (tmp_path / "again.toml").write_text(result.stdout)
     again = load_config(tmp_path / "again.toml")
     assert again.channels[0].policy == load_config(kit.config).channels[0].policy
-    from monitor.store import Store
+    from monitor.store import SQLiteStore
 
-    Store(kit.db, create=True).close()  # the database of a monitor that has run once
+    SQLiteStore(kit.db, create=True).close()  # the database of a monitor that has run once
     shown = kit.cli("alerts")
     assert shown.returncode == 0, shown.stderr
     assert re.search(r"channel console-0: digest \(weekly mon 07:00\); 0 held; next digest "
@@ -386,7 +386,7 @@ def test_two_processes_writing_one_digest_write_it_once(tmp_path):
         try:
             world.publish(4)
             world.monitor.poll_all()
-            with Store(world.kit.db) as other:
+            with SQLiteStore(world.kit.db) as other:
                 mine = world.store.held_alerts("hook", due_by=None)
                 theirs = other.held_alerts("hook", due_by=None)
                 assert [a.id for a in mine] == [a.id for a in theirs] and len(mine) == 4

@@ -410,7 +410,7 @@ def test_retry_backoff_is_bounded_and_gives_up_after_max_age(tmp_path):
     ``delivery_max_age`` (the default 24 h) with the reason kept."""
     from monitor.config import load_config
     from monitor.pipeline import Monitor
-    from monitor.store import Store
+    from monitor.store import SQLiteStore
 
     with FeedServer() as server, WebhookReceiver() as hook:
         server.set_feed("/a.xml", rss(_items(1)))
@@ -422,7 +422,7 @@ def test_retry_backoff_is_bounded_and_gives_up_after_max_age(tmp_path):
         hook.set_mode("500")
         start = datetime.now(UTC)
         now = [start]
-        with Store(kit.db) as store:
+        with SQLiteStore(kit.db) as store:
             monitor = Monitor(config, store, clock=lambda: now[0], rng=random.Random(SEED))
             try:
                 monitor.poll_all()
@@ -466,10 +466,10 @@ def test_retry_backoff_is_bounded_and_gives_up_after_max_age(tmp_path):
 def _monitor_on_a_clock(kit: Kit, now: list[datetime]):
     from monitor.config import load_config
     from monitor.pipeline import Monitor
-    from monitor.store import Store
+    from monitor.store import SQLiteStore
 
     config = load_config(kit.config, environ=kit.env)
-    store = Store(kit.db)
+    store = SQLiteStore(kit.db)
     return config, store, Monitor(config, store, clock=lambda: now[0], rng=random.Random(SEED))
 
 
@@ -619,14 +619,14 @@ def test_a_monitor_fetches_with_the_fetcher_it_is_given(tmp_path):
     from monitor.config import load_config
     from monitor.fetch import Fetcher
     from monitor.pipeline import Monitor
-    from monitor.store import Store
+    from monitor.store import SQLiteStore
 
     with FeedServer() as server:
         server.set_feed("/a.xml", rss(_items(1)))
         kit = Kit(tmp_path)
         kit.write(feeds=[("a", server.url("/a.xml"))], storylines=STORYLINE_CAIRO)
         config = load_config(kit.config, environ=kit.env)
-        with Store(kit.db) as store, Fetcher(user_agent="desk-probe/9", trust_env=False) as fetcher:
+        with SQLiteStore(kit.db) as store, Fetcher(user_agent="desk-probe/9", trust_env=False) as fetcher:
             monitor = Monitor(config, store, fetcher=fetcher)
             [report] = monitor.poll_all()
         assert report.outcome == "new"
@@ -671,7 +671,7 @@ def test_a_bug_while_polling_one_feed_is_logged_with_its_traceback_and_spares_th
     from monitor.config import load_config
     from monitor.fetch import Fetcher
     from monitor.pipeline import Monitor
-    from monitor.store import Store
+    from monitor.store import SQLiteStore
 
     class BrokenForOneFeed(Fetcher):
         def fetch(self, url, **options):
@@ -686,7 +686,7 @@ def test_a_bug_while_polling_one_feed_is_logged_with_its_traceback_and_spares_th
         kit.write(feeds=[("a", server.url("/a.xml")), ("b", server.url("/b.xml"))],
                   storylines=STORYLINE_CAIRO)
         config = load_config(kit.config, environ=kit.env)
-        with Store(kit.db) as store, BrokenForOneFeed(user_agent="t/1", trust_env=False) as fetcher, \
+        with SQLiteStore(kit.db) as store, BrokenForOneFeed(user_agent="t/1", trust_env=False) as fetcher, \
                 caplog.at_level("ERROR", logger="monitor"):
             reports = Monitor(config, store, fetcher=fetcher).poll_all()
             state = store.feed_state(server.url("/b.xml"))

@@ -36,9 +36,9 @@ class Setup:
         self.config.write_text(f'[monitor]\ndatabase = "{self.db}"\n\n[[feeds]]\nname = "Configured"\n'
                                f'url = "{server.url("/config.xml")}"\n\n' + default_storylines())
         self.runner = CliRunner()
-        from monitor.store import Store
+        from monitor.store import SQLiteStore
 
-        Store(self.db, create=True).close()  # the database of a monitor that has run once
+        SQLiteStore(self.db, create=True).close()  # the database of a monitor that has run once
 
     def run(self, *args: str, code: int = 0) -> str:
         result = self.runner.invoke(cli, ["--config", str(self.config), *args])
@@ -188,11 +188,11 @@ def test_the_daemon_picks_up_feeds_added_and_paused_while_it_runs(setup, caplog)
     from monitor.config import load_config
     from monitor.daemon import build_scheduler
     from monitor.pipeline import Monitor
-    from monitor.store import Store
+    from monitor.store import SQLiteStore
 
     setup.server.set_feed("/extra.xml", items("extra"))
     config = load_config(setup.config)
-    with Store(setup.db) as store:
+    with SQLiteStore(setup.db) as store:
         monitor = Monitor(config, store)
         scheduler = build_scheduler(monitor, ThreadPoolExecutor(2))
         assert scheduler.get_job(f"feed:{setup.server.url('/config.xml')}")

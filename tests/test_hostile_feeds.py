@@ -301,7 +301,7 @@ def test_failing_feed_backs_off_honours_retry_after_and_alerts_down_once_then_re
     "feed down" after feed_down_after failures and one "feed recovered" when it heals."""
     from monitor.config import load_config
     from monitor.pipeline import Monitor
-    from monitor.store import Store
+    from monitor.store import SQLiteStore
 
     with FeedServer() as server, WebhookReceiver() as hook:
         server.set_response("/flaky.xml", 500, b"oops")
@@ -312,7 +312,7 @@ def test_failing_feed_backs_off_honours_retry_after_and_alerts_down_once_then_re
         start = datetime.now(UTC)
         now = [start]
         polls: list[float] = []
-        with Store(kit.db) as store:
+        with SQLiteStore(kit.db) as store:
             monitor = Monitor(config, store, clock=lambda: now[0], rng=random.Random(4))
 
             def run_for(seconds: float) -> None:
@@ -414,7 +414,7 @@ def test_one_poll_of_a_hostile_10_mb_body_stays_under_100_mb(tmp_path, body, con
 def test_a_feed_that_keeps_sending_garbage_backs_off(tmp_path):
     from monitor.config import load_config
     from monitor.pipeline import Monitor
-    from monitor.store import Store
+    from monitor.store import SQLiteStore
 
     with FeedServer() as server:
         server.set_response("/garbage.xml", 200, b"Service temporarily replaced by a text page.\n" * 1000,
@@ -426,7 +426,7 @@ def test_a_feed_that_keeps_sending_garbage_backs_off(tmp_path):
         start = datetime.now(UTC)
         now = [start]
         polls: list[float] = []
-        with Store(kit.db) as store:
+        with SQLiteStore(kit.db) as store:
             monitor = Monitor(config, store, clock=lambda: now[0], rng=random.Random(7))
             try:
                 while now[0] < start + timedelta(hours=3):

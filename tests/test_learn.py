@@ -254,7 +254,7 @@ def test_pipeline_with_learning_records_what_eval_decides(tmp_path):
         report = json.loads(_invoke(runner, config, "eval", str(labels), "--items",
                                     str(DATA / "e2e_items.jsonl"), "--from-db", "--json"))
     from monitor.normalise import html_to_text
-    from monitor.store import Store
+    from monitor.store import SQLiteStore
 
     by_title = {html_to_text(i["title"]): i for i in items}
     for storyline in ("ceasefire-talks", "cairo-talks", "captive-releases"):
@@ -262,7 +262,7 @@ def test_pipeline_with_learning_records_what_eval_decides(tmp_path):
         assert stored == report["predicted"][storyline], storyline
     assert report["predicted"]["ceasefire-talks"] and report["predicted"]["captive-releases"]
     # the learned layer really decided: the recorded score is the model's probability
-    with Store(tmp_path / "m.db") as store:
+    with SQLiteStore(tmp_path / "m.db") as store:
         examples = store.feedback_examples("ceasefire-talks")
     matcher = Matcher(load_config(config).storylines)
     # fine-tuned from the storyline's model file, as the daemon does
@@ -606,7 +606,7 @@ def test_a_model_file_that_cannot_be_loaded_stops_run_once_with_a_clear_error(tm
     ends run --once with exit 2 and the file's name, as a bad config does."""
     from defaults import default_storylines
 
-    from monitor.store import Store
+    from monitor.store import SQLiteStore
 
     model = json.loads((Path(__file__).resolve().parent.parent / "monitor" / "default_config"
                         / "models" / "ceasefire-talks.json").read_text())
@@ -623,7 +623,7 @@ def test_a_model_file_that_cannot_be_loaded_stops_run_once_with_a_clear_error(tm
         result = CliRunner().invoke(cli, ["--config", str(config), "run", "--once"])
     assert result.exit_code == 2, result.output
     assert f"model {broken}: cannot load it" in result.output
-    with Store(tmp_path / "m.db") as store:
+    with SQLiteStore(tmp_path / "m.db") as store:
         assert store.counts()["items"] == 0
         [state] = store.feed_states()
         assert state.consecutive_errors == 1 and "cannot load it" in (state.last_error or "")

@@ -12,7 +12,7 @@ from feedserver import FeedServer, rss
 from monitor import pipeline
 from monitor.config import load_config
 from monitor.pipeline import Monitor
-from monitor.store import Store
+from monitor.store import SQLiteStore
 
 TITLES = ["Hamas delegation in Cairo for truce talks", "Qatar mediators push Gaza ceasefire deal",
           "Hostages released under the truce", "Stock markets rally", "Storm hits the coast",
@@ -37,7 +37,7 @@ def _run(tmp_path, name: str, server: FeedServer, feeds: int, pooled: bool, monk
     config_path.write_text("\n".join(lines))
     config = load_config(config_path)
     monkeypatch.setattr(pipeline, "POOL_MIN_FEEDS", 2 if pooled else 10**9)
-    with Store(config.database) as store:
+    with SQLiteStore(config.database) as store:
         monitor = Monitor(config, store)
         try:
             first = monitor.poll_all()
@@ -104,7 +104,7 @@ def test_poll_all_adds_threads_while_polls_wait(tmp_path, monkeypatch):
         (tmp_path / "slow.toml").write_text("\n".join(lines))
         config = load_config(tmp_path / "slow.toml")
         monkeypatch.setattr(pipeline, "POOL_MIN_FEEDS", 10**9)
-        with Store(config.database) as store:
+        with SQLiteStore(config.database) as store:
             monitor = Monitor(config, store)
             try:
                 reports = monitor.poll_all()
@@ -133,7 +133,7 @@ def test_entries_of_stored_urls_are_not_matched_again(tmp_path, monkeypatch):
         (tmp_path / "urls.toml").write_text("\n".join(lines))
         config = load_config(tmp_path / "urls.toml")
         monkeypatch.setattr(pipeline, "POOL_MIN_FEEDS", 2)
-        with Store(config.database) as store:
+        with SQLiteStore(config.database) as store:
             monitor = Monitor(config, store)
             try:
                 first = monitor.poll_all(config.feeds[:4])

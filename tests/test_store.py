@@ -16,7 +16,7 @@ from monitor.config import ChannelConfig, FeedConfig
 from monitor.dedup import NUM_BANDS, band_keys, fingerprint, unpack_shingles
 from monitor.errors import FeedConnectError, StoreError
 from monitor.models import Item, Match, TermHit
-from monitor.store import AlertPolicy, GuidReader, NewEntry, Store
+from monitor.store import AlertPolicy, GuidReader, NewEntry, SQLiteStore, Store, open_store
 
 DATA = Path(__file__).parent / "data"
 NOW = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
@@ -42,9 +42,23 @@ def entry(feed: int, guid: str, title: str, *, url: str | None = None, summary: 
     return NewEntry(item, fingerprint(title, summary) if matched else None, matches)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    """The store's contract: each test that takes ``store`` runs on both backends."""
+    if request.param == "sqlite":
+        opened: Store = SQLiteStore(tmp_path / "monitor.db")
+    else:
+        opened = open_store(request.getfixturevalue("pg_url"))
+    with opened:
+        opened.sync_feeds(FEEDS)
+        opened.sync_channels(CHANNELS)
+        yield opened
+
+
 @pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "monitor.db") as store:
+def sqlite_store(tmp_path):
+    """What only the SQLite backend does (its file, its connection, its write lock)."""
+    with SQLiteStore(tmp_path / "monitor.db") as store:
         store.sync_feeds(FEEDS)
         store.sync_channels(CHANNELS)
         yield store
@@ -101,7 +115,7 @@ def test_only_matched_items_are_compared_with_stories(store):
                                    matched=False)])
     assert (copy.new_items, copy.syndicated, copy.new_alerts) == (1, 0, 0)
     assert store.counts()["stories"] == 2
-    assert store.db.conn.execute("SELECT COUNT(*) FROM story_keys").fetchone()[0] == 0
+    assert store._read("SELECT COUNT(*) AS n FROM story_keys")[0]["n"] == 0
     matched = record(store, 1, [entry(1, "g3", TITLE + " - AP", summary=SUMMARY,
                                       url="https://other.example/3")])
     assert (matched.syndicated, matched.new_alerts) == (0, 2)
@@ -280,7 +294,7 @@ def test_desk_feedback_is_stored_as_what_the_item_truly_is(store):
     """'right' on a match and 'wrong' on a miss are positives; 'wrong' on a match is a negative.
     An item is named by its id or its link; an unknown item is a KeyError."""
     record(store, 0, [entry(0, "g1", TITLE, summary=SUMMARY, url="https://news.example/one")])
-    item_id = store.db.conn.execute("SELECT id FROM items").fetchone()[0]
+    item_id = store._read("SELECT id FROM items")[0]["id"]
     right = store.record_feedback(str(item_id), "cairo-talks", right=True, now=NOW)
     assert (right["matched"], right["label"], right["title"]) == (True, True, TITLE)
     missed = store.record_feedback("https://news.example/one", "truce-talks", right=False, now=NOW)
@@ -331,7 +345,7 @@ def test_every_stored_link_and_guid_is_known_however_many_are_asked(store):
     urls = [e.item.url for e in entries]
     assert store.known_guids(FEEDS[0].url, [*guids, "new"]) == set(guids)
     assert store.known_urls([*urls, "https://news.example/new"]) == set(urls)
-    reader = GuidReader(store.path)
+    reader = GuidReader(store.connect_to)
     assert reader.known_guids(FEEDS[0].url, guids) == set(guids)
     assert reader.known_urls(list(reversed(urls))) == set(urls)
 
@@ -405,7 +419,8 @@ def _items_seen_by_another_process(path: Path) -> int:
         conn.close()
 
 
-def test_grouped_writes_commit_once_their_time_is_up_and_at_the_end(store):
+def test_grouped_writes_commit_once_their_time_is_up_and_at_the_end(sqlite_store):
+    store = sqlite_store
     """Writes of a poll cycle share a transaction: within ``seconds`` another process sees
     none of them (a crash would lose them together), after it each is committed at once,
     and the end of the block commits what is left."""
@@ -426,7 +441,7 @@ def test_foreign_database_is_refused_untouched(tmp_path):
     conn.close()
     before = path.read_bytes()
     with pytest.raises(StoreError, match=r"other\.db: this SQLite database was not created by"):
-        Store(path)
+        SQLiteStore(path)
     assert path.read_bytes() == before
 
 
@@ -434,17 +449,17 @@ def test_corrupt_file_is_refused_untouched(tmp_path):
     path = tmp_path / "monitor.db"
     path.write_bytes(b"this is not a database at all" * 100)
     with pytest.raises(StoreError, match=r"monitor\.db: not an SQLite database"):
-        Store(path)
+        SQLiteStore(path)
     assert path.read_bytes() == b"this is not a database at all" * 100
 
 
 def test_reopen_keeps_everything(tmp_path):
     path = tmp_path / "monitor.db"
-    with Store(path) as store:
+    with SQLiteStore(path) as store:
         store.sync_feeds(FEEDS)
         store.sync_channels(CHANNELS)
         record(store, 0, [entry(0, "g1", TITLE)])
-    with Store(path) as store:
+    with SQLiteStore(path) as store:
         assert store.counts()["items"] == 1
         assert store.schema_steps() == ["0001_initial", "0002_outbox_failed_at_requeue",
                                         "0003_feedback", "0004_story_keys_without_rowid",
@@ -455,7 +470,7 @@ def test_reopen_keeps_everything(tmp_path):
 
 def test_database_at_0003_migrates_story_keys_and_keeps_its_stories(tmp_path):
     path = tmp_path / "monitor.db"
-    with Store(path) as store:
+    with SQLiteStore(path) as store:
         store.sync_feeds(FEEDS)
         store.sync_channels(CHANNELS)
         record(store, 0, [entry(0, "g1", TITLE, summary=SUMMARY)])
@@ -471,7 +486,7 @@ def test_database_at_0003_migrates_story_keys_and_keeps_its_stories(tmp_path):
     """)
     conn.executemany("INSERT INTO story_keys VALUES (?, ?, ?)", keys)
     conn.close()
-    with Store(path) as store:
+    with SQLiteStore(path) as store:
         assert {"0004_story_keys_without_rowid", "0005_one_permutation_band_keys",
                 "0006_event_stories"} <= set(
             store.schema_steps())
@@ -497,7 +512,7 @@ def test_database_at_0004_gets_the_new_band_keys_and_keeps_its_title_keys(tmp_pa
     conn.close()
     title_rows = {row for row in old_rows if row[0] >> 32 == NUM_BANDS}
     assert len(old_rows) == 2 * NUM_BANDS + 1 and len(title_rows) == 1
-    with Store(path) as store:
+    with SQLiteStore(path) as store:
         assert "0005_one_permutation_band_keys" in store.schema_steps()
         assert "0006_event_stories" in store.schema_steps()
         assert store.integrity_check() == "ok"
@@ -520,7 +535,7 @@ def test_database_at_0004_gets_the_new_band_keys_and_keeps_its_title_keys(tmp_pa
 
 def test_waits_for_another_process_holding_the_write_lock(tmp_path):
     path = tmp_path / "monitor.db"
-    with Store(path) as store:
+    with SQLiteStore(path) as store:
         store.sync_feeds(FEEDS)
         store.sync_channels(CHANNELS)
         holder = subprocess.Popen([sys.executable, "-c", (
@@ -552,7 +567,7 @@ def test_one_writer_many_threads(store):
 
 def test_grouped_writes_share_a_transaction_and_undo_a_failed_write_alone(tmp_path):
     path = tmp_path / "monitor.db"
-    with Store(path) as store:
+    with SQLiteStore(path) as store:
         store.sync_feeds(FEEDS)
         store.sync_channels(CHANNELS)
         other = sqlite3.connect(path)
@@ -574,7 +589,7 @@ def test_grouped_writes_share_a_transaction_and_undo_a_failed_write_alone(tmp_pa
 def test_feeds_added_paused_and_removed(tmp_path):
     """Schema step 0007: feeds added on the command line, and a pause on any feed."""
     now = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
-    with Store(tmp_path / "monitor.db") as store:
+    with SQLiteStore(tmp_path / "monitor.db") as store:
         store.sync_feeds(FEEDS)
         assert "0007_feeds_added" in store.schema_steps()
         assert store.add_feed("https://x.example/rss", "X", 120.0, now=now)

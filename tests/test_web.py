@@ -414,14 +414,14 @@ def test_the_storyline_search_finds_items_through_fts5_by_a_word_and_a_prefix(cl
     # a database at 0008: the step fills the index from the items already stored
     import shutil
 
-    from monitor.store import Store
+    from monitor.store import SQLiteStore
 
     old = tmp_path / "old.db"
     shutil.copy(deployment.db, old)
     conn = sqlite3.connect(old)
     conn.executescript(f"{DROP_FTS} DELETE FROM _sqlite_migrations WHERE name = '0009_items_fts';")
     conn.close()
-    with Store(old) as store:
+    with SQLiteStore(old) as store:
         assert store.schema_steps()[-1] == "0009_items_fts"
         rows, how = store.search_matches(word[:4], storyline="cairo")
         assert ({r["item_id"] for r in rows}, how) == by_word
@@ -429,7 +429,7 @@ def test_the_storyline_search_finds_items_through_fts5_by_a_word_and_a_prefix(cl
     conn = sqlite3.connect(old)
     conn.executescript(DROP_FTS)
     conn.close()
-    with Store(old) as store:
+    with SQLiteStore(old) as store:
         rows, how = store.search_matches(word[1:], storyline="cairo")
         assert item["id"] in {r["item_id"] for r in rows} and how == "words"
 
@@ -487,7 +487,7 @@ def test_a_slow_page_never_delays_a_poll_or_a_delivery(tmp_path):
 
     from monitor import daemon
     from monitor.pipeline import Monitor
-    from monitor.store import Store
+    from monitor.store import SQLiteStore
     from monitor.web.server import Background
 
     with FeedServer() as server, WebhookReceiver() as hook:
@@ -497,7 +497,7 @@ def test_a_slow_page_never_delays_a_poll_or_a_delivery(tmp_path):
         kit.write(feeds=[("A", server.url("/a.xml"))], channels=webhook(hook.url), interval="1s",
                   settings=f'\n[web]\nlisten = "127.0.0.1:{port}"\n')
         config = load_config(kit.config, environ=kit.env)
-        store = Store(config.database)
+        store = SQLiteStore(config.database)
         monitor = Monitor(config, store)
         web = Background(config)
         web.start()

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from ..config import MonitorConfig
-from ..store import Store
+from ..store import Store, open_store
 from . import render, routes
 from .desk import Desk, utcnow
 from .security import Security
@@ -22,7 +22,7 @@ def create_app(config: MonitorConfig, store: Store | None = None, *,
     its own: a slow page never holds the lock the daemon's polls and deliveries take) and closes
     it on shutdown."""
     own = store is None
-    desk = Desk(config=config, store=store or Store(config.database), templates=render.environment(),
+    desk = Desk(config=config, store=store or open_store(config.database), templates=render.environment(),
                 clock=clock)
 
     @contextlib.asynccontextmanager
