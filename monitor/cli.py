@@ -126,7 +126,8 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--config", "config_path", metavar="PATH",
               help="Config file. Default: $MONITOR_CONFIG, else ./config/monitor.toml, "
                    "else the built-in default.")
-@click.option("--db", metavar="PATH", help="Database file (overrides the config; also $MONITOR_DB).")
+@click.option("--db", metavar="PATH|URL",
+              help="Database file, or a postgresql:// URL (overrides the config; also $MONITOR_DB).")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv: also HTTP).")
 @click.version_option(package_name="ceasefire-monitor")
 @click.pass_context
@@ -540,6 +541,7 @@ def feeds(ctx: click.Context, as_json: bool, wide: bool) -> None:
             store.sync_feeds(config.feeds)
             entries = all_feeds(config, store)
             states = {s.url: s for s in store.feed_states()}
+        now = datetime.now(UTC)
         rows: list[dict[str, Any]] = []
         for entry in entries:
             feed, s = entry.feed, states[entry.feed.url]
@@ -555,24 +557,53 @@ def feeds(ctx: click.Context, as_json: bool, wide: bool) -> None:
                 "last_error": s.last_error, "last_error_code": s.last_error_code,
                 "items_seen": s.items_seen,
                 "next_poll": s.next_poll_at.isoformat() if s.next_poll_at else None,
+                "held_by": s.holder(now),  # the instance polling it now (several on one database)
             })
         if as_json:
             emit(rows, [], True)
             return
         for row in rows:
             row["fetched"], row["every"] = _minute(row["last_fetch"]), _duration(row["interval"])
+        held = ["held_by"] if any(row["held_by"] for row in rows) else []
         if wide:
             emit(rows, ["name", "from", "health", "fetched", "last_status", "consecutive_errors",
-                        "items_seen", "every", "url", "last_error"], False,
+                        "items_seen", "every", *held, "url", "last_error"], False,
                  ["feed", "from", "health", "last fetch (UTC)", "status", "errors", "items", "every",
-                  "url", "last error"], widths={})
+                  *(["held by"] if held else []), "url", "last error"], widths={})
         else:
             emit(rows, ["name", "from", "health", "fetched", "last_status", "consecutive_errors",
-                        "items_seen"], False,
-                 ["feed", "from", "health", "last fetch (UTC)", "status", "errors", "items"],
-                 widths={"name": 30})
+                        "items_seen", *held], False,
+                 ["feed", "from", "health", "last fetch (UTC)", "status", "errors", "items",
+                  *(["held by"] if held else [])], widths={"name": 30})
 
     show()
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@fails_cleanly
+def instances(obj: Context, as_json: bool) -> None:
+    """List the `monitor run` instances alive on this database and the feeds each holds now.
+
+    Alive: a heartbeat within two leases. Several instances share a PostgreSQL database and
+    claim its feeds; an SQLite database has one at a time, which holds no lease.
+
+    Example: monitor --db postgresql://monitor@db:5432/monitor instances --json
+    """
+    from .daemon import LEASE_SECONDS
+
+    with obj.store() as store:
+        rows = store.instances(now=datetime.now(UTC), alive_within=2 * LEASE_SECONDS)
+    if as_json:
+        emit(rows, [], True)
+        return
+    for row in rows:
+        row["started"], row["heartbeat"] = _minute(row["started_at"]), row["heartbeat_at"][11:19]
+        row["held"] = len(row["feeds"])
+        row["delivers"] = ", ".join(row["channels"])
+    emit(rows, ["id", "host", "pid", "started", "heartbeat", "held", "delivers"], False,
+         ["instance", "host", "pid", "started (UTC)", "last heartbeat", "feeds held", "delivers"])
 
 
 def _feed_entry(obj: Context, store: Store, key: str) -> Any:

@@ -51,6 +51,14 @@ class StoreError(MonitorError):
     code = "store.error"
 
 
+class LeaseLost(StoreError):
+    """A poll's results arrived after its feed's lease had passed to another instance (its
+    fencing token is no longer current): nothing of the poll is stored; the other instance's
+    poll counts."""
+
+    code = "store.lease_lost"
+
+
 class FeedError(MonitorError):
     """A failure of one feed. Caught per feed and stored on it."""
 

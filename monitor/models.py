@@ -30,6 +30,14 @@ class FeedState:
     items_seen: int = 0
     first_poll_done: bool = False
     down_alerted: bool = False
+    lease_owner: str | None = None  # the instance polling it now (until lease_until), if any
+    lease_until: datetime | None = None
+
+    def holder(self, now: datetime) -> str | None:
+        """The instance that holds the feed's lease at ``now``, if any."""
+        if self.lease_owner and self.lease_until and self.lease_until >= now:
+            return self.lease_owner
+        return None
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from .errors import (
     DeliveryRetryable,
     FeedError,
     FetchError,
+    LeaseLost,
     MonitorError,
 )
 from .fetch import Fetcher, backoff_delay, jittered
@@ -39,7 +40,7 @@ from .metrics import POLLS
 from .models import Item, ParsedFeed
 from .normalise import normalise_entry
 from .payload import digest_payload
-from .store import AlertPolicy, GuidReader, KnownEntries, NewEntry, PollOutcome, Store
+from .store import AlertPolicy, GuidReader, KnownEntries, Lease, NewEntry, PollOutcome, Store
 from .stories import event_of
 from .subscriptions import polled_feeds
 
@@ -66,7 +67,7 @@ class InternalError(FeedError):
 class FeedReport:
     feed: str
     url: str
-    outcome: str  # "new" | "unchanged" | "not_modified" | "error"
+    outcome: str  # "new" | "unchanged" | "not_modified" | "error" | "lease_lost"
     status: int | None = None
     entries: int = 0
     stored: PollOutcome = field(default_factory=PollOutcome)
@@ -213,24 +214,30 @@ class Monitor:
         return state.next_poll_at is None or state.consecutive_errors == 0 or (
             state.next_poll_at <= self.clock())
 
-    def poll_feed(self, feed: FeedConfig) -> FeedReport:
-        """Poll one feed through the whole pipeline. Never raises for the feed's own faults."""
+    def poll_feed(self, feed: FeedConfig, *, lease: Lease | None = None) -> FeedReport:
+        """Poll one feed through the whole pipeline. Never raises for the feed's own faults.
+        With a ``lease`` (an instance of several on one database claimed the feed), what the
+        poll found is stored only while the lease is the feed's current one."""
         started = time.monotonic()
         try:
-            report = self._poll(feed)
+            report = self._poll(feed, lease)
+        except LeaseLost as error:  # another instance polls it now: its poll counts
+            log.warning("%s: %s", feed.name, error, extra={"feed_url": feed.url})
+            report = FeedReport(feed.name, feed.url, "lease_lost", error=str(error),
+                                error_code=error.code)
         except MonitorError as error:
-            report = self._failed(feed, error)
+            report = self._failed(feed, error, lease)
         except Exception as error:  # a bug of ours must not stop the other feeds
             log.exception("internal error while polling %s", feed.url,
                           extra={"feed_url": feed.url})
             report = self._failed(feed, InternalError(f"internal error: {type(error).__name__}: "
-                                                      f"{error}"))
+                                                      f"{error}"), lease)
         report.seconds = time.monotonic() - started
         self._tally.poll(report)
         POLLS.observe(report.outcome, report.error_code, report.seconds)
         return report
 
-    def _poll(self, feed: FeedConfig) -> FeedReport:
+    def _poll(self, feed: FeedConfig, lease: Lease | None = None) -> FeedReport:
         state = self.store.feed_state(feed.url)
         result = self.fetcher.fetch(feed.url, etag=state.etag, last_modified=state.last_modified)
         now = self.clock()
@@ -239,7 +246,7 @@ class Monitor:
         if result.not_modified:
             self.store.record_not_modified(feed.url, now=now, status=304, next_poll_at=next_poll_at,
                                            etag=result.etag, last_modified=result.last_modified,
-                                           policy=policy)
+                                           policy=policy, lease=lease)
             log.debug("%s: not modified", feed.name, extra={"feed_url": feed.url})
             return FeedReport(feed.name, feed.url, "not_modified", status=304)
         body_hash = hashlib.sha1(result.body).hexdigest()
@@ -247,7 +254,8 @@ class Monitor:
             # Many sites ignore ETag: an unchanged body is not parsed again.
             self.store.record_not_modified(feed.url, now=now, status=result.status,
                                            next_poll_at=next_poll_at, etag=result.etag,
-                                           last_modified=result.last_modified, policy=policy)
+                                           last_modified=result.last_modified, policy=policy,
+                                           lease=lease)
             return FeedReport(feed.name, feed.url, "unchanged", status=result.status)
         job = _Job(body=result.body, url=result.url, content_type=result.content_type,
                    content_location=result.content_location, feed_url=feed.url, source=feed.name,
@@ -260,7 +268,7 @@ class Monitor:
         stored = self.store.record_poll(
             feed.url, digest.new_entries, now=now, status=result.status, next_poll_at=next_poll_at,
             policy=policy, etag=result.etag, last_modified=result.last_modified,
-            body_hash=body_hash)
+            body_hash=body_hash, lease=lease)
         if digest.bozo:
             log.info("%s: ill-formed feed used anyway (%s)", feed.name, digest.bozo,
                      extra={"feed_url": feed.url})
@@ -270,7 +278,8 @@ class Monitor:
         return FeedReport(feed.name, feed.url, "new", status=result.status, entries=digest.entries,
                           stored=stored)
 
-    def _failed(self, feed: FeedConfig, error: MonitorError) -> FeedReport:
+    def _failed(self, feed: FeedConfig, error: MonitorError,
+                lease: Lease | None = None) -> FeedReport:
         now = self.clock()
         status = getattr(error, "status", None)
         try:
@@ -280,7 +289,8 @@ class Monitor:
                                   retry_after=retry_after, cap=self.config.backoff_max, rng=self.rng)
             state = self.store.record_failure(
                 feed.url, error, now=now, next_poll_at=now + timedelta(seconds=delay), status=status,
-                down_after=self.config.feed_down_after, policy=self.policy(first_poll=False))
+                down_after=self.config.feed_down_after, policy=self.policy(first_poll=False),
+                lease=lease)
             log.warning("%s: %s [%s]; %d failure(s) in a row, next try in %s", feed.name, error,
                         error.code, state.consecutive_errors, _human(delay),
                         extra={"feed_url": feed.url, "error_code": error.code})

@@ -249,7 +249,7 @@ def test_database_of_the_older_schema_migrates_on_start_and_keeps_its_rows(tmp_p
         assert [r["name"] for r in kit.rows("SELECT name FROM _sqlite_migrations ORDER BY id")] == [
             "0001_initial", "0002_outbox_failed_at_requeue", "0003_feedback",
             "0004_story_keys_without_rowid", "0005_one_permutation_band_keys", "0006_event_stories",
-            "0007_feeds_added", "0008_alert_policies", "0009_items_fts"]
+            "0007_feeds_added", "0008_alert_policies", "0009_items_fts", "0010_instances"]
         assert set(listed) == {"msg_old_pending", "msg_old_failed"}
         assert listed["msg_old_failed"]["failed_at"] == created.isoformat(timespec="seconds")
         assert listed["msg_old_failed"]["last_error"] == "HTTP 400 Bad Request"
@@ -277,7 +277,7 @@ def test_first_start_killed_before_the_schema_committed_starts_again(tmp_path):
     db.conn.close()
     result = kit.cli("feeds", "--json")
     assert result.returncode == 0, result.stderr
-    assert kit.rows("SELECT COUNT(*) AS n FROM _sqlite_migrations")[0]["n"] == 9
+    assert kit.rows("SELECT COUNT(*) AS n FROM _sqlite_migrations")[0]["n"] == 10
 
 
 @pytest.mark.parametrize("content", [

@@ -464,7 +464,8 @@ def test_reopen_keeps_everything(tmp_path):
         assert store.schema_steps() == ["0001_initial", "0002_outbox_failed_at_requeue",
                                         "0003_feedback", "0004_story_keys_without_rowid",
                                         "0005_one_permutation_band_keys", "0006_event_stories",
-                                        "0007_feeds_added", "0008_alert_policies", "0009_items_fts"]
+                                        "0007_feeds_added", "0008_alert_policies", "0009_items_fts",
+                                        "0010_instances"]
         assert store.integrity_check() == "ok"
 
 

@@ -422,7 +422,7 @@ def test_the_storyline_search_finds_items_through_fts5_by_a_word_and_a_prefix(cl
     conn.executescript(f"{DROP_FTS} DELETE FROM _sqlite_migrations WHERE name = '0009_items_fts';")
     conn.close()
     with SQLiteStore(old) as store:
-        assert store.schema_steps()[-1] == "0009_items_fts"
+        assert "0009_items_fts" in store.schema_steps()
         rows, how = store.search_matches(word[:4], storyline="cairo")
         assert ({r["item_id"] for r in rows}, how) == by_word
     # without the index (an SQLite without FTS5): every word anywhere, with LIKE

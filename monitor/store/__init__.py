@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .core import Store
 from .schema import SCHEMA_VERSION
 from .sqlite import SQLiteGuidReader, SQLiteStore
-from .values import AlertPolicy, KnownEntries, NewEntry, PollOutcome, iso
+from .values import AlertPolicy, KnownEntries, Lease, NewEntry, PollOutcome, iso
 
 if TYPE_CHECKING:
     from .postgres import PostgresStore
@@ -34,6 +34,7 @@ __all__ = [
     "AlertPolicy",
     "GuidReader",
     "KnownEntries",
+    "Lease",
     "NewEntry",
     "PollOutcome",
     "PostgresStore",

@@ -39,19 +39,21 @@ from ..policy import Hold, hold
 from ..stories import Decision, StoryProfile, decide, event_of
 from .batch import Cursor, PollBatch, Tx, stored_urls
 from .batch import known_guids as stored_guids
+from .claims import Claims
 from .examples import Examples
 from .reads import ReadModels
-from .values import AlertPolicy, NewEntry, PollOutcome, iso, parse_time
+from .values import AlertPolicy, Lease, NewEntry, PollOutcome, iso, parse_time
 from .values import alert as alert_row
 from .values import feed_state as feed_state_row
 
 T = TypeVar("T")
 
 
-class Store(ReadModels, Examples):
+class Store(ReadModels, Examples, Claims):
     """The monitor's database, whichever engine: ``open_store`` gives the one a location names.
     Thread-safe: each backend serialises or pools its connections."""
 
+    shared = False  # True: several instances may share the database (they claim feeds)
     location: str  # the file's path, or the URL with its password hidden: for messages
     connect_to: str  # what opens it again (a worker process's ``GuidReader``): never logged
 
@@ -198,12 +200,13 @@ class Store(ReadModels, Examples):
     def record_not_modified(self, feed_url: str, *, now: datetime, status: int,
                             next_poll_at: datetime, etag: str | None = None,
                             last_modified: str | None = None,
-                            policy: AlertPolicy | None = None) -> int:
+                            policy: AlertPolicy | None = None, lease: Lease | None = None) -> int:
         """A 304, or a 200 whose body did not change: the feed is healthy, nothing to parse.
 
         Returns the number of "feed recovered" alerts written.
         """
         def operation() -> int:
+            self.check_lease(lease)
             self._exec(
                 "UPDATE feeds SET last_fetch_at = :now, last_success_at = :now, "
                 "last_status = :status, last_error = NULL, last_error_code = NULL, "
@@ -218,9 +221,11 @@ class Store(ReadModels, Examples):
 
     def record_failure(self, feed_url: str, error: MonitorError, *, now: datetime,
                        next_poll_at: datetime, status: int | None = None,
-                       down_after: int = 5, policy: AlertPolicy | None = None) -> FeedState:
+                       down_after: int = 5, policy: AlertPolicy | None = None,
+                       lease: Lease | None = None) -> FeedState:
         """A failed poll: count it on the feed; after ``down_after`` in a row, one "feed down" alert."""
         def operation() -> FeedState:
+            self.check_lease(lease)
             self._exec(
                 "UPDATE feeds SET last_fetch_at = ?, last_status = ?, last_error = ?, "
                 "last_error_code = ?, consecutive_errors = consecutive_errors + 1, "
@@ -260,7 +265,7 @@ class Store(ReadModels, Examples):
     def record_poll(self, feed_url: str, entries: Sequence[NewEntry], *, now: datetime,
                     status: int, next_poll_at: datetime, policy: AlertPolicy,
                     etag: str | None = None, last_modified: str | None = None,
-                    body_hash: str | None = None) -> PollOutcome:
+                    body_hash: str | None = None, lease: Lease | None = None) -> PollOutcome:
         """Record one successful poll in one transaction: feed health, new items (through the
         three dedup layers), every match, and the outbox rows for new (storyline, story) pairs.
         Returns counts of what was new. Entries already stored are ignored (idempotent)."""
@@ -268,6 +273,7 @@ class Store(ReadModels, Examples):
         def operation() -> PollOutcome:
             counts = {"new_items": 0, "known_url": 0, "syndicated": 0, "new_matches": 0,
                       "new_alerts": 0, "updates": 0}
+            self.check_lease(lease)  # first: the feed's row stays locked to this poll till commit
             self._before_poll()
             batch = PollBatch(self._tx(), entries, now, self._profiles)
             for entry in entries:

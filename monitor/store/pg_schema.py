@@ -170,4 +170,15 @@ STEPS: dict[str, list[str]] = {
         "(to_tsvector('simple', title || ' ' || summary)) STORED",
         "CREATE INDEX items_search ON items USING GIN (search)",
     ],
+    "0010_instances": [
+        "CREATE TABLE instances (id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, "
+        "started_at TEXT NOT NULL, heartbeat_at TEXT NOT NULL, stopped_at TEXT)",
+        "ALTER TABLE feeds ADD COLUMN lease_owner TEXT",
+        "ALTER TABLE feeds ADD COLUMN lease_until TEXT",
+        "ALTER TABLE feeds ADD COLUMN fence BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE channels ADD COLUMN lease_owner TEXT",
+        "ALTER TABLE channels ADD COLUMN lease_until TEXT",
+        "CREATE INDEX feeds_due ON feeds (next_poll_at)",
+        "CREATE INDEX feeds_lease ON feeds (lease_owner)",
+    ],
 }

@@ -103,6 +103,8 @@ class PostgresStore(Store):
 
     LIST_AGG = "string_agg"
     LIKE = "ILIKE"  # LIKE is case-sensitive here
+    SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+    shared = True
 
     def __init__(self, url: str, *, create: bool = True, lock_wait: float = LOCK_WAIT_SECONDS,
                  pool_size: int = POOL_SIZE) -> None:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # sqlite-utils is imported only when schema steps are pending
 log = logging.getLogger(__name__)
 
 MIGRATION_SET = "ceasefire-monitor"
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 MIGRATIONS_TABLE = "_sqlite_migrations"  # sqlite-utils' record of the applied steps
 _STEPS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = []
 _MIGRATIONS: list[Migrations] = []
@@ -336,6 +336,28 @@ def _m0009_items_fts(db: sqlite_utils.Database) -> None:
     ):
         db.conn.execute(statement)
 
+
+
+@_step("0010_instances")
+def _m0010_instances(db: sqlite_utils.Database) -> None:
+    """Several instances on one database (issue 16): the instances that ran (``monitor
+    instances``), and on each feed and channel the lease of the instance that holds it now
+    (``lease_owner`` until ``lease_until``), with a fencing token on the feed (``fence``: a poll's
+    results are stored only while the token it claimed with is current). SQLite has one writer
+    at a time, so these only show which process holds what; PostgreSQL's instances claim
+    through them (``claims.py``)."""
+    for statement in (
+        "CREATE TABLE instances (id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, "
+        "started_at TEXT NOT NULL, heartbeat_at TEXT NOT NULL, stopped_at TEXT)",
+        "ALTER TABLE feeds ADD COLUMN lease_owner TEXT",
+        "ALTER TABLE feeds ADD COLUMN lease_until TEXT",
+        "ALTER TABLE feeds ADD COLUMN fence INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE channels ADD COLUMN lease_owner TEXT",
+        "ALTER TABLE channels ADD COLUMN lease_until TEXT",
+        "CREATE INDEX feeds_due ON feeds (next_poll_at)",
+        "CREATE INDEX feeds_lease ON feeds (lease_owner)",
+    ):
+        db.conn.execute(statement)
 
 def applied_steps(conn: sqlite3.Connection) -> set[str]:
     """The names of this monitor's schema steps recorded in the database, by plain SQL."""

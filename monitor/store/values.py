@@ -58,6 +58,16 @@ class AlertPolicy:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """A feed claimed by an instance: polled by it alone until the lease passes, and its poll's
+    results stored only while ``fence`` is the feed's current token."""
+
+    feed_url: str
+    fence: int
+    owner: str
+
+
+@dataclass(frozen=True)
 class PollOutcome:
     new_items: int = 0
     known_url: int = 0  # same canonical URL already stored (another feed or a new guid)
@@ -83,7 +93,8 @@ def feed_state(row: dict[str, Any]) -> FeedState:
         last_error=row["last_error"], last_error_code=row["last_error_code"],
         consecutive_errors=row["consecutive_errors"], next_poll_at=parse_time(row["next_poll_at"]),
         items_seen=row["items_seen"], first_poll_done=bool(row["first_poll_done"]),
-        down_alerted=bool(row["down_alerted"]),
+        down_alerted=bool(row["down_alerted"]), lease_owner=row.get("lease_owner"),
+        lease_until=parse_time(row.get("lease_until")),
     )
 
 
