@@ -156,8 +156,10 @@ def run(obj: Context, once: bool) -> None:
     handler = setup_logging(obj.verbose, default=logging.INFO)
     config = obj.delivery_config()
     handler.addFilter(RedactSecrets(config.secrets))
-    log.info("config %s; database %s; %d feeds, %d storylines", config.source, config.database,
-             len(config.feeds), len(config.storylines))
+    from .store import describe
+
+    log.info("config %s; database %s; %d feeds, %d storylines", config.source,
+             describe(config.database), len(config.feeds), len(config.storylines))
     if compiled():
         log.info("matcher compiled with mypyc")
     else:
@@ -208,7 +210,9 @@ def health(obj: Context, max_age: str) -> None:
         ready, reason = desk_ready(*config.web.host_port)
         click.echo(f"{'healthy' if ready else 'unhealthy'}: {reason}")
         sys.exit(0 if ready else 1)
-    if not Path(config.database).exists():
+    from .store import may_exist
+
+    if not may_exist(config.database):
         click.echo(f"unhealthy: no database at {config.database} (not started yet?)")
         sys.exit(1)
     with obj.store() as store:
@@ -885,7 +889,9 @@ def check(obj: Context, text: str, summary: str, as_json: bool) -> None:
     matcher = Matcher(obj.config.storylines)
     explanations = matcher.explain(title, body)
     models = {}
-    if any(s.learned for s in obj.config.storylines) and Path(obj.config.database).exists():
+    from .store import may_exist
+
+    if any(s.learned for s in obj.config.storylines) and may_exist(obj.config.database):
         from .pipeline import learned_models  # the models the daemon would use
 
         with obj.store() as store:

@@ -60,6 +60,10 @@ def effective_config(config: MonitorConfig) -> dict[str, Any]:
         value = getattr(config, f.name)
         if f.name == "max_body_bytes":
             settings["max_body_size"] = value
+        elif f.name == "database":
+            from .store import describe
+
+            settings[f.name] = describe(value)
         elif f.name in _DURATIONS:
             settings[f.name] = duration(value)
         else:

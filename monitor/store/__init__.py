@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .core import Store
 from .schema import SCHEMA_VERSION
@@ -40,8 +41,10 @@ __all__ = [
     "PostgresStore",
     "SQLiteStore",
     "Store",
+    "describe",
     "is_postgres",
     "iso",
+    "may_exist",
     "open_store",
 ]
 
@@ -50,6 +53,23 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 def is_postgres(location: str | Path) -> bool:
     return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
+
+
+def describe(location: str | Path) -> str:
+    """The location as logs and messages may show it: a URL's password as ``***``."""
+    if not is_postgres(location):
+        return str(location)
+    parts = urlsplit(str(location))
+    if parts.password is None:
+        return str(location)
+    netloc = f"{parts.username}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def may_exist(location: str | Path) -> bool:
+    """False when there is certainly no database there yet (an SQLite path with no file); a
+    server's database is asked for by opening it (``open_store(create=False)``)."""
+    return is_postgres(location) or Path(location).exists()
 
 
 def open_store(location: str | Path, *, create: bool = True, **options: Any) -> Store:

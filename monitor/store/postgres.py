@@ -30,13 +30,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import StoreError
+from . import describe
 from .batch import Tx, stored_urls
 from .batch import known_guids as stored_guids
 from .core import Store
@@ -55,16 +55,6 @@ _WORD = re.compile(r"\w+")
 _GONE = (psycopg.OperationalError, PoolTimeout)
 # and those where PostgreSQL asks the transaction to be run again
 _RETRY = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
-
-
-def redact(url: str) -> str:
-    """The URL with its password replaced by ``***`` (for messages and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -110,7 +100,7 @@ class PostgresStore(Store):
                  pool_size: int = POOL_SIZE) -> None:
         super().__init__()
         self.connect_to = url
-        self.location = redact(url)
+        self.location = describe(url)
         self.lock_wait = lock_wait
         self._local = threading.local()  # .tx: the PgTx of this thread's open write
         self._poll_number: int | None = None  # this instance's last number of poll_sequence

@@ -1,0 +1,114 @@
+"""What only the PostgreSQL backend does: its schema history, refusals, the password kept out of
+every message, placeholders translated, and several stores (processes) on one database deciding
+stories as one. The store's contract on both backends is tests/test_store.py."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from test_store import CHANNELS, FEEDS, NOW, entry, policy
+
+from monitor.errors import StoreError
+from monitor.store import describe, open_store
+from monitor.store.pg_schema import STEPS
+from monitor.store.postgres import to_psycopg
+from monitor.store.schema import step_names
+
+
+def test_the_schema_history_is_the_same_named_steps_as_sqlites(pg_url):
+    assert list(STEPS) == step_names()
+    with open_store(pg_url) as store:
+        assert store.schema_steps() == step_names()
+        assert store.integrity_check() == "ok"
+    with open_store(pg_url) as store:  # reopened: nothing applied twice
+        assert store.schema_steps() == step_names()
+
+
+def test_a_database_of_a_newer_monitor_is_refused(pg_url):
+    import psycopg
+
+    with open_store(pg_url):
+        pass
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO monitor_schema_steps (migration_set, name) "
+                     "VALUES ('ceasefire-monitor', '0099_from_the_future')")
+    with pytest.raises(StoreError, match=r"newer ceasefire-monitor.*0099_from_the_future"):
+        open_store(pg_url)
+
+
+def test_a_foreign_database_is_refused_untouched(pg_url):
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE invoices (id INT)")
+    with pytest.raises(StoreError, match=r"not created by ceasefire-monitor.*invoices"):
+        open_store(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        tables = {r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+    assert tables == {"invoices"}
+
+
+def test_a_missing_database_is_not_created_by_the_commands_that_only_look(pg_url):
+    with pytest.raises(StoreError, match="no monitor database here yet"):
+        open_store(pg_url, create=False)
+
+
+def test_the_password_never_reaches_a_message():
+    url = "postgresql://monitor:s3cr3t-pw@127.0.0.1:1/monitor"  # nothing listens on port 1
+    assert describe(url) == "postgresql://monitor:***@127.0.0.1:1/monitor"
+    with pytest.raises(StoreError) as raised:
+        open_store(url, lock_wait=1.0)
+    assert "s3cr3t-pw" not in str(raised.value) and "***" in str(raised.value)
+    assert "cannot connect" in str(raised.value)
+
+
+def test_placeholders_become_psycopgs_and_quoted_text_stays():
+    assert to_psycopg("SELECT ?, :name, x::text FROM t WHERE a LIKE '50%' AND b = '?:x'") == (
+        "SELECT %s, %(name)s, x::text FROM t WHERE a LIKE '50%%' AND b = '?:x'")
+
+
+def test_two_stores_recording_the_same_story_at_once_alert_once(pg_url):
+    """Two processes' stores (two pools) record copies of one story from two feeds at the same
+    moment: the poll lock makes the second see the first's story, so it joins it."""
+    with open_store(pg_url) as first, open_store(pg_url) as second:
+        first.sync_feeds(FEEDS)
+        first.sync_channels(CHANNELS)
+        text = "Hamas delegation arrives in Cairo for ceasefire talks with Egyptian mediators"
+        outcomes = []
+        barrier = threading.Barrier(2)
+
+        def record(store, feed):
+            barrier.wait()
+            outcomes.append(store.record_poll(
+                FEEDS[feed].url, [entry(feed, f"g{feed}", text)], now=NOW, status=200,
+                next_poll_at=NOW + timedelta(minutes=1), policy=policy()))
+
+        threads = [threading.Thread(target=record, args=(s, n)) for n, s in enumerate((first, second))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(o.new_items for o in outcomes) == [1, 1]
+        assert sorted(o.syndicated for o in outcomes) == [0, 1]  # the second joined the first
+        assert first.counts()["stories"] == 1
+        alerts = first.alerts()
+        assert len(alerts) == len(CHANNELS)  # one per channel, not one per feed
+
+
+def test_a_profile_cached_by_one_store_is_dropped_after_anothers_poll(pg_url):
+    """Each store keeps the story profiles it wrote; another process's poll since makes them
+    stale, and the next poll reads them again (else it would decide on an old profile)."""
+    with open_store(pg_url) as first, open_store(pg_url) as second:
+        first.sync_feeds(FEEDS)
+        first.sync_channels(CHANNELS)
+        now = NOW
+        first.record_poll(FEEDS[0].url, [entry(0, "a", "Hamas delegation arrives in Cairo for "
+                                               "ceasefire talks")], now=now, status=200,
+                          next_poll_at=now, policy=policy())
+        assert first._profiles  # kept for its next poll
+        second.record_poll(FEEDS[1].url, [], now=now, status=200, next_poll_at=now, policy=policy())
+        first.record_poll(FEEDS[0].url, [], now=now, status=200, next_poll_at=now, policy=policy())
+        assert not first._profiles  # another poll came between: dropped, read again when needed
