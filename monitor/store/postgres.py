@@ -245,7 +245,7 @@ class PostgresStore(Store):
         self._poll_number = number
 
     def _seconds_between(self, later: str, earlier: str) -> str:
-        return f"EXTRACT(EPOCH FROM ({later}::timestamptz - {earlier}::timestamptz))"
+        return f"EXTRACT(EPOCH FROM ({later}::timestamptz - {earlier}::timestamptz))::float8"
 
     # -- search
 
