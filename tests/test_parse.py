@@ -4,7 +4,6 @@ copied from feedparser's test suite under LICENSE.feedparser)."""
 from __future__ import annotations
 
 import pickle
-import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -223,9 +222,7 @@ def test_entries_without_anything_are_skipped() -> None:
 
 def test_huge_title_and_summary_are_truncated() -> None:
     body = rss([{"title": "A" * 1_000_000, "summary": "B" * 2_000_000, "guid": "g"}])
-    started = time.perf_counter()
     entry = parse_feed(body, url=URL).entries[0]
-    assert time.perf_counter() - started < 2
     assert len(entry.title) == MAX_TITLE == 1_000
     assert len(entry.summary) == MAX_SUMMARY == 20_000
 
@@ -234,11 +231,8 @@ def test_ten_thousand_items() -> None:
     items = [{"title": f"Item {i}", "link": f"https://example.com/{i}", "guid": f"id-{i}",
               "summary": "<p>Some <b>text</b></p>", "published": datetime(2024, 1, 1, tzinfo=UTC)}
              for i in range(10_000)]
-    started = time.perf_counter()
-    feed = parse_feed(rss(items), url=URL)
-    elapsed = time.perf_counter() - started
+    feed = parse_feed(rss(items), url=URL)  # its time: bench/parsers.py
     assert len(feed.entries) == 10_000 and feed.entries[-1].guid == "id-9999"
-    assert elapsed < 15  # about 2 s measured
 
 
 # --------------------------------------------------------------------------- entity expansion
@@ -260,23 +254,24 @@ LAUGHS = b"""<?xml version="1.0"?>
 <item><title>&lol9;</title><description>laughs</description></item></channel></rss>"""
 
 
-def _bounded(body: bytes) -> tuple[ParsedFeed | ParseError, float, int]:
+def _bounded(body: bytes) -> tuple[ParsedFeed | ParseError, int]:
+    """The parse's outcome and the most memory it held at once. An expansion or a full parse of
+    what should have been refused shows in memory (a billion laughs: gigabytes), not only in
+    time, which a test on a shared machine cannot assert (bench/hostile.py measures it)."""
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         outcome: ParsedFeed | ParseError = parse_feed(body, url=URL)
     except ParseError as error:
         outcome = error
     finally:
-        elapsed = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    return outcome, elapsed, peak
+    return outcome, peak
 
 
 def test_billion_laughs_does_not_expand() -> None:
-    outcome, elapsed, peak = _bounded(LAUGHS)
-    assert elapsed < 2 and peak < 20_000_000
+    outcome, peak = _bounded(LAUGHS)
+    assert peak < 20_000_000
     assert isinstance(outcome, ParsedFeed)
     assert len(outcome.entries[0].title) < 100  # left unexpanded
 
@@ -287,8 +282,8 @@ def test_quadratic_blowup_does_not_expand() -> None:
     body = (b'<?xml version="1.0"?>\n<!DOCTYPE rss [\n <!ENTITY a "' + b"x" * 50_000 + b'">\n'
             b' <!ENTITY nb "&#160;">\n]>\n<rss version="2.0"><channel><title>t</title><item><title>'
             + b"&a;" * 20_000 + b"</title></item></channel></rss>")
-    outcome, elapsed, peak = _bounded(body)
-    assert elapsed < 3 and peak < 50_000_000, (elapsed, peak)
+    outcome, peak = _bounded(body)
+    assert peak < 50_000_000, peak
     assert isinstance(outcome, ParsedFeed) and len(outcome.entries[0].title) <= MAX_TITLE
 
 
@@ -340,9 +335,9 @@ def _lines(size: int) -> bytes:
     (b"<!-- " + b"x" * _MB, "no element in the first 64 KiB"),
 ])
 def test_what_is_plainly_not_a_feed_is_refused_from_its_first_bytes(body: bytes, reason: str) -> None:
-    outcome, elapsed, peak = _bounded(body)
+    outcome, peak = _bounded(body)
     assert isinstance(outcome, ParseError) and str(outcome).startswith(f"not a feed: {reason}"), outcome
-    assert peak < 1_000_000 and elapsed < 1, (peak, elapsed)
+    assert peak < 1_000_000, peak
 
 
 @pytest.mark.parametrize(("body", "reason"), [
@@ -359,9 +354,9 @@ def test_what_is_plainly_not_a_feed_is_refused_from_its_first_bytes(body: bytes,
      "more than 200,000 elements"),
 ])
 def test_what_looks_like_a_feed_but_would_cost_too_much_is_refused(body: bytes, reason: str) -> None:
-    outcome, elapsed, peak = _bounded(body)
+    outcome, peak = _bounded(body)
     assert isinstance(outcome, ParseError) and str(outcome).startswith(f"refused: {reason}"), outcome
-    assert peak < 12_000_000 and elapsed < 3, (peak, elapsed)  # the body is 3 MB
+    assert peak < 12_000_000, peak  # the body is 3 MB
 
 
 def test_feeds_that_sniffing_must_let_through() -> None:
@@ -404,8 +399,8 @@ def test_a_feed_of_more_than_10_000_entries_is_refused_before_any_tree_is_built(
             b"<description>Mediators and delegations met again in Cairo on Tuesday.</description>"
             b"<pubDate>Thu, 08 Aug 2024 19:20:58 GMT</pubDate></item>")
     body = _RSS + b"".join(item % (n, n, n) for n in range(15_000)) + _END
-    outcome, elapsed, peak = _bounded(body)
+    outcome, peak = _bounded(body)
     assert isinstance(outcome, ParseError) and str(outcome) == "refused: more than 10,000 entries"
-    assert peak < 5_000_000 and elapsed < 2, (peak, elapsed)
+    assert peak < 5_000_000, peak
     assert len(parse_feed(_RSS + b"".join(item % (n, n, n) for n in range(10_000)) + _END,
                           url=URL).entries) == 10_000  # the bound itself passes

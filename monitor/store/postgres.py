@@ -49,7 +49,7 @@ T = TypeVar("T")
 
 LOCK_WAIT_SECONDS = 60.0  # how long an operation waits for an unreachable server in all
 POLL_LOCK = 0x706F_6C6C  # pg_advisory_xact_lock key of record_poll: one poll decides at a time
-POOL_SIZE = 8  # connections per instance: the daemon's poll and delivery threads share them
+POOL_SIZE = 16  # connections per instance: its poll and delivery threads share them
 _WORD = re.compile(r"\w+")
 # psycopg's errors that mean "the server or the connection went away": worth waiting out
 _GONE = (psycopg.OperationalError, PoolTimeout)
