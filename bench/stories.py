@@ -17,6 +17,7 @@ Each item goes through the real store (an SQLite file in a temp dir) in order of
 matched by the packaged config's matcher, one poll per item, exactly as the daemon records it.
 
 Example: python bench/stories.py --labels labels/developments-2026-12-05.jsonl --data ../shared/data
+(``--split tune`` / ``--split test``: the items of odd / even days only, each replayed alone.)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from monitor.config import ChannelConfig, FeedConfig, load_config, packaged_default_path
@@ -55,6 +56,12 @@ def texts(data: Path, wanted: set[str]) -> dict[str, dict]:
             if row["id"] in wanted:
                 found[row["id"]] = row
     return found
+
+
+def split_of(published: str) -> str:
+    """Tune or test, by day: odd date ordinals tune, even ones test (so a constant chosen on
+    the tune days is measured on days it was not chosen on)."""
+    return "tune" if date.fromisoformat(published[:10]).toordinal() % 2 else "test"
 
 
 def replay(labelled: list[dict], raw: dict[str, dict], mode: str, matcher) -> dict[str, dict]:
@@ -144,6 +151,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--mixes", action="store_true", help="print the mixed stories")
     parser.add_argument("--on-topic", action="store_true", help="leave out items labelled offtopic")
+    parser.add_argument("--split", choices=("all", "tune", "test"), default="all",
+                        help="tune: items published on odd days (date ordinal), test: even days; "
+                             "each replayed on its own")
+    parser.add_argument("--mode", action="append", choices=("per item", "copies", "events"),
+                        help="the modes to run (default: all three)")
     args = parser.parse_args()
     paths = args.labels or sorted((ROOT / "labels").glob("developments-*.jsonl"))
     labelled = [json.loads(line) for path in paths for line in path.read_text().splitlines()]
@@ -151,6 +163,8 @@ def main() -> None:
                 if not RESERVED[0] <= row["published"][:10] <= RESERVED[1]]
     if args.on_topic:
         labelled = [row for row in labelled if not row.get("offtopic")]
+    if args.split != "all":
+        labelled = [row for row in labelled if split_of(row["published"]) == args.split]
     labelled.sort(key=lambda row: (row["published"], row["id"]))
     raw = texts(args.data, {row["id"] for row in labelled})
     labelled = [row for row in labelled if row["id"] in raw]
@@ -158,15 +172,16 @@ def main() -> None:
     print(f"{len(labelled)} labelled items, {len({r['development'] for r in labelled if r['development']})} "
           f"developments ({', '.join(str(p.name) for p in paths)})")
     header = ("mode", "alerts", "redundant", "alerts/dev", "missed", "mixed stories", "B3 P", "B3 R",
-              "seconds")
+              "seconds", "CPU ms/item")
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-    for mode in ("per item", "copies", "events"):
-        started = time.perf_counter()
+    for mode in args.mode or ("per item", "copies", "events"):
+        started, cpu = time.perf_counter(), time.process_time()
         outcome = replay(labelled, raw, "copies" if mode == "per item" else mode, matcher)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         s = score(labelled, outcome, mode)
         print(f"| {mode} | {s['alerts']} | {s['redundant']} | {s['per development']:.2f} | {s['missed']} "
-              f"| {s['mixed stories']} | {s['B3 precision']:.3f} | {s['B3 recall']:.3f} | {seconds:.2f} |")
+              f"| {s['mixed stories']} | {s['B3 precision']:.3f} | {s['B3 recall']:.3f} | {seconds:.2f} "
+              f"| {1000 * cpu / len(labelled):.2f} |")
         if args.mixes and mode == "events":
             by_story: dict[int, list[dict]] = defaultdict(list)
             for row in labelled:

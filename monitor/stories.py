@@ -53,6 +53,12 @@ SOURCE_BAR = 0.45  # the same for live blogs, explainers and round-ups, which on
 NAME_BONUS = 0.15  # per shared name, up to two
 NUMBER_BONUS = 0.15  # a shared count of the same thing
 SUMMARY_WORDS = 30  # the summary's first words count with the headline's (at half weight)
+# A report of one concrete step (a release, a deal agreed, a truce begun or delayed, a freed
+# captive's account: not a statement of where things stand) joins a story of the same step on a
+# lower bar within its first hours, when the outlets' reports of it arrive.
+EVENT_STAGES = frozenset({"release", "agree", "begin", "delay", "collapse", "extend", "account"})
+EVENT_BAR = 0.30
+EVENT_HOURS = 6.0
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset("""
@@ -98,18 +104,22 @@ _STAGES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(patte
               r"in effect|into force|goes into|went into|come[s]? into|holds|holding)\b"),
     ("vote", r"\b(vot\w*|resolution|veto\w*|security council)\b"),
     ("proposal", r"\b(propos\w*|plan|offer\w*|draft|framework|tabl\w*)\b"),
-    ("talks", r"\b(talks|negotiat\w*|mediat\w*|delegation\w*|arriv\w*|meet\w*|visit\w*|envoy\w*)\b"),
+    ("talks", r"\b(talks|discuss\w*|negotiat\w*|mediat\w*|delegation\w*|arriv\w*|meet\w*|visit\w*|"
+              r"envoy\w*)\b"),
     ("call", r"\b(call(s|ed)? for|urg\w*|demand\w*|appeal\w*|press(es|ed)? for)\b"),
 ))
 _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(pattern)) for name, pattern in (  # on lower-cased text
-    ("liveblog", r"\blive\b|live updates|as it happened|\blatest\b.*:|^updates?:"),
+    ("liveblog", r"\blive\b|live updates|as it happened|\blatest\b.*:|^updates?:|^latest (in|on)\b"),
     ("roundup", r"key events|\bday \d+\b|the papers|full broadcast|morning rundown|"
                 r"\brundown\b|newsletter|\bbriefing\b|in photos|in pictures|week in|"
-                r"\bheadlines\b|what happened|\bpodcast\b|^watch\b|^video\b|: live\b"),
+                r"\bheadlines\b|what happened|\bpodcast\b|^watch\b|^video\b|: live\b|"
+                r"^firstft\b|^first thing\b|\| first thing\b|^\d{1,2}:\d{2} report\b|^photos?:"),
     ("explainer", r"what we know|what to know|what you need|explain|^analysis\b|^opinion\b|"
                   r"\bq&a\b|who are|^how\b|^why\b|^what\b|could mean|\bexplainer\b|"
-                  r"timeline|a look at|^inside\b|^the \w+ behind"),
+                  r"timeline|a look at|^inside\b|^the \w+ behind|everything (you need )?to know|"
+                  r"^text of\b|, writes\b|^the \w+ view on\b|\| editorial\b|what comes next|"
+                  r"infographic"),
 ))
 _NAME = re.compile(r"(?<![.:!?]\s)(?<!^)\b([A-Z][a-z]{2,}(?:-[A-Z][a-z]+)?)\b")
 _COMMON_NAMES = frozenset("""
@@ -213,11 +223,20 @@ def _counts(tokens: list[str]) -> set[tuple[str, str]]:
     return found
 
 
-def kind_of(title: str) -> str:
+# A newsletter's blurb: "Also, a new blow to the crypto world. Here's the latest at the end of
+# Tuesday.", "Plus Binance's founder pleads guilty.", "Welcome to The Hill's ... newsletter".
+_NEWSLETTER = re.compile(r"^(also|plus)\b|\bnewsletter\b|here['’]s the latest|\{beacon\}|"
+                         r"^good (morning|afternoon|evening)\b")
+
+
+def kind_of(title: str, summary: str = "") -> str:
+    """report, liveblog, explainer or roundup: from the headline, else a newsletter's blurb."""
     lowered = title.lower()
     for name, pattern in _KINDS:
         if pattern.search(lowered):
             return name
+    if summary and _NEWSLETTER.search(summary.lower()):
+        return "roundup"
     return "report"
 
 
@@ -238,15 +257,52 @@ _NEEDLES = {
               "went into", "come", "hold"),
     "vote": ("vot", "resolution", "veto", "security council"),
     "proposal": ("propos", "plan", "offer", "draft", "framework", "tabl"),
-    "talks": ("talks", "negotiat", "mediat", "delegation", "arriv", "meet", "visit", "envoy"),
+    "talks": ("talks", "discuss", "negotiat", "mediat", "delegation", "arriv", "meet", "visit", "envoy"),
     "call": ("call", "urg", "demand", "appeal", "press"),
 }
 _STAGE_CHECKS = tuple((name, _NEEDLES[name], pattern) for name, pattern in _STAGES)
 
 
+# A freed captive's own account is its own development, not the release (DEVELOPMENTS.md rule
+# 3): "Freed hostage says she was held in tunnels", "Israeli captive endured 'hell'".
+_ACCOUNT = re.compile(r"\b(hostage|captive|woman|grandmother|teenager|girl)s?\b"
+                      r"(?!\W+(deal|talks|release|negotiat|exchange|swap|crisis|famil))"
+                      r"((\s+[^\s,]+){0,3}?\s+(says?|speaks?|tells?|recalls?|urg\w*)|"
+                      r".*\b(describ\w*|details|recounts?|speaks out|endured|went through))\b")
+# "Freed hostage was held in tunnels", "Released hostages press Netanyahu": the release is
+# behind the news (but "freed hostages reunite with families" is the release).
+_FREED_WHO = re.compile(r"^([^:]{0,40}:)?\W*((the|a|an|newly|recently|\d+|two|three)\s+)?"
+                        r"(freed|released|rescued|former)\s+(\w+\s+){0,2}?"
+                        r"(hostage|captive|woman|grandmother|teenager|girl)s?\b(?!.*\b(reunit|embrace|"
+                        r"home|arriv|return|hospital|families|family)\w*)")
+# ... unless it is their relatives who speak ("Family of freed hostage says")
+_KIN = re.compile(r"\b(famil(y|ies)|relatives?|parents?|father|mother|sons?|daughters?|husband|wife|"
+                  r"grandson|granddaughter)\b")
+_ACCOUNT_NEEDLES = ("hostage", "captive", "woman", "grandmother", "teenager", "girl")
+_ACCOUNT_VERBS = ("say", "speak", "tell", "recall", "urg", "describ", "details", "recount", "endured",
+                  "went through")
+_FREED = ("freed", "released", "rescued", "former")
+
+
 def stage_of(text: str) -> str | None:
-    """The most specific stage the text reports, or None."""
-    lowered = text.lower()
+    """The most specific stage the text reports, or None: a freed captive's account first, then
+    the stages of ``_STAGES`` in their order; of what precedes "after" ("Israel strikes Rafah
+    hours after Hamas agrees to a proposal" reports no stage: the agreement is the day's other
+    development)."""
+    lowered = text.lower().partition(" after ")[0]  # "X after Y": Y happened before, X is news
+    return "account" if _an_account(lowered) else _stage(lowered)
+
+
+def _an_account(lowered: str) -> bool:
+    """Whether the (lower-cased) headline is a freed captive's own account."""
+    if not any(who in lowered for who in _ACCOUNT_NEEDLES):
+        return False
+    spoke = any(verb in lowered for verb in _ACCOUNT_VERBS) and _ACCOUNT.search(lowered) is not None
+    freed = any(word in lowered for word in _FREED) and _FREED_WHO.search(lowered) is not None
+    return (spoke or freed) and _KIN.search(lowered) is None
+
+
+def _stage(lowered: str) -> str | None:
     for name, needles, pattern in _STAGE_CHECKS:
         if any(needle in lowered for needle in needles) and pattern.search(lowered):
             return name
@@ -270,7 +326,11 @@ def event_of(title: str, summary: str) -> Event:
     ordinals = {_ORDINALS[w] for w in raw if w in _ORDINALS}
     if {"more", "another", "next"} & set(raw):
         ordinals.add("later")
-    return Event(kind=kind_of(head), stage=stage_of(head) or stage_of(summary_head),
+    stage = stage_of(head)
+    if stage is None and (" after " not in head.lower() or _stage(head.lower()) is None):
+        # the headline reports no stage at all: the summary's
+        stage = stage_of(summary_head)
+    return Event(kind=kind_of(title, summary_head), stage=stage,
                  ordinals=frozenset(ordinals), counts=frozenset(_counts(raw)),
                  names=frozenset(names), weights=weights, written=written)
 
@@ -392,16 +452,24 @@ def similarity(event: Event, story: StoryProfile) -> tuple[float, dict[str, Any]
                    "shared_names": names, "shared_counts": counts}
 
 
+def bar_for(event: Event, story: StoryProfile, published: float) -> float:
+    """The similarity an item needs to join this story (the story is not ``_apart``)."""
+    if event.kind != "report":
+        return SOURCE_BAR
+    if event.stage in EVENT_STAGES and published - story.first_published <= EVENT_HOURS * 3600.0:
+        return EVENT_BAR
+    return REPORT_BAR
+
+
 def decide(event: Event, published: float, candidates: list[StoryProfile]) -> Decision:
     """The story among ``candidates`` (recent stories with matched items) that this item
     reports, or a new one."""
-    bar = REPORT_BAR if event.kind == "report" else SOURCE_BAR
     best: tuple[float, StoryProfile, dict[str, Any]] | None = None
     for story in candidates:
         if _apart(event, story, published) is not None:
             continue
         score, why = similarity(event, story)
-        if score >= bar and (best is None or score > best[0]):
+        if score >= bar_for(event, story, published) and (best is None or score > best[0]):
             best = (score, story, why)
     if best is not None:
         return Decision(best[1].story_id, {"by": "event", "kind": event.kind, **best[2]})

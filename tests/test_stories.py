@@ -18,7 +18,19 @@ from faultkit import Kit
 from feedserver import FeedServer, rss
 from receivers import TEST_SECRET, WebhookReceiver
 
-from monitor.stories import REPORT_BAR, StoryProfile, decide, event_of, kind_of, stage_of, words
+from monitor.stories import (
+    EVENT_BAR,
+    EVENT_HOURS,
+    REPORT_BAR,
+    StoryProfile,
+    bar_for,
+    decide,
+    event_of,
+    kind_of,
+    similarity,
+    stage_of,
+    words,
+)
 
 DATA = Path(__file__).parent / "data"
 ITEMS = [json.loads(line) for line in (DATA / "stories_items.jsonl").read_text().splitlines()]
@@ -43,6 +55,18 @@ SHIFT = datetime.now(UTC) - timedelta(hours=1) - max(
     ("3 hostages expected to be released on Sunday", "near"),
     ("Hamas delegation arrives in Cairo for talks", "talks"),
     ("Evacuations from Gaza resume through Rafah crossing", "resume"),
+    # a freed captive's own account is its own development, not the release
+    ("Freed hostage says she was held in 'spider's web' of Gaza tunnels", "account"),
+    ("85-Year Old Israeli Hostage Held in Gaza Says She 'Went Through Hell'", "account"),
+    ("Yocheved Lifshitz, Israeli Hostage Freed by Hamas, Details Captivity in Gaza", "account"),
+    ("Released Hostages Press Netanyahu to Do More to Save Those Remaining", "account"),
+    ("Freed Israeli hostages embrace family and friends in emotional reunion", "release"),
+    ("Family of Americans released by Hamas says they can't celebrate", "release"),
+    ("Hamas accepts hostage deal proposal but Israel says they are still far apart", "agree"),
+    ("Hamas Released Two American Hostages", "release"),
+    # "X after Y": Y is the earlier development
+    ("Israel strikes Rafah hours after Hamas agrees to a ceasefire proposal", None),
+    ("Hamas releases two women held hostage after Egyptian-Qatari diplomacy", "release"),
 ])
 def test_the_stage_of_a_headline_is_what_happened(title, stage):
     assert stage_of(title) == stage
@@ -54,9 +78,29 @@ def test_the_stage_of_a_headline_is_what_happened(title, stage):
     ("Israel-Hamas war: List of key events, day 45", "roundup"),
     ("Nightly News Full Broadcast (October 20th)", "roundup"),
     ("Hamas releases 13 hostages", "report"),
+    ("FirstFT: Binance chief Changpeng Zhao steps down after US guilty plea", "roundup"),
+    ("'Very serious' ceasefire negotiations in Gaza face impasse | First Thing", "roundup"),
+    ("Here's everything to know about Gaza truce proposal Hamas has agreed to", "explainer"),
+    ("A humanitarian gesture? Hamas will make billions from taking hostages, writes MARK ALMOND",
+     "explainer"),
+    ("Latest in the Israel-Hamas Conflict", "liveblog"),
 ])
 def test_live_blogs_explainers_and_round_ups_are_told_from_reports(title, kind):
     assert kind_of(title) == kind
+
+
+def test_a_newsletter_is_told_by_its_blurb():
+    title = "Israel and Hamas Said They Are Close to a Hostage Deal"
+    assert kind_of(title) == "report"
+    blurb = "Also, a new blow to the crypto world. Here's the latest at the end of Tuesday."
+    assert kind_of(title, blurb) == event_of(title, blurb).kind == "roundup"
+
+
+def test_a_headline_whose_stage_is_after_after_does_not_take_the_summarys():
+    event = event_of("Israel strikes Rafah hours after Hamas agrees to a ceasefire proposal",
+                     "Hamas announced that it accepted a ceasefire proposal for Gaza.")
+    assert event.stage is None
+    assert event_of("Strikes on Rafah overnight", "Hamas accepted a proposal.").stage == "agree"
 
 
 def _story(title: str, summary: str = "", story_id: int = 1, at: float = 0.0) -> StoryProfile:
@@ -82,6 +126,25 @@ def test_another_outlets_report_joins_with_its_reasons():
     assert decision.story_id == 1
     assert decision.why["similarity"] >= REPORT_BAR
     assert {"americans", "released"} <= set(decision.why["shared_words"])  # as written
+
+
+def test_a_report_of_the_same_step_joins_on_a_lower_bar_in_its_first_hours():
+    story = _story("Hamas releases two elderly Israeli women held in Gaza")
+    later = event_of("Israeli women freed in Gaza handover overseen by Red Cross", "")
+    score, _ = similarity(later, story)
+    assert later.stage == "release" and EVENT_BAR <= score < REPORT_BAR
+    assert decide(later, 2 * 3600.0, [story]).story_id == 1
+    assert decide(later, (EVENT_HOURS + 1) * 3600.0, [story]).story_id is None
+    # statements of where things stand keep the higher bar
+    near = event_of("Hamas says a truce deal with Israel is close", "")
+    assert bar_for(near, _story("Hamas says truce is close"), 3600.0) == REPORT_BAR
+
+
+def test_a_freed_captives_account_does_not_join_her_release():
+    story = _story("Hamas releases Yocheved Lifshitz, 85, and Nurit Cooper, 79")
+    account = event_of("Freed hostage Yocheved Lifshitz says she went through hell in Gaza", "")
+    assert account.stage == "account"
+    assert decide(account, 3600.0, [story]).story_id is None
 
 
 def test_a_report_a_day_later_starts_a_new_story():
