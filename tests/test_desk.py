@@ -289,6 +289,35 @@ def test_a_draft_of_a_name_the_outlets_write_as_a_phrase_suggests_near_with_what
     assert matcher.match(*city) and not closer.match(*city)
 
 
+def test_storylines_draft_shows_what_the_suggested_near_would_drop(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from click.testing import CliRunner
+    from feedserver import FeedServer, rss
+
+    from monitor.cli import cli
+
+    now = datetime.now(UTC)
+    rows = _stream_items()
+    items = [{"title": t, "summary": s, "link": f"https://news.example/{n}", "guid": f"g{n}",
+              "published": now - timedelta(minutes=n)} for n, (_k, t, s) in enumerate(rows)]
+    with FeedServer() as server:
+        server.set_feed("/f.xml", rss(items))
+        config = tmp_path / "monitor.toml"
+        config.write_text(f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\nstories = "copies"\n\n'
+                          f'[[feeds]]\nname = "Local"\nurl = "{server.url("/f.xml")}"\n')
+        assert CliRunner().invoke(cli, ["--config", str(config), "run", "--once"]).exit_code == 0
+    result = CliRunner().invoke(cli, ["--config", str(config), "storylines", "draft", "rafah-crossing",
+                                      "--name", "Rafah crossing", "--description", "The Rafah crossing "
+                                      "between Gaza and Egypt: openings, closures, aid, people leaving",
+                                      "--example", "Rafah border crossing opens for aid trucks",
+                                      "--example", "Foreign nationals leave Gaza through Rafah"])
+    assert result.exit_code == 0, result.output
+    assert "\n# near = 4  # suggested" in result.output
+    dropped = [line for line in result.output.splitlines() if line.startswith("would not have matched")]
+    assert len(dropped) == 1 and "with near = 4" in dropped[0]
+
+
 def test_storylines_draft_prints_toml_that_loads(tmp_path):
     from click.testing import CliRunner
 
