@@ -474,8 +474,12 @@ def storylines_draft(obj: Context, storyline_id: str, name: str, description: st
     for term, why in proposal.why.items():
         click.echo(f"#   {term}: {why}")
     click.echo(proposal.toml)
-    for title, found, total in (("would have matched", proposal.matched, proposal.totals[0]),
-                                ("borderline, not matched", proposal.borderline, proposal.totals[1])):
+    shown = [("would have matched", proposal.matched, proposal.totals[0]),
+             ("borderline, not matched", proposal.borderline, proposal.totals[1])]
+    if proposal.near:
+        shown.append((f"would not have matched with near = {proposal.near}", proposal.dropped,
+                      proposal.dropped_total))
+    for title, found, total in shown:
         first = f", the first {len(found)}" if total > len(found) else ""
         click.echo(f"{title}: {total} stored item(s){first}")
         for row in found:

@@ -652,8 +652,17 @@ def learned_models(config: MonitorConfig, store: Store, matcher: Matcher) -> dic
     return models
 
 
+def saved_models(config: MonitorConfig, store: Store, matcher: Matcher,
+                 shipped: dict[str, Model]) -> dict[str, Model]:
+    """The models that decide as ``learned_models`` would, without training any (the web desk's
+    pages never write): the saved model of a ``learned = true`` storyline when it was trained on
+    the examples and rules stored now, else its model file (in ``shipped``) or its rules, until
+    the daemon has trained it."""
+    return {**shipped, **_store_models(config, store, matcher, shipped, train=False)}
+
+
 def _store_models(config: MonitorConfig, store: Store, matcher: Matcher,
-                  shipped: dict[str, Model]) -> dict[str, Model]:
+                  shipped: dict[str, Model], *, train: bool = True) -> dict[str, Model]:
     wanted = [s for s in config.storylines if s.learned]
     if not wanted:
         return {}
@@ -669,6 +678,8 @@ def _store_models(config: MonitorConfig, store: Store, matcher: Matcher,
         if saved is not None:
             models[storyline.id] = Model.from_json(saved)
     todo = {sid: rows for sid, rows in stored.items() if sid not in models}
+    if not train:
+        return models
     if todo:
         trained = build_models(matcher, todo, thresholds={s.id: s.learned_threshold for s in wanted},
                                starts=shipped)
@@ -692,28 +703,42 @@ def _store_models(config: MonitorConfig, store: Store, matcher: Matcher,
     return models
 
 
-def review(config: MonitorConfig, store: Store, storyline_id: str, *, limit: int = 20,
-           scan: int = 2000) -> list[dict[str, Any]]:
-    """``monitor review``: of the ``scan`` newest stored items, the ``limit`` whose verdict would
-    teach ``storyline_id`` most (``monitor.review.review_queue``), decided as the daemon decides
-    them (its learned layer trained or loaded as at its start), items already judged left out."""
-    from .match import Matcher
+def review(config: MonitorConfig, store: Store, storyline_id: str, *, limit: int | None = 20,
+           scan: int = 2000, since: datetime | None = None, matcher: Matcher | None = None,
+           models: dict[str, Model] | None = None) -> list[dict[str, Any]]:
+    """The review queue of ``monitor review`` and of the web desk's review page, one query for
+    both: of the ``scan`` newest stored items (first seen since ``since``, when given) on which
+    the desk gave no verdict for ``storyline_id`` (``Store.review_candidates``), the ``limit``
+    (None: all) whose verdict would teach the storyline most (``monitor.review.review_queue``:
+    the candidates of its learned layer, disagreements between its model and its rules first,
+    then nearest the cut). Each row: the stored item (``item_id``, ``title``, ``summary``,
+    ``link``, ``source``, ``published``, ``story_id``), what the monitor decides now
+    (``decision``, ``probability``, ``threshold``), what the rules alone decide (``rules``),
+    ``why`` and ``margin``. Decided by ``models`` when given, else as the daemon decides (its
+    learned layer trained or loaded as at its start)."""
     from .review import review_queue
 
-    matcher = Matcher(config.storylines)
-    models = learned_models(config, store, matcher)
-    items = store.review_items(limit=scan)
-    judged = {key.removeprefix("item:") for key, *_rest in store.feedback_examples(storyline_id)}
+    if matcher is None:
+        from .match import Matcher as Rules
+
+        matcher = Rules(config.storylines)
+    if models is None:
+        models = learned_models(config, store, matcher)
+    items = store.review_candidates(storyline_id, since=since or _EVER, limit=scan)
     queue = review_queue(matcher, storyline_id, ((str(r["item_id"]), r["title"], r["summary"])
                                                  for r in items),
-                         model=models.get(storyline_id), judged=judged, limit=limit)
+                         model=models.get(storyline_id), limit=limit)
     by_id = {str(r["item_id"]): r for r in items}
     rows = []
     for entry in queue:
         item = by_id[entry.key]
-        rows.append({**entry.to_dict(), "item_id": item["item_id"], "link": item["link"],
-                     "source": item["source"], "published": item["published"]})
+        rows.append({**entry.to_dict(), "item_id": item["item_id"], "summary": item["summary"],
+                     "link": item["link"], "source": item["source"], "published": item["published"],
+                     "story_id": item["story_id"]})
     return rows
+
+
+_EVER = datetime(1970, 1, 1, tzinfo=UTC)  # review: no window, every stored item
 
 
 def desk_notes(config: MonitorConfig, store: Store) -> dict[str, str]:

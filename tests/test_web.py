@@ -3,6 +3,7 @@ database filled by a real ``monitor run --once`` over feeds served on 127.0.0.1.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import sqlite3
@@ -320,8 +321,14 @@ def test_the_review_queue_puts_uncertain_decisions_first_and_advances(client, de
     judged = {r["item_id"] for r in deployment.rows(
         "SELECT item_id FROM feedback WHERE storyline_id = 'truce-talks'")}
     stored = {r["id"] for r in deployment.rows("SELECT id FROM items")}
-    assert {i["item_id"] for i in queue} == stored - judged
-    assert [i["uncertainty"] for i in queue] == sorted(i["uncertainty"] for i in queue)
+    # one queue: the page lists what `monitor review` lists, in its order (the learned layer's
+    # candidates: item 1 names no truce word), disagreements first, then nearest the cut
+    listed = deployment.cli("review", "truce-talks", "--json", "--limit", "100")
+    assert listed.returncode == 0, listed.stderr
+    assert [i["item_id"] for i in queue] == [r["item_id"] for r in json.loads(listed.stdout)]
+    assert {i["item_id"] for i in queue} < stored - judged and 1 not in {i["item_id"] for i in queue}
+    order = [(i["decision"] == i["rules"], i["uncertainty"]) for i in queue]
+    assert order == sorted(order) and len(queue) == data["left"] >= 2
     assert all(i["explanation"].startswith("truce-talks") for i in queue)
     page = client.get("/review/truce-talks")
     assert f'data-item="{queue[0]["item_id"]}"' in page.text and 'name="verdict"' not in page.text

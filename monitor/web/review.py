@@ -2,10 +2,12 @@
 time, with the verdict buttons; a verdict takes one click and the next item appears. JSON twin:
 ``/api/v1/review/{storyline}`` (the queue, most uncertain first).
 
-Uncertain: the decision nearest its cut. A storyline decided by its model file: the model's
-probability nearest its threshold. Decided by its rules: a match with the lowest score
-(borderline) or an item it did not match with the highest score (a near miss). Items the desk
-already judged for the storyline leave the queue.
+The same queue as ``monitor review`` (``pipeline.review``, ``monitor.review.review_queue``),
+over the items first seen in the last 14 days: the candidates of the storyline's learned layer
+(its first group found), where its model and its rules disagree first, then the decisions
+nearest their cut (a model's probability nearest its threshold; with the rules deciding, near
+misses and matches found only in the summary). Items the desk already judged for the storyline
+leave the queue.
 """
 
 from __future__ import annotations
@@ -28,26 +30,27 @@ SHOWN = 20
 
 
 def queue(desk: Desk, storyline_id: str) -> dict[str, Any]:
+    """The queue of ``monitor review`` (``pipeline.review``: one candidate query, one ranking),
+    over the items first seen in the last ``WINDOW``, decided as the daemon last saved its
+    learned layer (never trained here)."""
+    from ..pipeline import review, saved_models
+
     storyline = storyline_of(desk, storyline_id)
-    matcher, models = desk.deciders()
+    matcher, shipped = desk.deciders()
+    models = saved_models(desk.config, desk.store, matcher, shipped)
     model = models.get(storyline.id)
-    out = []
-    for item in desk.store.review_candidates(storyline.id, since=desk.clock() - WINDOW, limit=CANDIDATES):
-        explanation = next(e for e in matcher.explain(item["title"], item["summary"])
-                           if e.storyline_id == storyline.id)
-        if model is not None:
-            probability = model.probability(item["title"], item["summary"], explanation)
-            item["probability"] = round(probability, 4)
-            uncertainty = abs(probability - model.threshold)
-        else:
-            uncertainty = explanation.score / 100 if item["matched"] else 1 - explanation.score / 100
-        item.update(matched=bool(item["matched"]), score=round(explanation.score, 1),
-                    uncertainty=round(uncertainty, 4), explanation=explanation.render())
-        out.append(item)
-    out.sort(key=lambda i: (i["uncertainty"], -i["item_id"]))
-    return {"storyline": {"id": storyline.id, "name": storyline.name,
-                          "decided_by": "model" if model is not None else "rules"},
-            "queue": out[:SHOWN], "left": len(out),
+    rows = review(desk.config, desk.store, storyline.id, limit=None, scan=CANDIDATES,
+                  since=desk.clock() - WINDOW, matcher=matcher, models=models)
+    index = next(i for i, s in enumerate(matcher.storylines) if s.id == storyline.id)
+    for row in rows[:SHOWN]:
+        explanation = matcher.explain(row["title"], row["summary"])[index]
+        row.update(matched=row["decision"] == "match", score=round(explanation.score, 1),
+                   uncertainty=row["margin"], explanation=explanation.render())
+    decided_by = "rules" if model is None else (
+        "rules" if model.on_rules and model.stands_aside else
+        "rules + desk" if model.on_rules else "model")
+    return {"storyline": {"id": storyline.id, "name": storyline.name, "decided_by": decided_by},
+            "queue": rows[:SHOWN], "left": len(rows),
             "examples": desk.store.feedback_counts().get(storyline.id, {})}
 
 
