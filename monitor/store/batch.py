@@ -8,7 +8,7 @@ stories an item may join.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -45,8 +45,8 @@ class PollBatch:
     """The writes of one ``record_poll``, held and written with one ``executemany`` per table
     (at the end of the poll, or before the items table is read for an alert's sources), and
     the look-ups of the poll done in bulk: which entries are stored (one query per feed), which
-    canonical URLs (one query for all). Rows get their ids here (max + 1, as SQLite would give
-    them: the poll runs in one write transaction), so a story row is written with its first item.
+    canonical URLs (one query for all). Rows get their ids here (from the store: ``_new_ids``), so
+    a story row is written with its first item.
 
     Layer 3 (``find_story``) sees the stories of this poll that are not written yet through an
     in-memory copy of their keys and shingles, merged in the order the table gives: the same
@@ -54,7 +54,8 @@ class PollBatch:
     """
 
     def __init__(self, conn: Tx, entries: Sequence[NewEntry], now: datetime,
-                 kept: dict[int, StoryProfile]) -> None:
+                 kept: dict[int, StoryProfile], ids: tuple[Iterator[int], Iterator[int]]) -> None:
+        """``ids``: the ids the new items and stories take, in order (``Store._new_ids``)."""
         self.conn = conn
         self.kept = kept  # the store's profiles as written by earlier polls: never changed here
         self.now = iso(now)  # the time of the poll, as every row of it is written
@@ -67,9 +68,7 @@ class PollBatch:
         self.seen = {(feed, guid) for feed, feed_guids in guids.items()
                      for guid in known_guids(conn, feed, feed_guids)}
         self.urls = stored_urls(conn, sorted(urls))
-        self.next_item_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM items").fetchone()[0]
-        self.next_story_id = conn.execute(
-            "SELECT COALESCE(MAX(id), 0) + 1 FROM stories").fetchone()[0]
+        self.item_ids, self.story_ids = ids
         self.alerted: set[tuple[str, int]] = set()  # (channel, story) alerted in this poll
         self.profiles: dict[int, StoryProfile] = {}  # stories compared or changed in this poll
         self.changed: set[int] = set()  # of which these are to be written
@@ -94,8 +93,7 @@ class PollBatch:
     def add_story(self, fingerprint: Fingerprint | None, published: float, item_id: int) -> int:
         """A new story, first told by ``item_id``; with no fingerprint it has no shingles and no
         keys: no later item can join it."""
-        story_id = self.next_story_id
-        self.next_story_id += 1
+        story_id = next(self.story_ids)
         if fingerprint is None:
             self.stories.append((story_id, item_id, published, b""))
             return story_id

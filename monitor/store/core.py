@@ -84,9 +84,14 @@ class Store(ReadModels, Examples, Claims):
     def _exec_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         self._tx().executemany(sql, rows)
 
-    def _before_poll(self) -> None:
+    def _before_poll(self, entries: Sequence[NewEntry]) -> None:
         """At the start of ``record_poll``'s transaction: make it the only one deciding stories
         (the SQLite write lock is that already; PostgreSQL takes a lock for it)."""
+
+    def _new_ids(self, count: int) -> tuple[Iterator[int], Iterator[int]]:
+        """The ids of the items and of the stories a poll of ``count`` entries writes, in order
+        (each entry makes at most one of each)."""
+        raise NotImplementedError
 
     def close(self) -> None:
         raise NotImplementedError
@@ -274,8 +279,8 @@ class Store(ReadModels, Examples, Claims):
             counts = {"new_items": 0, "known_url": 0, "syndicated": 0, "new_matches": 0,
                       "new_alerts": 0, "updates": 0}
             self.check_lease(lease)  # first: the feed's row stays locked to this poll till commit
-            self._before_poll()
-            batch = PollBatch(self._tx(), entries, now, self._profiles)
+            self._before_poll(entries)
+            batch = PollBatch(self._tx(), entries, now, self._profiles, self._new_ids(len(entries)))
             for entry in entries:
                 self._record_entry(entry, now, policy, counts, batch)
             batch.flush()
@@ -310,8 +315,7 @@ class Store(ReadModels, Examples, Claims):
             raise StoreError(f"entry {item.guid!r} of {item.feed_url} was not matched because "
                              f"its URL {item.url!r} is stored, but it is not")
         published = item.published.timestamp()
-        item_id = batch.next_item_id
-        batch.next_item_id += 1
+        item_id = next(batch.item_ids)
         joined: dict[str, Any] | None = None
         alerts = True
         profile: StoryProfile | None = None

@@ -8,8 +8,8 @@ changed SQLite's physical layout, so they have nothing to do here and are record
 ``0004`` (``story_keys`` as a ``WITHOUT ROWID`` table: here it is created with its primary key
 from the start) and ``0005`` (band keys recomputed after a change of hashing: a PostgreSQL
 database never held the old keys). Types are PostgreSQL's where the monitor's code does not
-see the difference: ``BIGINT`` ids (items and stories are numbered by the poll that writes them,
-under the store's poll lock; alerts and feedback by identity columns), ``DOUBLE PRECISION``
+see the difference: ``BIGINT`` ids (items and stories numbered by sequences, alerts and
+feedback by identity columns), ``DOUBLE PRECISION``
 epochs, ``BYTEA`` shingles; times stay ISO-8601 text in UTC, as in SQLite, so that both
 backends give the CLI and the web desk the same values, and text order is time order.
 """
@@ -180,5 +180,11 @@ STEPS: dict[str, list[str]] = {
         "ALTER TABLE channels ADD COLUMN lease_until TEXT",
         "CREATE INDEX feeds_due ON feeds (next_poll_at)",
         "CREATE INDEX feeds_lease ON feeds (lease_owner)",
+        # Items and stories numbered by sequences rather than by max + 1 under the poll lock, so
+        # that a poll with no matched item (no story decision: most polls) takes no lock at all.
+        "CREATE SEQUENCE items_id_seq",
+        "CREATE SEQUENCE stories_id_seq",
+        "SELECT setval('items_id_seq', COALESCE((SELECT MAX(id) FROM items), 0) + 1, false)",
+        "SELECT setval('stories_id_seq', COALESCE((SELECT MAX(id) FROM stories), 0) + 1, false)",
     ],
 }

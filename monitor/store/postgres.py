@@ -6,10 +6,11 @@ psycopg 3 with its connection pool. Each write is one transaction on a pooled co
 reads run on whichever connection is free, or inside the caller's write. What SQLite gets
 from its single writer is made explicit here:
 
-- **One poll decides stories at a time.** ``record_poll`` takes a transaction-level advisory
-  lock first, so that its story decisions (and the ids it gives the rows) see every poll
-  committed before it, as with SQLite's write lock. Fetching, parsing and matching, the slow
-  part of a poll, run outside it, in parallel on every instance.
+- **One poll decides stories at a time.** A ``record_poll`` with a matched item takes a
+  transaction-level advisory lock first, so that its story decisions see every poll committed
+  before it, as with SQLite's write lock. Polls without one (no story to decide: most polls)
+  take no lock and record in parallel; items and stories are numbered by sequences. Fetching,
+  parsing and matching, the slow part of a poll, run outside it, in parallel on every instance.
 - **Story profiles cached between polls stay right.** Each poll takes the next number of a
   sequence under that lock; a gap means another instance recorded a poll meanwhile, and the
   cache is dropped (``_before_poll``).
@@ -28,7 +29,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -43,6 +44,7 @@ from .core import Store
 from .pg_schema import SCHEMA_LOCK, STEPS, STEPS_TABLE
 from .reads import match_filters
 from .schema import MIGRATION_SET
+from .values import NewEntry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -236,13 +238,22 @@ class PostgresStore(Store):
 
         return self._reading(run)
 
-    def _before_poll(self) -> None:
+    def _before_poll(self, entries: Sequence[NewEntry]) -> None:
+        """The poll lock, for a poll with a matched item only: the others decide no story
+        (an unmatched item is a story of its own), so they record in parallel."""
+        if not any(entry.matches for entry in entries):
+            return
         tx = self._tx()
         tx.execute("SELECT pg_advisory_xact_lock(?)", [POLL_LOCK])
         number = tx.execute("SELECT nextval('poll_sequence')").fetchone()[0]
         if self._poll_number is None or number != self._poll_number + 1:
             self._profiles.clear()  # another instance recorded a poll since this one's last
         self._poll_number = number
+
+    def _new_ids(self, count: int) -> tuple[Iterator[int], Iterator[int]]:
+        rows = self._tx().execute("SELECT nextval('items_id_seq'), nextval('stories_id_seq') "
+                                  "FROM generate_series(1, ?)", [count]).fetchall() if count else []
+        return iter([row[0] for row in rows]), iter([row[1] for row in rows])
 
     def _seconds_between(self, later: str, earlier: str) -> str:
         return f"EXTRACT(EPOCH FROM ({later}::timestamptz - {earlier}::timestamptz))::float8"

@@ -11,6 +11,7 @@ take the write lock up front (``BEGIN IMMEDIATE``) and wait for another process 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import sqlite3
@@ -215,6 +216,12 @@ class SQLiteStore(Store):
     def _reading(self, operation: Callable[[Tx], T]) -> T:
         with self._lock:
             return self._retrying(lambda: operation(self.db.conn))
+
+    def _new_ids(self, count: int) -> tuple[Iterator[int], Iterator[int]]:
+        """Max + 1 onwards, as SQLite would give them: the poll holds the write lock."""
+        conn = self.db.conn
+        return (itertools.count(conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM items").fetchone()[0]),
+                itertools.count(conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM stories").fetchone()[0]))
 
     def _seconds_between(self, later: str, earlier: str) -> str:
         return f"(julianday({later}) - julianday({earlier})) * 86400.0"
