@@ -208,11 +208,18 @@ def health(obj: Context, max_age: str) -> None:
         ready, reason = desk_ready(*config.web.host_port)
         click.echo(f"{'healthy' if ready else 'unhealthy'}: {reason}")
         sys.exit(0 if ready else 1)
-    if not Path(config.database).exists():
+    from .errors import StoreError
+    from .store import is_postgres
+
+    if not is_postgres(config.database) and not Path(config.database).exists():
         click.echo(f"unhealthy: no database at {config.database} (not started yet?)")
         sys.exit(1)
-    with obj.store() as store:
-        fetched = [s.last_fetch_at for s in store.feed_states() if s.last_fetch_at]
+    try:  # PostgreSQL: a server that does not answer, or no monitor database there yet
+        with obj.store() as store:
+            fetched = [s.last_fetch_at for s in store.feed_states() if s.last_fetch_at]
+    except StoreError as error:
+        click.echo(f"unhealthy: {error}")
+        sys.exit(1)
     last = max(fetched) if fetched else None
     age = (datetime.now(UTC) - last).total_seconds() if last else None
     if age is None or age > limit:
