@@ -198,3 +198,21 @@ def test_every_copied_table_exists_on_both_sides(tmp_path, pg_url, table):
     with SQLiteStore(tmp_path / "m.db") as sqlite, open_store(pg_url) as pg:
         assert sqlite._read(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"] == 0
         assert pg._read(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"] == 0
+
+
+def test_a_row_postgresql_cannot_hold_stops_the_copy_and_leaves_the_target_empty(tmp_path, pg_url):
+    """SQLite keeps a NUL byte in a text; PostgreSQL refuses it: one clear error naming the
+    table, and nothing copied (one transaction), so the copy can be run again once fixed."""
+    import sqlite3
+
+    db = tmp_path / "monitor.db"
+    fill(db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE items SET summary = 'bad' || char(0) || 'byte' WHERE guid = 'b2'")
+    result = migrate(db, pg_url)
+    assert result.exit_code == 2, result.output
+    assert "copying items failed, nothing was copied" in result.output
+    assert "Traceback" not in result.output
+    with open_store(pg_url) as pg:
+        assert pg.counts() == dict.fromkeys(("items", "stories", "matches", "alerts", "entries"), 0)
+        assert pg.feed_states() == []

@@ -81,7 +81,11 @@ def copy_database(source: SQLiteStore, target: PostgresStore, *,
     conn_source = source.db.conn
     tables = [t for t in TABLES if _sqlite_columns(conn_source, t)]
     copied: dict[str, tuple[int, float]] = {}
-    with psycopg.connect(target.connect_to, autocommit=True) as conn:
+    try:
+        conn = psycopg.connect(target.connect_to, autocommit=True)
+    except psycopg.Error as error:
+        raise StoreError(f"{target.location}: cannot connect to PostgreSQL: {_first_line(error)}") from None
+    with conn:
         pg_tables = {t: _pg_columns(conn, t) for t in tables}
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", [COPY_LOCK])
@@ -96,7 +100,11 @@ def copy_database(source: SQLiteStore, target: PostgresStore, *,
                     continue  # a table this PostgreSQL schema does not have (cannot happen today)
                 columns = [c for c in _sqlite_columns(conn_source, table) if c in pg_tables[table]]
                 table_started = time.perf_counter()
-                rows = _copy_table(conn_source, conn, table, columns, batch)
+                try:
+                    rows = _copy_table(conn_source, conn, table, columns, batch)
+                except psycopg.Error as error:  # e.g. a text with a NUL byte, which PostgreSQL refuses
+                    raise StoreError(f"{target.location}: copying {table} failed, nothing was "
+                                     f"copied: {_first_line(error)}") from None
                 copied[table] = (rows, time.perf_counter() - table_started)
                 if progress:
                     progress(table, rows)
@@ -138,6 +146,10 @@ def _reset_identity(conn: psycopg.Connection[Any], table: str) -> int | None:
     conn.execute("SELECT setval(pg_get_serial_sequence(%s, %s), %s, false)",
                  [table, column, next_id])
     return int(next_id)
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _sqlite_columns(conn: sqlite3.Connection, table: str) -> list[str]:
