@@ -142,7 +142,7 @@ def _reset_identity(conn: psycopg.Connection[Any], table: str) -> int | None:
     if row is None:
         return None
     column = row[0]
-    next_id = conn.execute(f'SELECT COALESCE(MAX("{column}"), 0) + 1 FROM {table}').fetchone()[0]
+    next_id = _one(conn, f'SELECT COALESCE(MAX("{column}"), 0) + 1 FROM {table}')
     conn.execute("SELECT setval(pg_get_serial_sequence(%s, %s), %s, false)",
                  [table, column, next_id])
     return int(next_id)
@@ -168,4 +168,11 @@ def _sqlite_count(conn: sqlite3.Connection, table: str) -> int:
 
 
 def _pg_count(conn: psycopg.Connection[Any], table: str) -> int:
-    return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    return _one(conn, f"SELECT COUNT(*) FROM {table}")
+
+
+def _one(conn: psycopg.Connection[Any], sql: str) -> int:
+    """The integer a one-row, one-column query gives."""
+    row = conn.execute(sql).fetchone()
+    assert row is not None
+    return int(row[0])
