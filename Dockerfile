@@ -18,10 +18,13 @@ FROM ${BASE}
 RUN useradd --create-home --uid 10001 monitor
 WORKDIR /app
 COPY --from=build /wheels /wheels
-# Fails the build when the matcher did not compile: the image is meant to run the fast build.
+# The wheel's dependencies come from PyPI here, psycopg (with its bundled libpq) and its pool
+# among them: MONITOR_DB=postgresql://... works in the image (compose.yaml). Fails the build
+# when the matcher did not compile (the image is meant to run the fast build) or psycopg is missing.
 RUN pip install --no-cache-dir /wheels/*.whl \
     && rm -rf /wheels \
     && python -c "import monitor.match as m, sys; sys.exit(0 if m.__file__.endswith('.so') else 'not compiled: ' + m.__file__)" \
+    && python -c "import psycopg, psycopg_pool; print('psycopg', psycopg.__version__, 'libpq', psycopg.pq.version())" \
     && mkdir -p /data && chown monitor:monitor /data
 # No config is copied: the packaged default (with its models) is used unless one is mounted at
 # /app/config/monitor.toml or named by MONITOR_CONFIG.

@@ -210,13 +210,18 @@ def health(obj: Context, max_age: str) -> None:
         ready, reason = desk_ready(*config.web.host_port)
         click.echo(f"{'healthy' if ready else 'unhealthy'}: {reason}")
         sys.exit(0 if ready else 1)
+    from .errors import StoreError
     from .store import may_exist
 
     if not may_exist(config.database):
         click.echo(f"unhealthy: no database at {config.database} (not started yet?)")
         sys.exit(1)
-    with obj.store() as store:
-        fetched = [s.last_fetch_at for s in store.feed_states() if s.last_fetch_at]
+    try:  # PostgreSQL: a server that does not answer, or no monitor database there yet
+        with obj.store() as store:
+            fetched = [s.last_fetch_at for s in store.feed_states() if s.last_fetch_at]
+    except StoreError as error:
+        click.echo(f"unhealthy: {error}")
+        sys.exit(1)
     last = max(fetched) if fetched else None
     age = (datetime.now(UTC) - last).total_seconds() if last else None
     if age is None or age > limit:
@@ -1455,6 +1460,55 @@ def test_payload(now: datetime) -> dict[str, Any]:
             "score": None, "matched_terms": [], "story_id": None, "sources": [],
         },
     }
+
+
+# --------------------------------------------------------------------------- the database
+
+@cli.command()
+@click.option("--to", "to_url", required=True, metavar="postgresql://USER@HOST:PORT/DB",
+              help="The PostgreSQL database to copy into: empty (its tables are created here).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@fails_cleanly
+def migrate(obj: Context, to_url: str, as_json: bool) -> None:
+    """Copy the SQLite database (--db, $MONITOR_DB or the config's) into an empty PostgreSQL
+    database: items, stories, matches, the outbox with its statuses, feeds with their state,
+    channels, feedback and learned models. Prints the rows of each table on both sides; exit 1
+    when they differ, 2 when the target is not empty or cannot be reached. The SQLite file is
+    left as it is (but for pending schema steps, applied as 'monitor run' would).
+
+    Example: monitor --db monitor.db migrate --to postgresql://monitor@db.example:5432/monitor
+    """
+    from .store import SQLiteStore, describe, is_postgres, open_store
+    from .store.copy import copy_database
+    from .store.postgres import PostgresStore
+
+    if not is_postgres(to_url):
+        raise click.BadParameter("a postgresql:// URL, e.g. postgresql://monitor@localhost:5432/monitor",
+                                 param_hint="--to")
+    database = obj.config.database
+    if is_postgres(database):
+        click.echo(f"Error: the database to copy from is {describe(database)}: 'monitor migrate' "
+                   "copies an SQLite file (name it with --db)", err=True)
+        sys.exit(2)
+    with open_store(database, create=False) as source, open_store(to_url) as target:
+        assert isinstance(source, SQLiteStore) and isinstance(target, PostgresStore)
+        if not as_json:
+            click.echo(f"copying {source.location} into {target.location}", err=True)
+        report = copy_database(source, target, progress=None if as_json else lambda table, rows:
+                               click.echo(f"  {table}: {rows:,} rows", err=True))
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        rows = [{"table": c.table, "sqlite": f"{c.source:,}", "postgresql": f"{c.target:,}",
+                 "check": "ok" if c.equal else "DIFFERENT"} for c in report.tables]
+        emit(rows, ["table", "sqlite", "postgresql", "check"], False)
+        click.echo(f"{'copied' if report.ok else 'copied, but the counts differ'} in "
+                   f"{report.seconds:.1f} s; next alert id {report.sequences.get('alerts', 1)}, "
+                   f"next feedback id {report.sequences.get('feedback', 1)}. Point the monitor at "
+                   "it with --db, $MONITOR_DB or the config's database")
+    if not report.ok:
+        sys.exit(1)
 
 
 # --------------------------------------------------------------------------- the config

@@ -32,3 +32,13 @@ def test_quick_start_is_two_commands():
     assert "pip install '.[test]' && pytest" in README
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
     assert "pip install '.[test]' && pytest" in ci
+
+
+def test_ci_requires_the_postgresql_server():
+    """CI runs the PostgreSQL half of the store's tests and fails, not skips, without a server."""
+    ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
+    assert "export MONITOR_TEST_POSTGRES=postgresql://postgres@127.0.0.1:5432/postgres" in ci
+    assert "export MONITOR_TEST_POSTGRES_REQUIRED=1" in ci
+    assert ci.index("MONITOR_TEST_POSTGRES_REQUIRED=1") < ci.index("&& pytest")
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    assert '"psycopg[binary]' in pyproject and '"psycopg-pool' in pyproject

@@ -251,8 +251,10 @@ class PostgresStore(Store):
         self._poll_number = number
 
     def _new_ids(self, count: int) -> tuple[Iterator[int], Iterator[int]]:
-        rows = self._tx().execute("SELECT nextval('items_id_seq'), nextval('stories_id_seq') "
-                                  "FROM generate_series(1, ?)", [count]).fetchall() if count else []
+        rows = self._tx().execute(
+            "SELECT nextval(pg_get_serial_sequence('items', 'id')), "
+            "nextval(pg_get_serial_sequence('stories', 'id')) FROM generate_series(1, ?)",
+            [count]).fetchall() if count else []
         return iter([row[0] for row in rows]), iter([row[1] for row in rows])
 
     def _seconds_between(self, later: str, earlier: str) -> str:
