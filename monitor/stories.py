@@ -112,7 +112,8 @@ _STAGES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(patte
     ("proposal", r"\b(propos\w*|plan|offer\w*|draft|framework|tabl\w*)\b"),
     ("talks", r"\b(talks|discuss\w*|negotiat\w*|mediat\w*|delegation\w*|arriv\w*|meet\w*|visit\w*|"
               r"envoy\w*)\b"),
-    ("call", r"\b(call(s|ed)? for|urg\w*|demand\w*|appeal\w*|press(es|ed)? for)\b"),
+    ("call", r"\b(call(s|ed)? (for|on)|urg\w*|demand\w*|appeal\w*|press(es|ed)? for|"
+             r"pressur(es|ed|ing))\b"),
 ))
 _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(pattern)) for name, pattern in (  # on lower-cased text
@@ -318,11 +319,16 @@ _AGREEMENT_AHEAD = re.compile(r"\b(close\W{0,2}to|closer to|approach\w*|nearing|
                               r"approved|accepted|signed)")
 
 
+_CALL = dict(_STAGES)["call"]
+
+
 def _stage(lowered: str) -> str | None:
     for name, needles, pattern in _STAGE_CHECKS:
         if name == "agree" and _AGREEMENT_AHEAD.search(lowered) and pattern.search(lowered):
             return "near"
         if any(needle in lowered for needle in needles) and pattern.search(lowered):
+            if name == "scheduled" and _CALL.search(lowered):
+                return "call"  # "US urges Israel to begin pauses": asked for, not announced
             return name
     return None
 

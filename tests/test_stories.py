@@ -81,6 +81,10 @@ SHIFT = datetime.now(UTC) - timedelta(hours=1) - max(
     ("Israel to begin daily four-hour pauses in fighting in north Gaza, US says", "scheduled"),
     ("Truce to take effect at 7am on Friday, Qatar says", "scheduled"),
     ("Israel-Hamas truce takes effect", "begin"),
+    ("Israel to pause fighting for four hours daily in northern Gaza", "scheduled"),
+    # ... unless it is asked for
+    ("US urges Israel to begin daily pauses in fighting", "call"),
+    ("U.S. pressuring Israel to pause fighting to allow for more aid into Gaza", "call"),
 ])
 def test_the_stage_of_a_headline_is_what_happened(title, stage):
     assert stage_of(title) == stage
