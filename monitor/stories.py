@@ -47,6 +47,7 @@ JOIN_WINDOW = 20 * 3600.0
 # the day and by speaker: a report of one joins such a story for a shorter time.
 STATEMENT_WINDOW = 8 * 3600.0
 STATEMENTS = frozenset({"near", "talks", "call", None})
+SOURCE_STATEMENT_WINDOW = 12 * 3600.0  # the same for live blogs, explainers and round-ups
 JOIN_BEFORE = 3 * 3600.0  # a report published a little before the story's first (polled later)
 REPORT_BAR = 0.40  # share of the item's word weight that the story must hold (reports)
 SOURCE_BAR = 0.45  # the same for live blogs, explainers and round-ups, which only attach
@@ -92,21 +93,27 @@ _STAGES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(patte
     ("reject", r"\b(reject\w*|refus\w*|rebuff\w*|dismiss\w*)\b"),
     ("resume", r"\b(resum\w*|reopen\w*|restart\w*)\b"),
     ("halt", r"\b(halt\w*|suspend\w*|shut\w*|closed|closes|closure|stop\w*|block\w*|"
-             r"will not|won'?t)\b"),
+             r"will not|won'?t|withdraw\w* (as|from) (mediat\w*|talks|negotiat\w*))\b"),
     ("agree", r"\b(agree\w*|deal (is )?(reached|struck|done|sealed)|reach\w* (a )?deal|"
               r"approv\w*|accept\w*|sign(s|ed)?|clinch\w*|strik\w* (a )?deal|struck)\b"),
     ("near", r"(close to|closer|\bclose\W*$|['‘’]close['‘’]|\b(is|are|appears?|seems?|looks?) "
-             r"close\b|\bnears?\b|\bnearing\b|imminent|within reach|final stages?|expected to|"
+             r"close\b|\bnears?\b|\bnearing\b|imminent|"
+             r"\b(will|could|would|may|might) be (freed|released)\b|within reach|final stages?|expected to|"
              r"poised to|\bset to\b|on the verge|\bprogress\w*)"),
     ("release", r"\b(releas\w*|free[ds]?|freeing|handed over|hand(s|ed)? over|handover|"
-                r"transferred|swap\w*|exchang\w*|set free|reunit\w*|return(s|ed)? home)\b"),
+                r"transferred|swap\w*|exchang\w*|set free|reunit\w*|return(s|ed)? home|rescu\w*)\b"),
+    # a step announced for later: "Israel to begin daily four-hour pauses", "truce to take effect
+    # at 7am" (not that it began; the announcement of an agreed step)
+    ("scheduled", r"\b(to|will|would|shall) (begin|start|take effect|go into effect|come into (force|effect)|"
+                  r"pause (fighting|combat|attacks|operations|strikes))\b"),
     ("begin", r"\b(begin\w*|began|begun|take[sn]? effect|took effect|start(s|ed)?|"
               r"in effect|into force|goes into|went into|come[s]? into|holds|holding)\b"),
-    ("vote", r"\b(vot\w*|resolution|veto\w*|security council)\b"),
+    ("vote", r"\b(vot\w*|resolution|veto\w*|(?<!national )security council)\b"),
     ("proposal", r"\b(propos\w*|plan|offer\w*|draft|framework|tabl\w*)\b"),
     ("talks", r"\b(talks|discuss\w*|negotiat\w*|mediat\w*|delegation\w*|arriv\w*|meet\w*|visit\w*|"
               r"envoy\w*)\b"),
-    ("call", r"\b(call(s|ed)? for|urg\w*|demand\w*|appeal\w*|press(es|ed)? for)\b"),
+    ("call", r"\b(call(s|ed)? (for|on)|urg\w*|demand\w*|appeal\w*|press(es|ed)? for|"
+             r"pressur(es|ed|ing))\b"),
 ))
 _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(pattern)) for name, pattern in (  # on lower-cased text
@@ -213,7 +220,7 @@ def _counts(tokens: list[str]) -> set[tuple[str, str]]:
     found = set()
     for i, token in enumerate(tokens):
         number = _NUMBER_WORDS.get(token, token if token.isdigit() and len(token) < 5 else None)
-        if number is None:
+        if number is None or tokens[i + 1:i + 3] == ["year", "old"]:  # an age, not a count
             continue
         for follower in tokens[i + 1:i + 4]:
             what = _COUNTED.get(_stem(follower))
@@ -248,11 +255,14 @@ _NEEDLES = {
     "extend": ("exten", "prolong"),
     "reject": ("reject", "refus", "rebuff", "dismiss"),
     "resume": ("resum", "reopen", "restart"),
-    "halt": ("halt", "suspend", "shut", "clos", "stop", "block", "will not", "won"),
+    "halt": ("halt", "suspend", "shut", "clos", "stop", "block", "will not", "won", "withdraw"),
     "agree": ("agree", "deal", "approv", "accept", "sign", "clinch", "struck"),
-    "near": ("clos", "near", "imminent", "within reach", "final stage", "expected to", "poised",
+    "near": ("clos", "near", "imminent", " be freed", " be released", "within reach", "final stage",
+             "expected to", "poised",
              "set to", "verge", "progress"),
-    "release": ("releas", "free", "hand", "transferred", "swap", "exchang", "reunit", "return"),
+    "release": ("releas", "free", "hand", "transferred", "swap", "exchang", "reunit", "return",
+                "rescu"),
+    "scheduled": ("to ", "will ", "would ", "shall "),
     "begin": ("begin", "began", "begun", "take", "took", "start", "effect", "force", "goes into",
               "went into", "come", "hold"),
     "vote": ("vot", "resolution", "veto", "security council"),
@@ -302,9 +312,23 @@ def _an_account(lowered: str) -> bool:
     return (spoke or freed) and _KIN.search(lowered) is None
 
 
+# An agreement spoken of as ahead, not done: "Hamas chief says it is close to truce agreement",
+# "Gaza 'approaching a truce agreement'", "hostage deal to be approved" (stage near, not agree).
+_AGREEMENT_AHEAD = re.compile(r"\b(close\W{0,2}to|closer to|approach\w*|nearing|nears?|on the verge of|"
+                              r"to be|could be|would be)\s+(\w+\s+){0,3}?(agreement|deal\b|agreed|"
+                              r"approved|accepted|signed)")
+
+
+_CALL = dict(_STAGES)["call"]
+
+
 def _stage(lowered: str) -> str | None:
     for name, needles, pattern in _STAGE_CHECKS:
+        if name == "agree" and _AGREEMENT_AHEAD.search(lowered) and pattern.search(lowered):
+            return "near"
         if any(needle in lowered for needle in needles) and pattern.search(lowered):
+            if name == "scheduled" and _CALL.search(lowered):
+                return "call"  # "US urges Israel to begin pauses": asked for, not announced
             return name
     return None
 
@@ -415,7 +439,10 @@ class Decision:
 
 def _apart(event: Event, story: StoryProfile, published: float) -> str | None:
     """Why the item cannot be of this story's development, or None."""
-    window = STATEMENT_WINDOW if story.stage in STATEMENTS else JOIN_WINDOW
+    if story.stage not in STATEMENTS:
+        window = JOIN_WINDOW
+    else:  # a morning's round-up looks back over the night: it attaches for a little longer
+        window = STATEMENT_WINDOW if event.kind == "report" else SOURCE_STATEMENT_WINDOW
     if not story.first_published - JOIN_BEFORE <= published <= story.first_published + window:
         return "time"
     if event.kind != "report":
@@ -426,7 +453,9 @@ def _apart(event: Event, story: StoryProfile, published: float) -> str | None:
         return None
     if not story.kinds.get("report"):
         return "a story of live blogs, explainers or round-ups only"  # their headlines move on
-    if event.stage != story.stage:  # "deal close" (no stage word) is not "deal reached"
+    if event.stage != story.stage and not (  # "deal close" (no stage word) is not "deal reached"
+            {event.stage, story.stage} == {"agree", "scheduled"} and event.counts & story.counts):
+        # ... but "Israel agrees to 4-hour pauses" is "Israel to begin daily 4-hour pauses"
         return f"stage {event.stage} vs {story.stage}"
     if event.ordinals and story.ordinals and not event.ordinals & story.ordinals:
         return f"ordinal {sorted(event.ordinals)} vs {sorted(story.ordinals)}"
@@ -437,19 +466,41 @@ def _apart(event: Event, story: StoryProfile, published: float) -> str | None:
     return None
 
 
-def similarity(event: Event, story: StoryProfile) -> tuple[float, dict[str, Any]]:
+def similarity(event: Event, story: StoryProfile,
+               published: float | None = None) -> tuple[float, dict[str, Any]]:
     """How much of the item's word weight the story holds, plus bonuses for shared names and
-    counts; with the evidence."""
+    counts; with the evidence. Given the item's time: a report in the story's first hours may
+    share a count of captives with it as another class ("2 Americans" / "2 hostages")."""
     total = sum(event.weights.values()) or 1.0
     shared = [w for w in event.weights if w in story.words]
     coverage = sum(event.weights[w] for w in shared) / total
     names = sorted(n for n in event.names if n in story.names)
     counts = sorted(f"{n} {what}" for what, n in event.counts & story.counts)
+    if not counts and event.kind == "report" and published is not None and \
+            published - story.first_published <= EVENT_HOURS * 3600.0:
+        counts = sorted(f"{n} {what}" for what, n in _as_captives(event.counts, story.counts))
     score = coverage + NAME_BONUS * min(len(names), 2) + (NUMBER_BONUS if counts else 0.0)
     shared.sort(key=lambda w: -event.weights[w])
     return score, {"similarity": round(score, 3), "coverage": round(coverage, 3),
                    "shared_words": [event.written.get(w, w) for w in shared[:8]],
                    "shared_names": names, "shared_counts": counts}
+
+
+# Who counted may be captives counted: "2 Americans released", "2 hostages released" agree; "two
+# women" and "two Americans" say nothing (they may be other people, or the same).
+_CAPTIVES = frozenset({"american", "thai", "foreign", "women", "child"})
+
+
+def _as_captives(counts: frozenset[tuple[str, str]], other: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The counts of ``counts`` that name as many captives as a count of ``other`` when one of
+    the two counts only says "hostages"."""
+    found = set()
+    for what, n in counts:
+        for what2, n2 in other:
+            if n == n2 and ((what == "captive" and what2 in _CAPTIVES)
+                            or (what2 == "captive" and what in _CAPTIVES)):
+                found.add((what, n))
+    return found
 
 
 def bar_for(event: Event, story: StoryProfile, published: float) -> float:
@@ -468,7 +519,7 @@ def decide(event: Event, published: float, candidates: list[StoryProfile]) -> De
     for story in candidates:
         if _apart(event, story, published) is not None:
             continue
-        score, why = similarity(event, story)
+        score, why = similarity(event, story, published)
         if score >= bar_for(event, story, published) and (best is None or score > best[0]):
             best = (score, story, why)
     if best is not None:
