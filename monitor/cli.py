@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .config import MonitorConfig, StorylineConfig, find_config, load_config
+from .config import (
+    MonitorConfig,
+    StorylineConfig,
+    find_config,
+    is_database_url,
+    load_config,
+    shown_database,
+)
 from .errors import MonitorError
 
 if TYPE_CHECKING:
@@ -156,8 +163,8 @@ def run(obj: Context, once: bool) -> None:
     handler = setup_logging(obj.verbose, default=logging.INFO)
     config = obj.delivery_config()
     handler.addFilter(RedactSecrets(config.secrets))
-    log.info("config %s; database %s; %d feeds, %d storylines", config.source, config.database,
-             len(config.feeds), len(config.storylines))
+    log.info("config %s; database %s; %d feeds, %d storylines", config.source,
+             shown_database(config.database), len(config.feeds), len(config.storylines))
     if compiled():
         log.info("matcher compiled with mypyc")
     else:
@@ -208,7 +215,7 @@ def health(obj: Context, max_age: str) -> None:
         ready, reason = desk_ready(*config.web.host_port)
         click.echo(f"{'healthy' if ready else 'unhealthy'}: {reason}")
         sys.exit(0 if ready else 1)
-    if not Path(config.database).exists():
+    if not is_database_url(config.database) and not Path(config.database).exists():
         click.echo(f"unhealthy: no database at {config.database} (not started yet?)")
         sys.exit(1)
     with obj.store() as store:
@@ -885,7 +892,8 @@ def check(obj: Context, text: str, summary: str, as_json: bool) -> None:
     matcher = Matcher(obj.config.storylines)
     explanations = matcher.explain(title, body)
     models = {}
-    if any(s.learned for s in obj.config.storylines) and Path(obj.config.database).exists():
+    if any(s.learned for s in obj.config.storylines) and (
+            is_database_url(obj.config.database) or Path(obj.config.database).exists()):
         from .pipeline import learned_models  # the models the daemon would use
 
         with obj.store() as store:
