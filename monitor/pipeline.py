@@ -239,6 +239,11 @@ class Monitor:
 
     def _poll(self, feed: FeedConfig, lease: Lease | None = None) -> FeedReport:
         state = self.store.feed_state(feed.url)
+        if lease is not None and not self.store.holds_feed(lease, now=self.clock()):
+            # The lease passed while this poll waited (for the database): another instance may
+            # be fetching the feed now; one fetch of a feed at a time.
+            raise LeaseLost(f"{feed.url}: the lease (token {lease.fence}) passed before the "
+                            "fetch; not fetched")
         result = self.fetcher.fetch(feed.url, etag=state.etag, last_modified=state.last_modified)
         now = self.clock()
         next_poll_at = now + timedelta(seconds=jittered(feed.interval, self.rng))

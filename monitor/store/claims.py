@@ -95,6 +95,14 @@ class Claims:
             "UPDATE feeds SET lease_owner = NULL, lease_until = NULL, next_poll_at = ? "
             "WHERE url = ? AND fence = ?", [iso(next_poll_at), lease.feed_url, lease.fence]).rowcount))
 
+    def holds_feed(self, lease: Lease, *, now: datetime) -> bool:
+        """Whether ``lease`` is still the feed's and has not passed at ``now``: asked before a
+        fetch, so that an instance whose lease passed meanwhile (its poll waited out an
+        unreachable database) never fetches a feed that another instance may be fetching."""
+        return bool(self._read(
+            "SELECT 1 FROM feeds WHERE url = ? AND fence = ? AND lease_owner = ? AND lease_until >= ?",
+            [lease.feed_url, lease.fence, lease.owner, iso(now)]))
+
     def check_lease(self, lease: Lease | None) -> None:
         """Inside a poll's write: the lease's token is still the feed's (else ``LeaseLost``, and
         the transaction is undone); the feed is freed with the commit."""
