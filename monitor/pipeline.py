@@ -241,7 +241,9 @@ class Monitor:
         state = self.store.feed_state(feed.url)
         if lease is not None and not self.store.holds_feed(lease, now=self.clock()):
             # The lease passed while this poll waited (for the database): another instance may
-            # be fetching the feed now; one fetch of a feed at a time.
+            # be fetching the feed now; one fetch of a feed at a time. Given up (unless another
+            # instance has claimed it since), so that the feed is claimed again at once.
+            self.store.release_feed(lease, next_poll_at=self.clock())
             raise LeaseLost(f"{feed.url}: the lease (token {lease.fence}) passed before the "
                             "fetch; not fetched")
         result = self.fetcher.fetch(feed.url, etag=state.etag, last_modified=state.last_modified)

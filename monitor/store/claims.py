@@ -49,7 +49,7 @@ class Claims:
             [instance, host, pid, iso(now), iso(now)]))
 
     def heartbeat(self, instance: str, *, now: datetime, until: datetime, alive_within: float) -> int:
-        """The instance is alive: its feeds' leases last until ``until``. Returns how many
+        """The instance is alive: its feeds' leases not passed yet last until ``until``. Returns how many
         instances are alive (a heartbeat in the last ``alive_within`` seconds, this one included).
         Channel leases are not stretched here: their holder renews them before each delivery
         (``claim_channel``), for as long as one delivery may take, so that a dead holder keeps
@@ -57,7 +57,8 @@ class Claims:
         def operation() -> int:
             self._exec("UPDATE instances SET heartbeat_at = ?, stopped_at = NULL WHERE id = ?",
                        [iso(now), instance])
-            self._exec("UPDATE feeds SET lease_until = ? WHERE lease_owner = ?", [iso(until), instance])
+            self._exec("UPDATE feeds SET lease_until = ? WHERE lease_owner = ? AND lease_until >= ?",
+                       [iso(until), instance, iso(now)])  # a lease that passed stays passed
             return int(self._exec(
                 "SELECT COUNT(*) FROM instances WHERE stopped_at IS NULL AND heartbeat_at >= ?",
                 [iso(now - timedelta(seconds=alive_within))]).fetchone()[0])
