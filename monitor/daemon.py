@@ -52,6 +52,9 @@ LEARNED_REFRESH = 30.0  # seconds between looks at the desk's verdicts (learned 
 LEASE_SECONDS = 30.0  # how long a claimed feed or channel stays an instance's without a heartbeat
 HEARTBEAT_SECONDS = 10.0  # how often a live instance extends its leases (a third of a lease)
 CLAIM_INTERVAL = 1.0  # seconds between claims of due feeds
+# The instances an instance shares the feeds with: those that beat in the last two heartbeats
+# (one killed a minute ago is no peer: counting it shrank the survivors' share of each claim).
+PEER_WITHIN = 2 * HEARTBEAT_SECONDS + 1.0
 CHANNEL_LEASE_MARGIN = 5.0  # a channel's lease: its delivery timeout and this, renewed per alert
 
 
@@ -244,7 +247,7 @@ def heartbeat(store: Any, instance: Instance) -> None:
     now = datetime.now(UTC)
     instance.peers = max(1, store.heartbeat(instance.id, now=now,
                                             until=now + timedelta(seconds=LEASE_SECONDS),
-                                            alive_within=2 * LEASE_SECONDS))
+                                            alive_within=PEER_WITHIN))
 
 
 def _logs_store_errors(what: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
