@@ -26,6 +26,7 @@ from .batch import Cursor
 from .values import Lease, iso
 
 T = TypeVar("T")
+FORGET_AFTER = timedelta(days=1)  # an instance silent this long is dropped from the table
 
 
 class Claims:
@@ -43,10 +44,18 @@ class Claims:
         raise NotImplementedError
 
     def register_instance(self, instance: str, *, host: str, pid: int, now: datetime) -> None:
-        self._write(lambda: self._exec(
-            "INSERT INTO instances (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, stopped_at = NULL",
-            [instance, host, pid, iso(now), iso(now)]))
+        """The instance starts. Those silent for ``FORGET_AFTER`` (killed, or stopped) are
+        forgotten: every start of every instance is a row, and no one else removes them."""
+        def operation() -> None:
+            self._exec("DELETE FROM instances WHERE heartbeat_at < ? AND id NOT IN ("
+                       "SELECT lease_owner FROM feeds WHERE lease_owner IS NOT NULL UNION "
+                       "SELECT lease_owner FROM channels WHERE lease_owner IS NOT NULL)",
+                       [iso(now - FORGET_AFTER)])
+            self._exec(
+                "INSERT INTO instances (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, stopped_at = NULL",
+                [instance, host, pid, iso(now), iso(now)])
+        self._write(operation)
 
     def heartbeat(self, instance: str, *, now: datetime, until: datetime, alive_within: float) -> int:
         """The instance is alive: its feeds' leases not passed yet last until ``until``. Returns how many
