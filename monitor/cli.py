@@ -284,7 +284,8 @@ def _run(obj: Context, config: MonitorConfig, once: bool) -> None:
 
     # The daemon waits for a PostgreSQL server that does not answer yet (restarting, or
     # started after it): one of several instances must not die of the database's restart.
-    wait = {} if once or not is_database_url(config.database) else {"connect_wait": START_WAIT}
+    wait: dict[str, Any] = {} if once or not is_database_url(config.database) else {
+        "connect_wait": START_WAIT}
     with open_store(config.database, **wait) as store:  # the one command that creates it
         monitor = Monitor(config, store)
         if [f.url for f in monitor.feeds] != [f.url for f in config.feeds]:
