@@ -277,11 +277,18 @@ def _tune_process() -> None:
         pass  # not glibc: nothing to limit
 
 
+START_WAIT = 300.0  # seconds `monitor run` waits for an unreachable PostgreSQL at start
+
+
 def _run(obj: Context, config: MonitorConfig, once: bool) -> None:
     from .pipeline import Monitor
-    from .store import open_store
+    from .store import is_postgres, open_store
 
-    with open_store(config.database) as store:  # the one command that creates the database
+    # The daemon waits for a PostgreSQL server that does not answer yet (restarting, or
+    # started after it): one of several instances must not die of the database's restart.
+    wait: dict[str, Any] = {} if once or not is_postgres(config.database) else {
+        "connect_wait": START_WAIT}
+    with open_store(config.database, **wait) as store:  # the one command that creates it
         monitor = Monitor(config, store)
         if [f.url for f in monitor.feeds] != [f.url for f in config.feeds]:
             log.info("polling %d feeds: the config's and those added with 'monitor feeds add', "

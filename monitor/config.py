@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from .errors import ConfigError
 from .policy import (
@@ -200,7 +201,26 @@ class MonitorConfig:
     @property
     def secrets(self) -> tuple[str, ...]:
         found = tuple(s for channel in self.channels for s in channel.secrets)
-        return found + ((self.web.token,) if self.web.token else ())
+        password = database_password(self.database)  # as written, and percent-decoded
+        return (found + ((self.web.token,) if self.web.token else ())
+                + ((password, unquote(password)) if password else ()))
+
+
+def database_password(database: str) -> str | None:
+    """The password in a ``postgresql://user:password@host/db`` URL (None for a path): one
+    of the secrets that never reach a log line."""
+    if not is_database_url(database):
+        return None
+    try:
+        password = urlsplit(database).password
+    except ValueError:
+        return None
+    return password or None
+
+
+def is_database_url(database: str) -> bool:
+    """A PostgreSQL URL rather than an SQLite file's path (``store.is_postgres``)."""
+    return database.startswith(("postgresql://", "postgres://"))
 
 
 # --------------------------------------------------------------------------- loading

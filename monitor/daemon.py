@@ -13,8 +13,10 @@ On a database that several instances share (PostgreSQL, ``store.shared``), the f
 given one job each: one job claims due feeds every ``CLAIM_INTERVAL`` (as many as the instance
 has free poll threads) and polls them in its pool, each under a lease of ``LEASE_SECONDS`` that a
 heartbeat job extends every ``HEARTBEAT_SECONDS`` while the instance lives; a channel is
-delivered by whichever instance holds its lease. An instance that dies holds its feeds and
-channels for at most one lease; a clean stop gives them up at once.
+delivered by whichever instance holds its lease, which lasts one delivery (the channel's
+timeout and ``CHANNEL_LEASE_MARGIN``) and is renewed before each alert. An instance that dies
+holds its feeds for at most one lease and its channels for at most one delivery's lease; a
+clean stop gives them up at once.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ LEARNED_REFRESH = 30.0  # seconds between looks at the desk's verdicts (learned 
 LEASE_SECONDS = 30.0  # how long a claimed feed or channel stays an instance's without a heartbeat
 HEARTBEAT_SECONDS = 10.0  # how often a live instance extends its leases (a third of a lease)
 CLAIM_INTERVAL = 1.0  # seconds between claims of due feeds
+# The instances an instance shares the feeds with: those that beat in the last two heartbeats
+# (one killed a minute ago is no peer: counting it shrank the survivors' share of each claim).
+PEER_WITHIN = 2 * HEARTBEAT_SECONDS + 1.0
+CHANNEL_LEASE_MARGIN = 5.0  # a channel's lease: its delivery timeout and this, renewed per alert
 
 
 def poll_job(monitor: Monitor, feed: FeedConfig, wake_dispatchers: Callable[[], None]) -> None:
@@ -206,14 +212,20 @@ def build_shared_scheduler(monitor: Monitor, executor: ThreadPoolExecutor, insta
         feeds.update((feed.url, feed) for feed in monitor.reload_feeds())
 
     def deliver(channel: Any) -> None:
-        now = datetime.now(UTC)
+        # The channel's lease lasts one delivery (the channel's timeout) and a margin, renewed
+        # before each: a holder killed mid-delivery keeps it that long, not a whole feed lease.
+        config = monitor._channel_configs.get(channel.name)
+        hold = timedelta(seconds=(config.timeout if config else 10.0) + CHANNEL_LEASE_MARGIN)
+
+        def holds() -> bool:
+            now = datetime.now(UTC)
+            return store.claim_channel(channel.name, instance.id, now=now, until=now + hold)
+
         try:
-            holds = store.claim_channel(channel.name, instance.id, now=now, until=now + lease)
-        except StoreError as error:
+            if holds():
+                monitor.dispatch(channel, holds=holds)
+        except StoreError as error:  # the database unreachable too long: the next turn retries
             log.error("deliver on %s: %s", channel.name, error)
-            return
-        if holds:
-            monitor.dispatch(channel)
 
     scheduler.add_job(claim, IntervalTrigger(seconds=CLAIM_INTERVAL, jitter=CLAIM_INTERVAL / 2),
                       id="feeds:claim",
@@ -235,7 +247,7 @@ def heartbeat(store: Any, instance: Instance) -> None:
     now = datetime.now(UTC)
     instance.peers = max(1, store.heartbeat(instance.id, now=now,
                                             until=now + timedelta(seconds=LEASE_SECONDS),
-                                            alive_within=2 * LEASE_SECONDS))
+                                            alive_within=PEER_WITHIN))
 
 
 def _logs_store_errors(what: str) -> Callable[[Callable[[], None]], Callable[[], None]]:

@@ -239,6 +239,13 @@ class Monitor:
 
     def _poll(self, feed: FeedConfig, lease: Lease | None = None) -> FeedReport:
         state = self.store.feed_state(feed.url)
+        if lease is not None and not self.store.holds_feed(lease, now=self.clock()):
+            # The lease passed while this poll waited (for the database): another instance may
+            # be fetching the feed now; one fetch of a feed at a time. Given up (unless another
+            # instance has claimed it since), so that the feed is claimed again at once.
+            self.store.release_feed(lease, next_poll_at=self.clock())
+            raise LeaseLost(f"{feed.url}: the lease (token {lease.fence}) passed before the "
+                            "fetch; not fetched")
         result = self.fetcher.fetch(feed.url, etag=state.etag, last_modified=state.last_modified)
         now = self.clock()
         next_poll_at = now + timedelta(seconds=jittered(feed.interval, self.rng))
@@ -402,11 +409,14 @@ class Monitor:
 
     # -- delivering
 
-    def dispatch(self, channel: Channel, *, limit: int = 100) -> DispatchReport:
+    def dispatch(self, channel: Channel, *, limit: int = 100,
+                 holds: Callable[[], bool] | None = None) -> DispatchReport:
         """Deliver the channel's due alerts in order of creation until none is due,
         the channel fails (then it backs off as a whole), or ``limit`` were tried. Logs one
-        line for the channel when anything was tried (each alert: at debug level)."""
-        report = self._dispatch(channel, limit)
+        line for the channel when anything was tried (each alert: at debug level).
+        ``holds``: asked before each delivery (an instance of several renews its lease of the
+        channel); False stops the turn."""
+        report = self._dispatch(channel, limit, holds)
         self._tally.dispatch(report)
         if report.sent or report.retrying or report.failed:
             log.info("%s: %d alert(s) sent%s%s", channel.name, report.sent,
@@ -436,7 +446,8 @@ class Monitor:
                  len(held))
         return count
 
-    def _dispatch(self, channel: Channel, limit: int) -> DispatchReport:
+    def _dispatch(self, channel: Channel, limit: int,
+                  holds: Callable[[], bool] | None = None) -> DispatchReport:
         report = DispatchReport(channel.name)
         tried = 0
         self.write_digest(channel.name)
@@ -445,6 +456,8 @@ class Monitor:
             if not due:
                 break
             for alert in due:
+                if holds is not None and not holds():
+                    return report  # another instance delivers the channel now
                 tried += 1
                 now = self.clock()
                 age = (now - (alert.queued_at or alert.created_at)).total_seconds()

@@ -190,3 +190,36 @@ def test_every_read_model_answers_the_same_on_both_backends(pg_url, tmp_path):
     for key in sqlite:
         assert postgres[key] == sqlite[key], key
     assert sqlite["latencies"]["count"] == 1 and sqlite["stories"] and sqlite["search"]
+
+
+def test_threads_deciding_and_not_deciding_at_once_share_the_profile_cache_safely(pg_url, monkeypatch):
+    """One process's threads record polls at once: those with a matched item decide stories
+    (they read and write the cached profiles), the others take no lock. Neither may break the
+    other's view of the cache (a cache emptied under a deciding poll was a KeyError)."""
+    from monitor.store import batch
+
+    monkeypatch.setattr(batch, "KEPT_PROFILES", 0)  # every poll that keeps profiles starts again
+    with open_store(pg_url) as store:
+        store.sync_feeds(FEEDS)
+        store.sync_channels(CHANNELS)
+        errors: list[BaseException] = []
+        words = ["Cairo truce talks resume", "Doha mediators meet envoys", "Hostages freed at Rafah",
+                 "Egypt proposes a pause", "Qatar hosts a delegation"]
+
+        def work(n: int) -> None:
+            try:
+                for i in range(12):
+                    matched = (n + i) % 2 == 0
+                    title = f"{words[(n + i) % len(words)]} number {n} {i}"
+                    store.record_poll(FEEDS[n % 2].url, [entry(n % 2, f"t{n}-{i}", title, matched=matched)],
+                                      now=NOW, status=200, next_poll_at=NOW, policy=policy())
+            except BaseException as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors
+        assert store.counts()["entries"] == 96

@@ -607,3 +607,169 @@ def test_feeds_added_paused_and_removed(tmp_path):
         store.pause_feed("https://x.example/rss", now=now)
         assert store.remove_feed("https://x.example/rss") and not store.remove_feed("https://x.example/rss")
         assert store.added_feeds() == [] and store.paused_feeds() == {}
+
+
+# --------------------------------------------------------------------------- several instances (issue 16)
+# The claims of claims.py, on both engines: who polls which feed, who delivers which channel.
+
+from monitor.errors import LeaseLost  # noqa: E402
+from monitor.store.values import parse_time  # noqa: E402
+
+LEASE = timedelta(seconds=30)
+SIX = [FeedConfig(f"Outlet {n}", f"http://127.0.0.1:1/{n}.xml", 60) for n in range(6)]
+
+
+def claim(store: Store, instance: str, at: datetime, limit: int = 10):
+    return store.claim_feeds(instance, now=at, until=at + LEASE, limit=limit)
+
+
+def test_two_instances_claiming_at_once_take_disjoint_feeds_and_all_of_them(store):
+    store.sync_feeds(FEEDS + SIX)  # eight feeds
+    everything = {feed.url for feed in FEEDS + SIX}
+    for round in range(5):  # each round a minute later: every lease before has passed
+        at = NOW + timedelta(minutes=round)
+        got: dict[str, list] = {}
+        barrier = threading.Barrier(2)
+
+        def take(instance: str, at: datetime = at, got: dict = got,
+                 barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            got[instance] = [lease for _ in range(4) for lease in claim(store, instance, at, limit=1)]
+
+        threads = [threading.Thread(target=take, args=(name,)) for name in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        a, b = ({lease.feed_url for lease in got[name]} for name in ("a", "b"))
+        # Neither waits for the other's locked rows nor comes back empty-handed (SKIP LOCKED).
+        assert not a & b and len(a) == len(b) == 4 and a | b == everything, (round, a, b)
+        assert {lease.owner for lease in got["a"]} == {"a"}
+        assert claim(store, "c", at + timedelta(seconds=29)) == []  # all held, none passed yet
+    assert claim(store, "a", NOW, limit=0) == []
+
+
+def test_a_feed_not_due_or_paused_is_not_claimed(store):
+    record(store, 0, [])  # polled: next poll in a minute
+    store.pause_feed(FEEDS[1].url, now=NOW)
+    assert claim(store, "a", NOW) == []
+    assert [lease.feed_url for lease in claim(store, "a", NOW + timedelta(minutes=1))] == [FEEDS[0].url]
+
+
+def test_an_expired_lease_is_claimed_again_with_a_higher_token(store):
+    [first] = claim(store, "a", NOW, limit=1)
+    # The lease lasts till its end: at its very end another instance gets only the other feed.
+    assert [lease.feed_url for lease in claim(store, "b", NOW + timedelta(seconds=30))] == [
+        feed.url for feed in FEEDS if feed.url != first.feed_url]
+    [again] = [lease for lease in claim(store, "b", NOW + timedelta(seconds=31))
+               if lease.feed_url == first.feed_url]
+    assert again.owner == "b" and again.fence > first.fence
+    assert store.feed_state(first.feed_url).holder(NOW + timedelta(seconds=32)) == "b"
+
+
+def test_a_poll_recorded_with_a_stale_token_raises_lease_lost_and_stores_nothing(store):
+    url = FEEDS[0].url
+    [stale] = [lease for lease in claim(store, "a", NOW) if lease.feed_url == url]
+    [current] = [lease for lease in claim(store, "b", NOW + timedelta(seconds=31))
+                 if lease.feed_url == url]
+    later = NOW + timedelta(minutes=5)
+    with pytest.raises(LeaseLost):
+        store.record_poll(url, [entry(0, "g1", TITLE, summary=SUMMARY)], now=NOW, status=200,
+                          next_poll_at=later, policy=policy(), lease=stale)
+    with pytest.raises(LeaseLost):
+        store.record_not_modified(url, now=NOW, status=304, next_poll_at=later, lease=stale)
+    with pytest.raises(LeaseLost):
+        store.record_failure(url, FeedConnectError("refused"), now=NOW, next_poll_at=later,
+                             lease=stale)
+    assert store.counts()["entries"] == 0 and store.counts()["alerts"] == 0
+    state = store.feed_state(url)
+    assert state.last_fetch_at is None and state.consecutive_errors == 0
+    assert state.holder(NOW + timedelta(seconds=32)) == "b"  # b's lease untouched
+    # The current holder's poll is stored, and frees the feed until it is due again.
+    outcome = store.record_poll(url, [entry(0, "g1", TITLE, summary=SUMMARY)], now=NOW, status=200,
+                                next_poll_at=later, policy=policy(), lease=current)
+    assert outcome.new_items == 1 and store.counts()["entries"] == 1
+    assert store.feed_state(url).lease_owner is None
+    assert url not in {lease.feed_url for lease in claim(store, "c", later - timedelta(seconds=1))}
+    assert url in {lease.feed_url for lease in claim(store, "c", later)}
+
+
+def test_heartbeat_extends_the_leases_and_counts_the_live_instances(store):
+    for name, at in (("a", NOW), ("b", NOW), ("gone", NOW - timedelta(minutes=5))):
+        store.register_instance(name, host="h", pid=1, now=at)
+    leases = claim(store, "a", NOW)
+    assert store.claim_channel("hook", "a", now=NOW, until=NOW + LEASE)
+    assert store.heartbeat("a", now=NOW + timedelta(seconds=20), until=NOW + timedelta(seconds=50),
+                           alive_within=60) == 2  # a and b; "gone" beat 5 minutes ago
+    assert claim(store, "b", NOW + timedelta(seconds=40)) == []  # extended past the first 30 s
+    retaken = claim(store, "b", NOW + timedelta(seconds=51))
+    assert {lease.feed_url for lease in retaken} == {lease.feed_url for lease in leases}
+    # A channel's lease is renewed by its holder before each delivery, not by the heartbeat:
+    # a holder that stopped delivering loses it when its last renewal ends.
+    assert store.claim_channel("hook", "b", now=NOW + timedelta(seconds=31),
+                               until=NOW + timedelta(seconds=61))
+    assert store.heartbeat("b", now=NOW + timedelta(seconds=90), until=NOW + timedelta(seconds=120),
+                           alive_within=60) == 1  # a's last beat was 70 s before
+    # A lease that passed is not revived by a later heartbeat: the feed is anyone's to claim.
+    assert store.heartbeat("b", now=NOW + timedelta(seconds=200), until=NOW + timedelta(seconds=230),
+                           alive_within=60) == 1
+    assert {lease.feed_url for lease in claim(store, "a", NOW + timedelta(seconds=201))} == {
+        lease.feed_url for lease in leases}
+
+
+def test_a_channel_held_by_a_live_instance_is_not_claimed_by_another(store):
+    until = NOW + LEASE
+    assert store.claim_channel("hook", "a", now=NOW, until=until)
+    assert store.claim_channel("hook", "a", now=NOW + timedelta(seconds=5), until=until)  # its own
+    assert not store.claim_channel("hook", "b", now=NOW + timedelta(seconds=30), until=until)
+    assert store.claim_channel("console", "b", now=NOW, until=until)  # another channel: free
+    assert store.claim_channel("hook", "b", now=NOW + timedelta(seconds=31),
+                               until=NOW + timedelta(seconds=61))  # a's lease passed
+    assert not store.claim_channel("hook", "a", now=NOW + timedelta(seconds=32), until=until)
+    assert not store.claim_channel("no-such-channel", "a", now=NOW, until=until)
+
+
+def test_stop_instance_gives_up_every_lease_at_once(store):
+    store.register_instance("a", host="h", pid=1, now=NOW)
+    held = claim(store, "a", NOW)
+    assert held and store.claim_channel("hook", "a", now=NOW, until=NOW + LEASE)
+    store.stop_instance("a", now=NOW + timedelta(seconds=1))
+    at = NOW + timedelta(seconds=2)
+    assert {lease.feed_url for lease in claim(store, "b", at)} == {lease.feed_url for lease in held}
+    assert store.claim_channel("hook", "b", now=at, until=at + LEASE)
+    assert store.instances(now=at, alive_within=60) == []
+
+
+def test_a_feed_released_unpolled_is_not_due_before_the_time_given(store):
+    [lease] = claim(store, "a", NOW, limit=1)
+    assert store.release_feed(lease, next_poll_at=NOW + timedelta(seconds=30))
+    url = lease.feed_url
+    assert url not in {other.feed_url for other in claim(store, "b", NOW + timedelta(seconds=29))}
+    assert url in {other.feed_url for other in claim(store, "b", NOW + timedelta(seconds=30))}
+    assert not store.release_feed(lease, next_poll_at=NOW)  # b claimed it since: not a's to give
+
+
+def test_instances_lists_the_live_ones_with_what_they_hold(store):
+    store.register_instance("a", host="desk-1", pid=101, now=NOW)
+    store.register_instance("b", host="desk-2", pid=202, now=NOW + timedelta(seconds=1))
+    store.register_instance("old", host="desk-3", pid=303, now=NOW - timedelta(minutes=5))
+    [lease] = claim(store, "a", NOW, limit=1)
+    store.claim_channel("hook", "b", now=NOW, until=NOW + LEASE)
+    rows = store.instances(now=NOW + timedelta(seconds=2), alive_within=60)
+    assert [(r["id"], r["host"], r["pid"]) for r in rows] == [("a", "desk-1", 101),
+                                                             ("b", "desk-2", 202)]
+    assert rows[0]["feeds"] == [lease.feed_url] and rows[0]["channels"] == []
+    assert rows[1]["feeds"] == [] and rows[1]["channels"] == ["hook"]
+    assert parse_time(rows[0]["started_at"]) == NOW
+    assert parse_time(rows[1]["heartbeat_at"]) == NOW + timedelta(seconds=1)
+    # A lease that passed is not held any more, whoever's it was.
+    later = store.instances(now=NOW + timedelta(seconds=40), alive_within=60)
+    assert [(r["feeds"], r["channels"]) for r in later] == [([], []), ([], [])]
+
+
+def test_an_instance_starting_forgets_those_silent_for_a_day(store):
+    store.register_instance("killed", host="h", pid=1, now=NOW - timedelta(days=1, seconds=1))
+    store.register_instance("stopped", host="h", pid=2, now=NOW - timedelta(hours=2))
+    store.stop_instance("stopped", now=NOW - timedelta(hours=2))
+    store.register_instance("new", host="h", pid=3, now=NOW)
+    assert {row["id"] for row in store._read("SELECT id FROM instances")} == {"stopped", "new"}

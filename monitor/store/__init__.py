@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ..config import is_database_url
 from .core import Store
 from .schema import SCHEMA_VERSION
 from .sqlite import SQLiteGuidReader, SQLiteStore
@@ -48,11 +49,10 @@ __all__ = [
     "open_store",
 ]
 
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
 
 def is_postgres(location: str | Path) -> bool:
-    return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
+    """A PostgreSQL URL, not an SQLite file's path."""
+    return isinstance(location, str) and is_database_url(location)
 
 
 def describe(location: str | Path) -> str:

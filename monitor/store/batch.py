@@ -135,7 +135,10 @@ class PollBatch:
 
     def keep_profiles(self) -> None:
         """At the end of the poll: the profiles it wrote are the store's (the store forgets them
-        all if the transaction fails). Bounded: past ``KEPT_PROFILES``, start again empty."""
+        all if the transaction fails). Bounded: past ``KEPT_PROFILES``, start again empty. A poll
+        that wrote none leaves them alone (on PostgreSQL it ran beside a deciding one)."""
+        if not self.written:
+            return
         if len(self.kept) > KEPT_PROFILES:
             self.kept.clear()
         self.kept.update((i, self.profiles[i]) for i in self.written)

@@ -26,6 +26,7 @@ from .batch import Cursor
 from .values import Lease, iso
 
 T = TypeVar("T")
+FORGET_AFTER = timedelta(days=1)  # an instance silent this long is dropped from the table
 
 
 class Claims:
@@ -43,19 +44,30 @@ class Claims:
         raise NotImplementedError
 
     def register_instance(self, instance: str, *, host: str, pid: int, now: datetime) -> None:
-        self._write(lambda: self._exec(
-            "INSERT INTO instances (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, stopped_at = NULL",
-            [instance, host, pid, iso(now), iso(now)]))
+        """The instance starts. Those silent for ``FORGET_AFTER`` (killed, or stopped) are
+        forgotten: every start of every instance is a row, and no one else removes them."""
+        def operation() -> None:
+            self._exec("DELETE FROM instances WHERE heartbeat_at < ? AND id NOT IN ("
+                       "SELECT lease_owner FROM feeds WHERE lease_owner IS NOT NULL UNION "
+                       "SELECT lease_owner FROM channels WHERE lease_owner IS NOT NULL)",
+                       [iso(now - FORGET_AFTER)])
+            self._exec(
+                "INSERT INTO instances (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, stopped_at = NULL",
+                [instance, host, pid, iso(now), iso(now)])
+        self._write(operation)
 
     def heartbeat(self, instance: str, *, now: datetime, until: datetime, alive_within: float) -> int:
-        """The instance is alive: its leases last until ``until``. Returns how many instances are
-        alive (a heartbeat in the last ``alive_within`` seconds, this one included)."""
+        """The instance is alive: its feeds' leases not passed yet last until ``until``. Returns how many
+        instances are alive (a heartbeat in the last ``alive_within`` seconds, this one included).
+        Channel leases are not stretched here: their holder renews them before each delivery
+        (``claim_channel``), for as long as one delivery may take, so that a dead holder keeps
+        its channel no longer than that."""
         def operation() -> int:
             self._exec("UPDATE instances SET heartbeat_at = ?, stopped_at = NULL WHERE id = ?",
                        [iso(now), instance])
-            self._exec("UPDATE channels SET lease_until = ? WHERE lease_owner = ?", [iso(until), instance])
-            self._exec("UPDATE feeds SET lease_until = ? WHERE lease_owner = ?", [iso(until), instance])
+            self._exec("UPDATE feeds SET lease_until = ? WHERE lease_owner = ? AND lease_until >= ?",
+                       [iso(until), instance, iso(now)])  # a lease that passed stays passed
             return int(self._exec(
                 "SELECT COUNT(*) FROM instances WHERE stopped_at IS NULL AND heartbeat_at >= ?",
                 [iso(now - timedelta(seconds=alive_within))]).fetchone()[0])
@@ -92,6 +104,14 @@ class Claims:
         return bool(self._write(lambda: self._exec(
             "UPDATE feeds SET lease_owner = NULL, lease_until = NULL, next_poll_at = ? "
             "WHERE url = ? AND fence = ?", [iso(next_poll_at), lease.feed_url, lease.fence]).rowcount))
+
+    def holds_feed(self, lease: Lease, *, now: datetime) -> bool:
+        """Whether ``lease`` is still the feed's and has not passed at ``now``: asked before a
+        fetch, so that an instance whose lease passed meanwhile (its poll waited out an
+        unreachable database) never fetches a feed that another instance may be fetching."""
+        return bool(self._read(
+            "SELECT 1 FROM feeds WHERE url = ? AND fence = ? AND lease_owner = ? AND lease_until >= ?",
+            [lease.feed_url, lease.fence, lease.owner, iso(now)]))
 
     def check_lease(self, lease: Lease | None) -> None:
         """Inside a poll's write: the lease's token is still the feed's (else ``LeaseLost``, and

@@ -52,6 +52,10 @@ T = TypeVar("T")
 LOCK_WAIT_SECONDS = 60.0  # how long an operation waits for an unreachable server in all
 POLL_LOCK = 0x706F_6C6C  # pg_advisory_xact_lock key of record_poll: one poll decides at a time
 POOL_SIZE = 16  # connections per instance: its poll and delivery threads share them
+# how long an operation waits for a pooled connection before it says the server is unreachable
+# (and tries again, within LOCK_WAIT_SECONDS): psycopg_pool's default, 30 s, kept an outage
+# unsaid for half a minute
+POOL_WAIT_SECONDS = 10.0
 _WORD = re.compile(r"\w+")
 # psycopg's errors that mean "the server or the connection went away": worth waiting out
 _GONE = (psycopg.OperationalError, PoolTimeout)
@@ -99,22 +103,36 @@ class PostgresStore(Store):
     shared = True
 
     def __init__(self, url: str, *, create: bool = True, lock_wait: float = LOCK_WAIT_SECONDS,
-                 pool_size: int = POOL_SIZE) -> None:
+                 pool_size: int = POOL_SIZE, connect_wait: float = 0.0) -> None:
+        """``connect_wait``: how long to wait for a server that does not answer yet (the
+        daemon, started while PostgreSQL restarts); 0: one try of a few seconds."""
         super().__init__()
         self.connect_to = url
         self.location = describe(url)
         self.lock_wait = lock_wait
-        self._local = threading.local()  # .tx: the PgTx of this thread's open write
+        self._local = threading.local()  # .tx: this thread's open write; .deciding: it decides
+        self._deciding = threading.Lock()  # held by the poll deciding stories in this process
         self._poll_number: int | None = None  # this instance's last number of poll_sequence
+        deadline = time.monotonic() + connect_wait
+        while (failure := _connect_failure(url)) is not None:
+            reason = _reason(failure)
+            left = deadline - time.monotonic()
+            if left <= 0 or not _worth_waiting(failure):
+                raise StoreError(f"{self.location}: cannot connect to PostgreSQL: {reason}")
+            log.warning("PostgreSQL unreachable at start (%s); waiting for it (%.0f s more)",
+                        reason, left, extra={"db": self.location})
+            time.sleep(min(2.0, left))
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False,
                                     kwargs={"autocommit": True}, name="monitor",
-                                    check=ConnectionPool.check_connection)
+                                    check=ConnectionPool.check_connection,
+                                    timeout=POOL_WAIT_SECONDS)
         try:
             self._pool.open(wait=True, timeout=min(10.0, lock_wait))
         except PoolTimeout:
             self._pool.close()
             raise StoreError(f"{self.location}: cannot connect to PostgreSQL: "
-                             f"{_connect_error(url)}") from None
+                             f"{_unreachable(url) or 'the pool could not open a connection in time'}"
+                             ) from None
         try:
             self._migrate(create)
         except BaseException:
@@ -177,20 +195,26 @@ class PostgresStore(Store):
 
     def _retrying(self, operation: Callable[[], T]) -> T:
         """Run ``operation``, again while the server is unreachable or asks for a retry."""
-        deadline = time.monotonic() + self.lock_wait
+        started = time.monotonic()
+        deadline = started + self.lock_wait
         delay = 0.2
+        gone = False
         while True:
             try:
-                return operation()
+                result = operation()
+                if gone:
+                    log.warning("PostgreSQL reachable again (an operation waited %.0f s)",
+                                time.monotonic() - started, extra={"db": self.location})
+                return result
             except _RETRY:
                 continue
             except _GONE as error:
-                self._profiles.clear()
                 if time.monotonic() > deadline:
                     raise StoreError(f"{self.location}: PostgreSQL unreachable for "
                                      f"{self.lock_wait:.0f} s ({_reason(error)})") from None
                 log.warning("PostgreSQL unreachable (%s); retrying in %.1f s", _reason(error), delay,
                             extra={"db": self.location})
+                gone = True
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -205,10 +229,14 @@ class PostgresStore(Store):
                         self._local.tx = PgTx(conn)
                         return operation()
                 except BaseException:
-                    self._profiles.clear()  # it may hold what this transaction wrote
+                    if getattr(self._local, "deciding", False):
+                        self._profiles.clear()  # it may hold what this transaction wrote
                     raise
                 finally:
                     self._local.tx = None
+                    if getattr(self._local, "deciding", False):
+                        self._local.deciding = False
+                        self._deciding.release()
 
         return self._retrying(attempt)
 
@@ -243,6 +271,11 @@ class PostgresStore(Store):
         (an unmatched item is a story of its own), so they record in parallel."""
         if not any(entry.matches for entry in entries):
             return
+        # This process's threads decide one at a time too: they share the profile cache
+        # (``_profiles``), which only a deciding poll reads and writes, until its transaction
+        # ends (``_write``).
+        self._deciding.acquire()
+        self._local.deciding = True
         tx = self._tx()
         tx.execute("SELECT pg_advisory_xact_lock(?)", [POLL_LOCK])
         number = tx.execute("SELECT nextval('poll_sequence')").fetchone()[0]
@@ -302,9 +335,23 @@ def _reason(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
-def _connect_error(url: str) -> str:
+def _connect_failure(url: str) -> psycopg.Error | None:
+    """Why one connection to ``url`` fails now (None: it opens)."""
     try:
         psycopg.connect(url, connect_timeout=5).close()
     except psycopg.Error as error:
-        return _reason(error)
-    return "the pool could not open a connection in time"
+        return error
+    return None
+
+
+def _worth_waiting(failure: psycopg.Error) -> bool:
+    """No server answered, or it is starting or stopping: worth waiting for. A server that
+    answered no (a wrong password, no such database) is not."""
+    text = str(failure)
+    return "FATAL" not in text or any(state in text for state in (
+        "starting up", "shutting down", "in recovery", "not yet accepting"))
+
+
+def _unreachable(url: str) -> str | None:
+    failure = _connect_failure(url)
+    return None if failure is None else _reason(failure)
