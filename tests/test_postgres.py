@@ -223,3 +223,44 @@ def test_threads_deciding_and_not_deciding_at_once_share_the_profile_cache_safel
             thread.join()
         assert not errors, errors
         assert store.counts()["entries"] == 96
+
+
+def test_a_poll_commits_without_waiting_for_the_disk_only_when_it_wrote_no_alert(pg_url, monkeypatch):
+    """A poll's write with an outbox row must be on disk before any instance delivers the row;
+    one without (feed health, items that alert nothing) may be lost in a server crash and is
+    redone by the next poll, so it does not wait for the WAL flush."""
+    from monitor.store.postgres import PgTx
+
+    statements: list[str] = []
+    execute = PgTx.execute
+
+    def watched(self, sql, params=()):
+        statements.append(sql)
+        return execute(self, sql, params)
+
+    monkeypatch.setattr(PgTx, "execute", watched)
+    relaxed = "SET LOCAL synchronous_commit = off"
+    with open_store(pg_url) as store:
+        store.sync_feeds(FEEDS)
+        store.sync_channels(CHANNELS)
+        cases = {
+            "not modified": lambda: store.record_not_modified(FEEDS[0].url, now=NOW, status=304,
+                                                              next_poll_at=NOW, policy=policy()),
+            "unmatched item": lambda: store.record_poll(
+                FEEDS[0].url, [entry(0, "u", "Football results", matched=False)], now=NOW, status=200,
+                next_poll_at=NOW, policy=policy()),
+            "an alert": lambda: store.record_poll(
+                FEEDS[0].url, [entry(0, "m", "Hamas delegation arrives in Cairo for truce talks")],
+                now=NOW, status=200, next_poll_at=NOW, policy=policy()),
+            "an old matched item": lambda: store.record_poll(
+                FEEDS[1].url, [entry(1, "o", "Qatar tables a truce proposal in Doha",
+                                     published=NOW - timedelta(days=9))],
+                now=NOW, status=200, next_poll_at=NOW, policy=policy()),
+        }
+        waited = {}
+        for name, record in cases.items():
+            statements.clear()
+            record()
+            waited[name] = relaxed not in statements
+    assert waited == {"not modified": False, "unmatched item": False, "an alert": True,
+                      "an old matched item": False}

@@ -88,6 +88,16 @@ class Store(ReadModels, Examples, Claims):
         """At the start of ``record_poll``'s transaction: make it the only one deciding stories
         (the SQLite write lock is that already; PostgreSQL takes a lock for it)."""
 
+    def _poll_recorded(self) -> None:
+        """At the end of a poll's write (``record_poll``, ``record_not_modified``,
+        ``record_failure``): a backend may commit it without waiting for the disk when it wrote
+        no outbox row (PostgreSQL). Such a write lost in a server crash is redone by the feed's
+        next poll (its ETag and body hash are lost with it), and nothing was delivered from it;
+        a write with an outbox row stays durable before any instance can deliver the row."""
+
+    def _outbox_written(self) -> None:
+        """Called for each outbox row written in the open transaction."""
+
     def _new_ids(self, count: int) -> tuple[Iterator[int], Iterator[int]]:
         """The ids of the items and of the stories a poll of ``count`` entries writes, in order
         (each entry makes at most one of each)."""
@@ -221,7 +231,9 @@ class Store(ReadModels, Examples, Claims):
                 {"now": iso(now), "status": status, "next": iso(next_poll_at), "etag": etag,
                  "lm": last_modified, "url": feed_url},
             )
-            return self._feed_recovered(feed_url, now, policy)
+            written = self._feed_recovered(feed_url, now, policy)
+            self._poll_recorded()
+            return written
         return self._write(operation)
 
     def record_failure(self, feed_url: str, error: MonitorError, *, now: datetime,
@@ -247,6 +259,7 @@ class Store(ReadModels, Examples, Claims):
                     self._insert_alert(channel.name, FEED_DOWN, f"{FEED_DOWN}:{feed_url}:{iso(now)}",
                                        body, now, feed_url=feed_url,
                                        held=self._hold(channel, now, 100.0, capped=False))
+            self._poll_recorded()
             return state
         return self._write(operation)
 
@@ -296,6 +309,7 @@ class Store(ReadModels, Examples, Claims):
             )
             counts["new_alerts"] += self._feed_recovered(feed_url, now, policy)
             batch.keep_profiles()
+            self._poll_recorded()
             return PollOutcome(**counts)
 
         return self._write(operation)
@@ -436,6 +450,7 @@ class Store(ReadModels, Examples, Claims):
                       story_id: int | None = None, item_id: int | None = None,
                       feed_url: str | None = None, held: Hold | None = None) -> int:
         """One outbox row: pending, or held for the channel's digest (``held``: ``policy.hold``)."""
+        self._outbox_written()
         cursor = self._exec(
             "INSERT INTO alerts (uid, channel, kind, dedup_key, storyline_id, story_id, "
             "item_id, feed_url, payload, created_at, status, held_until, held_reason) "

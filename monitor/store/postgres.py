@@ -227,6 +227,7 @@ class PostgresStore(Store):
                 try:
                     with conn.transaction():
                         self._local.tx = PgTx(conn)
+                        self._local.outbox = False
                         return operation()
                 except BaseException:
                     if getattr(self._local, "deciding", False):
@@ -282,6 +283,18 @@ class PostgresStore(Store):
         if self._poll_number is None or number != self._poll_number + 1:
             self._profiles.clear()  # another instance recorded a poll since this one's last
         self._poll_number = number
+
+    def _outbox_written(self) -> None:
+        self._local.outbox = True
+
+    def _poll_recorded(self) -> None:
+        """A poll's write with no outbox row commits without waiting for the WAL to reach the
+        disk (``synchronous_commit = off`` for this transaction: see ``Store._poll_recorded``).
+        A later commit that waits flushes the WAL up to it, so no durable row can point at a
+        lost one. Measured: the warm cycle 1.89x SQLite's with every commit waiting, 1.06x
+        without (bench/postgres.py)."""
+        if not getattr(self._local, "outbox", False):
+            self._tx().execute("SET LOCAL synchronous_commit = off")
 
     def _new_ids(self, count: int) -> tuple[Iterator[int], Iterator[int]]:
         rows = self._tx().execute(
