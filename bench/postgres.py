@@ -152,9 +152,11 @@ def profile_child(config: str, stats_path: str) -> None:
 
         counted_execute, counted_executemany = timed(execute), timed(executemany)
 
-        def timed_before_poll(self):  # type: ignore[no-untyped-def]
+        def timed_before_poll(self, entries):  # type: ignore[no-untyped-def]
+            if not any(entry.matches for entry in entries):
+                return  # no story to decide: no lock taken (PostgresStore._before_poll)
             local.asked = time.perf_counter()
-            before_poll(self)  # the advisory lock, then the poll's number
+            before_poll(self, entries)  # the advisory lock, then the poll's number
             local.granted = time.perf_counter()
 
         pg_backend.PgTx.execute = counted_execute  # type: ignore[method-assign]
@@ -202,7 +204,7 @@ def summarise(stats: dict) -> dict[str, float]:
            "statements": statistics.mean(p["statements"] for p in polls)}
     holds = sorted(p["lock_hold"] for p in polls if "lock_hold" in p)
     if holds:
-        waits = sorted(p["lock_wait"] for p in polls)
+        waits = sorted(p["lock_wait"] for p in polls if "lock_wait" in p)
         top = sorted(stats["statements"].items(), key=lambda kv: -kv[1][1])[:6]
         out["top"] = [(sql, calls, round(spent, 3)) for sql, (calls, spent) in top]
         out.update(hold_median_ms=1000 * statistics.median(holds),
