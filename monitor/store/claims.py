@@ -17,31 +17,20 @@ alert pending, and the next holder delivers it again under the same ``webhook-id
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from ..errors import LeaseLost
-from .batch import Cursor
+from .base import Queries
 from .values import Lease, iso
 
-T = TypeVar("T")
 FORGET_AFTER = timedelta(days=1)  # an instance silent this long is dropped from the table
 
 
-class Claims:
+class Claims(Queries):
     """The instances side of ``Store`` (schema step 0010)."""
 
     SKIP_LOCKED = ""  # PostgreSQL: " FOR UPDATE SKIP LOCKED" (SQLite's one writer needs none)
-
-    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    def _write(self, operation: Callable[[], T]) -> T:
-        raise NotImplementedError
-
-    def _exec(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Cursor:
-        raise NotImplementedError
 
     def register_instance(self, instance: str, *, host: str, pid: int, now: datetime) -> None:
         """The instance starts. Those silent for ``FORGET_AFTER`` (killed, or stopped) are

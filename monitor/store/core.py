@@ -37,7 +37,7 @@ from ..payload import (
 )
 from ..policy import Hold, hold
 from ..stories import Decision, StoryProfile, decide, event_of
-from .batch import Cursor, PollBatch, Tx, stored_urls
+from .batch import PollBatch, Tx, stored_urls
 from .batch import known_guids as stored_guids
 from .claims import Claims
 from .examples import Examples
@@ -63,26 +63,9 @@ class Store(ReadModels, Examples, Claims):
 
     # -- what each backend provides
 
-    def _write(self, operation: Callable[[], T]) -> T:
-        """Run ``operation`` in one write transaction; ``_exec`` and ``_tx`` reach it."""
-        raise NotImplementedError
-
     def _reading(self, operation: Callable[[Tx], T]) -> T:
         """Run ``operation`` with a transaction to read from (retried as the backend retries)."""
         raise NotImplementedError
-
-    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    def _tx(self) -> Tx:
-        """The open write transaction (inside ``_write`` only)."""
-        raise NotImplementedError
-
-    def _exec(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Cursor:
-        return self._tx().execute(sql, params)  # type: ignore[no-any-return]
-
-    def _exec_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        self._tx().executemany(sql, rows)
 
     def _before_poll(self, entries: Sequence[NewEntry]) -> None:
         """At the start of ``record_poll``'s transaction: make it the only one deciding stories

@@ -7,30 +7,16 @@ In: verdicts and labelled rows. Out: the examples of a storyline, counts, saved 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from .batch import Cursor
+from .base import Queries
 from .values import iso
 
-T = TypeVar("T")
 
-
-class Examples:
+class Examples(Queries):
     """The examples side of ``Store`` (schema step 0003)."""
-
-    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    def _write(self, operation: Callable[[], T]) -> T:
-        raise NotImplementedError
-
-    def _exec(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Cursor:
-        raise NotImplementedError
-
-    def _exec_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        raise NotImplementedError
 
     def record_feedback(self, item: str, storyline: str, *, right: bool,
                         now: datetime) -> dict[str, Any]:

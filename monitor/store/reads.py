@@ -15,17 +15,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..payload import DIGEST, MATCH
+from .base import Queries
 from .values import iso
 
 
-class ReadModels:
+class ReadModels(Queries):
     """The read side of ``Store``: every method is one or a few SELECTs through ``_read``."""
 
     LIST_AGG = "group_concat"  # (text, separator) -> the values joined
     LIKE = "LIKE"  # case-insensitive for ASCII in SQLite; PostgreSQL says ILIKE
-
-    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
-        raise NotImplementedError
 
     def _seconds_between(self, later: str, earlier: str) -> str:
         """SQL for the seconds from ``earlier`` to ``later`` (two stored ISO times)."""
