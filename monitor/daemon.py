@@ -214,7 +214,7 @@ def build_shared_scheduler(monitor: Monitor, executor: ThreadPoolExecutor, insta
     def deliver(channel: Any) -> None:
         # The channel's lease lasts one delivery (the channel's timeout) and a margin, renewed
         # before each: a holder killed mid-delivery keeps it that long, not a whole feed lease.
-        config = monitor._channel_configs.get(channel.name)
+        config = monitor.channel_config(channel.name)
         hold = timedelta(seconds=(config.timeout if config else 10.0) + CHANNEL_LEASE_MARGIN)
 
         def holds() -> bool:

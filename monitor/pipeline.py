@@ -119,6 +119,11 @@ class Monitor:
         self.feeds = polled_feeds(config, store)
         self._tally = _Tally()
 
+    def channel_config(self, name: str) -> ChannelConfig | None:
+        """The config of the channel named ``name`` (None: a channel given to the monitor that
+        the config does not name)."""
+        return self._channel_configs.get(name)
+
     def reload_feeds(self) -> tuple[FeedConfig, ...]:
         """Read again which feeds to poll (``monitor feeds add``/``pause`` in another process)."""
         self.feeds = polled_feeds(self.config, self.store)
@@ -430,7 +435,7 @@ class Monitor:
         whose policy holds nothing (any more) sends what it held at once. Returns how many
         stories and feed notices the digest tells (0: none written)."""
         now = self.clock()
-        config = self._channel_configs.get(channel)
+        config = self.channel_config(channel)
         due_by = None if everything or config is None or not config.policy.holds else now
         held = self.store.held_alerts(channel, due_by=due_by)
         if not held:

@@ -29,7 +29,7 @@ from typing import Any
 import psycopg
 
 from ..errors import StoreError
-from .postgres import PostgresStore
+from .postgres import PostgresStore, first_line
 from .sqlite import SQLiteStore
 
 # In the order the rows are written (the foreign keys: items -> stories; entries, matches -> items).
@@ -83,7 +83,7 @@ def copy_database(source: SQLiteStore, target: PostgresStore, *,
     try:
         conn = psycopg.connect(target.connect_to, autocommit=True)
     except psycopg.Error as error:
-        raise StoreError(f"{target.location}: cannot connect to PostgreSQL: {_first_line(error)}") from None
+        raise StoreError(f"{target.location}: cannot connect to PostgreSQL: {first_line(error)}") from None
     with conn:
         pg_tables = {t: _pg_columns(conn, t) for t in tables}
         with conn.transaction():
@@ -103,7 +103,7 @@ def copy_database(source: SQLiteStore, target: PostgresStore, *,
                     rows = _copy_table(conn_source, conn, table, columns, batch)
                 except psycopg.Error as error:  # e.g. a text with a NUL byte, which PostgreSQL refuses
                     raise StoreError(f"{target.location}: copying {table} failed, nothing was "
-                                     f"copied: {_first_line(error)}") from None
+                                     f"copied: {first_line(error)}") from None
                 copied[table] = (rows, time.perf_counter() - table_started)
                 if progress:
                     progress(table, rows)
@@ -145,10 +145,6 @@ def _reset_identity(conn: psycopg.Connection[Any], table: str) -> int | None:
     conn.execute("SELECT setval(pg_get_serial_sequence(%s, %s), %s, false)",
                  [table, column, next_id])
     return int(next_id)
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _sqlite_columns(conn: sqlite3.Connection, table: str) -> list[str]:

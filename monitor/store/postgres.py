@@ -115,7 +115,7 @@ class PostgresStore(Store):
         self._poll_number: int | None = None  # this instance's last number of poll_sequence
         deadline = time.monotonic() + connect_wait
         while (failure := _connect_failure(url)) is not None:
-            reason = _reason(failure)
+            reason = first_line(failure)
             left = deadline - time.monotonic()
             if left <= 0 or not _worth_waiting(failure):
                 raise StoreError(f"{self.location}: cannot connect to PostgreSQL: {reason}")
@@ -211,8 +211,8 @@ class PostgresStore(Store):
             except _GONE as error:
                 if time.monotonic() > deadline:
                     raise StoreError(f"{self.location}: PostgreSQL unreachable for "
-                                     f"{self.lock_wait:.0f} s ({_reason(error)})") from None
-                log.warning("PostgreSQL unreachable (%s); retrying in %.1f s", _reason(error), delay,
+                                     f"{self.lock_wait:.0f} s ({first_line(error)})") from None
+                log.warning("PostgreSQL unreachable (%s); retrying in %.1f s", first_line(error), delay,
                             extra={"db": self.location})
                 gone = True
                 time.sleep(delay)
@@ -343,7 +343,7 @@ class PostgresGuidReader:
         return set(stored_urls(self._tx(), urls))
 
 
-def _reason(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     """The first line of a psycopg error, which names host and port but never the password."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
@@ -367,4 +367,4 @@ def _worth_waiting(failure: psycopg.Error) -> bool:
 
 def _unreachable(url: str) -> str | None:
     failure = _connect_failure(url)
-    return None if failure is None else _reason(failure)
+    return None if failure is None else first_line(failure)
