@@ -17,6 +17,7 @@ Each item goes through the real store (an SQLite file in a temp dir) in order of
 matched by the packaged config's matcher, one poll per item, exactly as the daemon records it.
 
 Example: python bench/stories.py --labels labels/developments-2026-12-05.jsonl --data ../shared/data
+(``--repeats``: what a desk read twice, and why each repeat did not join.)
 (``--split tune`` / ``--split test``: the items of odd / even days only, each replayed alone.)
 """
 
@@ -38,7 +39,7 @@ from monitor.models import Item
 from monitor.normalise import html_to_text
 from monitor.pipeline import config_matcher
 from monitor.store import AlertPolicy, NewEntry, SQLiteStore
-from monitor.stories import RESERVED, event_of
+from monitor.stories import RESERVED, Event, StoryProfile, _apart, bar_for, event_of, similarity
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -145,11 +146,57 @@ def score(labelled: list[dict], outcome: dict[str, dict], mode: str) -> dict[str
             "B3 recall": statistics.fmean(recall) if recall else 0}
 
 
+def print_repeats(labelled: list[dict], raw: dict[str, dict], outcome: dict[str, dict]) -> None:
+    """Each development with more than one alert: its alerts, and for each after the first what
+    kept it out of the first one's story (``stories._apart``'s reason, else its similarity under
+    the bar), the story rebuilt from its items up to then."""
+    def event(row: dict) -> Event:
+        source = raw[row["id"]]
+        return event_of(html_to_text(source["title"]), html_to_text(source.get("summary") or ""))
+
+    def at(row: dict) -> float:
+        return datetime.fromisoformat(row["published"]).timestamp()
+
+    matched = [row for row in labelled if outcome[row["id"]]["storylines"] != [""]]
+    by_development: dict[str, list[dict]] = defaultdict(list)
+    for row in matched:
+        if row["development"]:
+            by_development[row["development"]].append(row)
+    reasons: Counter[str] = Counter()
+    for development, rows in by_development.items():
+        alerted = [row for row in rows if outcome[row["id"]]["alerts"]]
+        if len(alerted) < 2:
+            continue
+        print(f"REPEATED: {development} ({len(alerted)} alerts)")
+        first_story = outcome[alerted[0]["id"]]["story"]
+        print(f"   {alerted[0]['published'][:16]} {alerted[0]['title'][:90]}")
+        for row in alerted[1:]:
+            members = [m for m in matched if outcome[m["id"]]["story"] == first_story
+                       and at(m) <= at(row)]
+            profile = StoryProfile.start(first_story, event(members[0]), at(members[0]),
+                                         members[0]["source"], set())
+            for member in members[1:]:
+                profile.add(event(member), at(member), member["source"], set())
+            item = event(row)
+            why = _apart(item, profile, at(row))
+            if why is None:
+                score, _ = similarity(item, profile, at(row))
+                why = f"similarity {score:.2f} < {bar_for(item, profile, at(row)):.2f}"
+            kind = "sources only" if why.startswith("a story") else why.split()[0]
+            reasons[kind + (" (unsure)" if row.get("unsure") else "")] += 1
+            print(f"   {row['published'][:16]} {row['title'][:90]}\n{'':20}{item.stage} / "
+                  f"{profile.stage}: {why}{' (unsure)' if row.get('unsure') else ''}")
+    print("repeats by what kept them apart: " + ", ".join(f"{why} {n}" for why, n in reasons.most_common()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--labels", type=Path, action="append")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--mixes", action="store_true", help="print the mixed stories")
+    parser.add_argument("--repeats", action="store_true",
+                        help="print each development that alerted more than once, and why each "
+                             "later alert did not join the story of the first")
     parser.add_argument("--on-topic", action="store_true", help="leave out items labelled offtopic")
     parser.add_argument("--split", choices=("all", "tune", "test"), default="all",
                         help="tune: items published on odd days (date ordinal), test: even days; "
@@ -182,6 +229,8 @@ def main() -> None:
         print(f"| {mode} | {s['alerts']} | {s['redundant']} | {s['per development']:.2f} | {s['missed']} "
               f"| {s['mixed stories']} | {s['B3 precision']:.3f} | {s['B3 recall']:.3f} | {seconds:.2f} "
               f"| {1000 * cpu / len(labelled):.2f} |")
+        if args.repeats and mode == "events":
+            print_repeats(labelled, raw, outcome)
         if args.mixes and mode == "events":
             by_story: dict[int, list[dict]] = defaultdict(list)
             for row in labelled:
