@@ -11,7 +11,7 @@ Israel truce" / "First Captives Freed in Tense Gaza Truce"), so copied text is n
 What an item reports is read out of it instead:
 
 - its **stage**: what happened (released, agreed, delayed, extended, collapsed, began, talks,
-  proposal, rejected, vote...), from the headline (the summary only when the headline has none);
+  proposal, rejected, denied, vote...), from the headline (the summary only when the headline has none);
 - its **numbers** (13 hostages, 39 prisoners) and **ordinals** (first, second, third group);
 - its **names** (capitalised words inside the headline: Raanan, Lifshitz, Thai, Cairo);
 - its **words**, weighted by how rare they are in news (IDF from ``word_idf.json``).
@@ -51,7 +51,7 @@ RELEASE_WINDOW = 16 * 3600.0
 # Statements of where things stand ("deal close", talks, calls, no stage word) change within
 # the day and by speaker: a report of one joins such a story for a shorter time.
 STATEMENT_WINDOW = 8 * 3600.0
-STATEMENTS = frozenset({"near", "talks", "call", None})
+STATEMENTS = frozenset({"near", "talks", "call", "deny", None})
 SOURCE_STATEMENT_WINDOW = 12 * 3600.0  # the same for live blogs, explainers and round-ups
 JOIN_BEFORE = 3 * 3600.0  # a report published a little before the story's first (polled later)
 REPORT_BAR = 0.40  # share of the item's word weight that the story must hold (reports)
@@ -90,6 +90,12 @@ _COUNTED = {"hostag": "captive", "captiv": "captive", "israel": "israeli", "pris
             "hour": "hour", "american": "american", "women and children": "child"}
 # Stages, most specific first: an item's stage is the first found in its headline.
 _STAGES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(pattern)) for name, pattern in (
+    # a denial is another development than the claim it denies ("US Says No Israel-Hamas Hostage
+    # Deal Yet", 17 minutes after "tentative deal reached"), whatever its words share
+    ("deny", r"\bno (\w+\W+){0,3}?(deal|agreement|truce|ceasefire|cease-fire)\b( \w+)? yet\b|"
+             r"\bno (deal|agreement) (has been |was )?(reached|agreed|struck)|"
+             r"\b(is|was) no (deal|agreement)\b|"
+             r"\bnot (yet )?(been )?(reached|agreed|struck|finali[sz]ed)|\bden(y|ies|ied)\b|\brefut\w*"),
     ("collapse", r"\b(collaps\w*|resum\w* (fighting|war|strikes|bombing|offensive|attacks)|"
                  r"truce (ends|ended|is over|expires|expired)|end(s|ed)? (of )?(the )?truce|"
                  r"fighting resumes|war resumes|broke down|breaks down)\b"),
@@ -256,6 +262,7 @@ def kind_of(title: str, summary: str = "") -> str:
 # Substrings without which a stage's pattern cannot match: a text is searched only for the
 # stages whose needles it holds (a substring test is ~50x cheaper than the pattern).
 _NEEDLES = {
+    "deny": ("no ", "not ", "den", "refut"),
     "collapse": ("collaps", "resum", "truce", "fighting", "war resumes", "broke", "breaks"),
     "delay": ("delay", "postpon", "held up", "hitch", "snag", "stall", "hold", "won", "not before"),
     "extend": ("exten", "prolong"),

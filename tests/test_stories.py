@@ -55,6 +55,9 @@ SHIFT = datetime.now(UTC) - timedelta(hours=1) - max(
     ("3 hostages expected to be released on Sunday", "near"),
     ("Hamas delegation arrives in Cairo for talks", "talks"),
     ("Evacuations from Gaza resume through Rafah crossing", "resume"),
+    ("US Says No Israel-Hamas Hostage Deal Yet", "deny"),
+    ("Qatar says there is no deal", "deny"),
+    ("Israel denies reports of a hostage deal", "deny"),
     # a freed captive's own account is its own development, not the release
     ("Freed hostage says she was held in 'spider's web' of Gaza tunnels", "account"),
     ("85-Year Old Israeli Hostage Held in Gaza Says She 'Went Through Hell'", "account"),
@@ -145,6 +148,17 @@ def _story(title: str, summary: str = "", story_id: int = 1, at: float = 0.0) ->
 def test_two_developments_of_one_storyline_stay_apart(first, later):
     story = _story(first)
     assert decide(event_of(later, ""), 3600.0, [story]).story_id is None
+
+
+def test_a_denial_is_not_the_claim_it_denies_whatever_its_summary_says():
+    # check set 1, 2023-11-19: the White House 17 minutes after the Washington Post's report
+    story = _story("US, Israel, Hamas Near Deal to Free Some Gaza Hostages, WaPo Reports",
+                   "The US, Israel and Hamas are near a deal to free dozens of hostages")
+    denial = event_of("US Says No Israel-Hamas Hostage Deal Yet",
+                      "The US, Israel and Hamas are close to a deal to free hostages, but no "
+                      "deal has been reached, the White House said")
+    assert denial.stage == "deny" and story.stage == "near"
+    assert decide(denial, 1020.0, [story]).story_id is None
 
 
 def test_another_outlets_report_joins_with_its_reasons():
