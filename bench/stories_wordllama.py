@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import stories as bench  # bench/stories.py
 
-import monitor.store as store_module
+import monitor.store.core as store_module  # where Store._record_entry calls decide
 from monitor import stories
 
 KEPT = 8  # the reports of a story whose vectors are compared
