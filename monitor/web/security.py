@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 if TYPE_CHECKING:
-    from .app import Desk
+    from .desk import Desk
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
