@@ -98,11 +98,13 @@ class PollBatch:
                         if entry.matches and entry.fingerprint and entry.fingerprint.band_keys
                         and (entry.item.feed_url, entry.item.guid) not in self.seen
                         and not (entry.item.url and entry.item.url in self.urls)]
-        # the snapshot (``prefetch``): its span, key -> (rows newest first, all rows of the span?),
-        # story -> shingles
+        # the snapshot (``prefetch``): its span, the keys read, key -> its rows newest first
+        # (keys with none left out), the keys with more rows than were read, story -> shingles
         self.span: tuple[float, float] | None = None
-        self.snapshot: dict[int, tuple[list[tuple[float, int]], bool]] = {}
-        self.texts: dict[int, frozenset[int]] = {}
+        self.read_ahead: set[int] = set()
+        self.snapshot: dict[int, list[tuple[float, int]]] = {}
+        self.capped: set[int] = set()
+        self.texts: dict[int, bytes] = {}
         self.flushed = False
 
     def claim_entry(self, feed_url: str, guid: str) -> bool:
@@ -140,7 +142,7 @@ class PollBatch:
         low = min(published for _f, published in self.lookups) - window
         high = max(published for _f, published in self.lookups) + window
         keys = sorted({key for fingerprint, _p in self.lookups for key in fingerprint.band_keys})
-        rows: dict[int, list[tuple[float, int]]] = {key: [] for key in keys}
+        rows: dict[int, list[tuple[float, int]]] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
             for key, published, story_id in self.conn.execute(
@@ -149,9 +151,10 @@ class PollBatch:
                     f"AS n FROM story_keys WHERE key IN ({','.join('?' * len(chunk))}) "
                     "AND published BETWEEN ? AND ?) AS k WHERE n <= ?",
                     [*chunk, low, high, PREFETCH_PER_KEY]):
-                rows[key].append((published, story_id))
-        self.snapshot = {key: (sorted(found, reverse=True), len(found) < PREFETCH_PER_KEY)
-                         for key, found in rows.items()}
+                rows.setdefault(key, []).append((published, story_id))
+        self.snapshot = {key: sorted(found, reverse=True) for key, found in rows.items()}
+        self.capped = {key for key, found in rows.items() if len(found) >= PREFETCH_PER_KEY}
+        self.read_ahead = set(keys)
         self.span = (low, high)
         wanted: set[int] = set()
         for fingerprint, published in self.lookups:
@@ -166,28 +169,24 @@ class PollBatch:
 
     def _stored(self, key: int, low: float, high: float,
                 limit: int) -> list[tuple[float, int]] | None:
-        """The newest ``limit`` stored rows of ``key`` in ``[low, high]``, from the snapshot;
-        None when it cannot tell (no snapshot of the key or the window; or the key had more
-        rows than were read, fewer of them are in the window, and older ones may be)."""
-        if self.span is None or low < self.span[0] or high > self.span[1]:
-            return None
-        known = self.snapshot.get(key)
-        if known is None:
-            return None
-        rows, complete = known
+        """The newest ``limit`` stored rows of ``key`` in ``[low, high]`` (within the snapshot's
+        span), from the snapshot; None when it cannot tell: the key was not read ahead, or it
+        had more rows than were read, fewer of them are in the window, and older ones may be."""
+        rows = self.snapshot.get(key)
+        if rows is None:
+            return [] if key in self.read_ahead else None
         inside = [row for row in rows if low <= row[0] <= high]
-        if len(inside) >= limit or complete or low > rows[-1][0]:
+        if len(inside) >= limit or key not in self.capped or low > rows[-1][0]:
             return inside[:limit]
         return None
 
-    def _shingles(self, story_ids: Sequence[int]) -> dict[int, frozenset[int]]:
-        texts: dict[int, frozenset[int]] = {}
+    def _shingles(self, story_ids: Sequence[int]) -> dict[int, bytes]:
+        texts: dict[int, bytes] = {}
         for start in range(0, len(story_ids), 500):
             chunk = story_ids[start:start + 500]
-            for story_id, blob in self.conn.execute(
-                    f"SELECT id, shingles FROM stories WHERE id IN ({','.join('?' * len(chunk))})",
-                    chunk):
-                texts[story_id] = unpack_shingles(blob)
+            texts.update(self.conn.execute(
+                f"SELECT id, shingles FROM stories WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk).fetchall())
         return texts
 
     def flush(self) -> None:
@@ -288,8 +287,9 @@ class PollBatch:
         the poll's stories not written yet."""
         newest: dict[int, list[tuple[float, int]]] = {}
         asked = []
+        covered = self.span is not None and self.span[0] <= low and high <= self.span[1]
         for key in keys:
-            stored = self._stored(key, low, high, limit)
+            stored = self._stored(key, low, high, limit) if covered else None
             if stored is None:
                 asked.append(key)
             elif key in self.own_keys and (
@@ -341,15 +341,14 @@ class PollBatch:
         if not shared:
             return None
         candidates = sorted(shared, key=shared.__getitem__, reverse=True)[:MAX_CANDIDATES]
-        texts = {story_id: self.own[story_id].shingles if story_id in self.own
-                 else self.texts[story_id] for story_id in candidates
-                 if story_id in self.own or story_id in self.texts}
-        wanted = [story_id for story_id in candidates if story_id not in texts]
-        if wanted:
-            texts.update(self._shingles(wanted))
+        wanted = [i for i in candidates if i not in self.own and i not in self.texts]
+        texts = self._shingles(wanted) if wanted else {}
         best, best_similarity = None, 0.0
         for story_id in candidates:
-            similarity = fingerprint.duplicates(texts[story_id])
+            similarity = fingerprint.duplicates(
+                self.own[story_id].shingles if story_id in self.own
+                else unpack_shingles(self.texts[story_id] if story_id in self.texts
+                                     else texts[story_id]))
             if similarity is not None and similarity > best_similarity:
                 best, best_similarity = story_id, similarity
         return best
