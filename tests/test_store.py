@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -409,6 +412,168 @@ def test_the_same_headline_over_another_summary_is_the_same_story(store):
     other = record(store, 1, [entry(1, "g2", TITLE.upper(), url="https://other.example/2",
                                     summary="Officials in Doha and Washington welcomed the move.")])
     assert (other.syndicated, other.new_alerts) == (1, 0)
+
+
+def _story_of_each_item(store: Store) -> dict[str, str]:
+    """guid -> the guid of the item that started its story."""
+    return dict(store._reading(lambda tx: tx.execute(
+        "SELECT i.guid, f.guid FROM items i JOIN stories s ON s.id = i.story_id "
+        "JOIN items f ON f.id = s.first_item_id").fetchall()))
+
+
+_TRUCE = ("Israeli cabinet approves hostage release deal after overnight vote in Jerusalem",
+          "Ministers voted through the agreement with Hamas after a six-hour meeting, under which "
+          "captives held in Gaza will be freed in stages over the coming days.")
+_AID = ("Aid convoys enter northern Gaza through reopened Zikim crossing for first time",
+        "Dozens of trucks carrying flour and medicine crossed into the north on Tuesday after the "
+        "crossing reopened, the United Nations relief agency said in a statement.")
+_H = timedelta(hours=1)
+
+
+def test_a_poll_decides_copies_of_stored_and_of_its_own_stories_across_a_flush(store):
+    """One poll of many entries (layer 3 answers from a snapshot of the stored keys taken before
+    the poll writes anything, plus the poll's own stories): copies of stories stored earlier,
+    copies of stories started earlier in the same poll after their alert wrote them mid-poll
+    (``PollBatch.flush``), each counted once, and each item within its own window only."""
+    record(store, 0, [entry(0, "a", TITLE, summary=SUMMARY),
+                      entry(0, "b", "", summary=_LONG, published=NOW - 100 * _H)])
+    poll = [
+        # a new story: it alerts, so the poll's rows are written before the next entry
+        entry(1, "n1", _TRUCE[0], summary=_TRUCE[1], published=NOW + _H),
+        entry(1, "a-copy", TITLE.replace("arrives", "lands"), summary=SUMMARY,
+              published=NOW + 2 * _H),  # stored a, by its text
+        entry(1, "n1-text", _TRUCE[0].replace("approves", "backs"), summary=_TRUCE[1],
+              published=NOW + 3 * _H),  # n1 (written), by its text
+        entry(1, "n1-title", _TRUCE[0].upper(), summary="Officials welcomed the vote.",
+              published=NOW + 4 * _H),  # n1 (written), by its headline
+        entry(1, "n2", _AID[0], summary=_AID[1], published=NOW + 5 * _H),  # another new story, another write
+        entry(1, "b-copy", "", summary=_LONG, published=NOW - 99 * _H),  # stored b, 99 h ago
+        entry(1, "a-late", TITLE + " - Reuters", summary=SUMMARY,
+              published=NOW + 73 * _H),  # a's text, but after a's window: a story of its own
+        entry(1, "n2-copy", _AID[0] + " - AP", summary=_AID[1], published=NOW + 6 * _H),
+        entry(1, "n1-again", _TRUCE[0].replace("approves", "endorses"), summary=_TRUCE[1],
+              published=NOW + 7 * _H),
+    ]
+    outcome = record(store, 1, poll, event_stories=False)
+    assert outcome.new_alerts == 6  # n1, n2 and a-late on both channels: two writes mid-poll
+    assert _story_of_each_item(store) == {
+        "a": "a", "b": "b", "n1": "n1", "a-copy": "a", "n1-text": "n1", "n1-title": "n1",
+        "n2": "n2", "b-copy": "b", "a-late": "a-late", "n2-copy": "n2", "n1-again": "n1"}
+
+
+_PROPOSAL = "Egypt hands Hamas and Israel a revised truce proposal at overnight Cairo meeting"
+_PROPOSAL_TEXT = ("Egyptian mediators handed both sides a revised proposal for a Gaza truce during an "
+                  "overnight meeting in Cairo attended by a Qatari envoy, officials briefed on the "
+                  "talks said on Sunday, adding that a reply was expected within days.")
+
+
+def test_a_story_of_the_poll_written_mid_poll_counts_its_keys_once(store, monkeypatch):
+    """The copy shares 7 band keys with the stored story and 4 with a story the same poll
+    started (and wrote, for its alert) 40 hours later; with one story compared, the stored
+    one is, as it would be poll by poll. Counted twice (the snapshot re-read after the write,
+    plus the poll's own copy), the poll's story would be compared instead, and joined."""
+    from monitor.store import batch
+
+    monkeypatch.setattr(batch, "MAX_CANDIDATES", 1)
+    record(store, 0, [entry(0, "stored", _PROPOSAL, summary=_PROPOSAL_TEXT,
+                            published=NOW - 40 * _H)], event_stories=False)
+    later = _PROPOSAL_TEXT.replace("an overnight", "an US").replace(
+        "the talks said", "the final Egyptian").replace("that a reply", "early armed fresh")
+    copy = _PROPOSAL_TEXT.replace("mediators handed", "mediators late")
+    outcome = record(store, 1, [
+        entry(1, "later", _PROPOSAL.replace("hands", "offers"), summary=later,
+              published=NOW + 40 * _H),  # a story of its own: outside the stored one's window
+        entry(1, "copy", _PROPOSAL.replace("hands", "gives"), summary=copy, published=NOW)],
+        event_stories=False)
+    assert outcome.new_alerts == 2  # "later" alerted: the poll's rows were written before "copy"
+    assert _story_of_each_item(store) == {"stored": "stored", "later": "later", "copy": "stored"}
+
+
+def test_a_key_with_more_stored_rows_than_read_ahead_is_looked_up_per_item(store, monkeypatch):
+    """The snapshot reads ``PREFETCH_PER_KEY`` rows per key, the newest of the poll's span: an
+    item whose own window holds fewer of them than it needs, where older rows may be, asks the
+    table, so a copy of an old story of a repeated headline still finds it."""
+    from monitor.store import batch
+
+    monkeypatch.setattr(batch, "PREFETCH_PER_KEY", 2)
+    for hours in (0, 150, 300, 450):  # the same headline, each time outside the last's window
+        record(store, 0, [entry(0, f"h{hours}", TITLE, summary=SUMMARY,
+                                published=NOW + hours * _H)], event_stories=False)
+    assert len(set(_story_of_each_item(store).values())) == 4
+    poll = [entry(1, "c440", TITLE + " - AP", summary=SUMMARY, published=NOW + 440 * _H),
+            entry(1, "c10", TITLE + " - AP", summary=SUMMARY, published=NOW + 10 * _H),
+            entry(1, "c160", TITLE.replace("arrives", "lands"), summary=SUMMARY,
+                  published=NOW + 160 * _H)]
+    record(store, 1, poll, event_stories=False)
+    stories = _story_of_each_item(store)
+    assert (stories["c440"], stories["c10"], stories["c160"]) == ("h450", "h0", "h150")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def two_stores(request, tmp_path):
+    """Two empty stores of one backend."""
+    if request.param == "sqlite":
+        made: list[Store] = [SQLiteStore(tmp_path / "one.db"), SQLiteStore(tmp_path / "two.db")]
+    else:
+        import psycopg
+
+        database = request.getfixturevalue("pg_database")
+        made = []
+        for _ in range(2):
+            schema = f"t_{uuid.uuid4().hex[:10]}"
+            with psycopg.connect(database, autocommit=True) as conn:
+                conn.execute(f"CREATE SCHEMA {schema}")
+            made.append(open_store(f"{database}?options={quote(f'-csearch_path={schema}')}"))
+    for opened in made:
+        opened.sync_feeds(FEEDS)
+        opened.sync_channels(CHANNELS)
+    yield made
+    for opened in made:
+        opened.close()
+
+
+def _copies(seed: int) -> list[NewEntry]:
+    """Reports of a few stories and their copies (the same headline, another one, a shortened
+    text), spread over 16 days, so that some copies fall in their story's window and some not,
+    in a shuffled order."""
+    texts = [(TITLE, SUMMARY), ("", _LONG), ("", _OTHER), _TRUCE, _AID]
+    rng = random.Random(seed)
+    made = []
+    for number in range(48):
+        title, summary = texts[number % len(texts)]
+        variant = rng.randrange(4)
+        if variant == 1 and title:
+            title = title + " - Reuters"
+        elif variant == 2 and title:
+            title, summary = title.upper(), "Officials said more would follow."
+        elif variant == 3:
+            summary = " ".join(summary.split()[:-3])
+        made.append(entry(1, f"g{number}", title, summary=summary,
+                          published=NOW + rng.randrange(-190, 190) * _H))
+    rng.shuffle(made)
+    return made
+
+
+@pytest.mark.parametrize(("prefetched", "compared"), [(64, 20), (2, 20), (64, 1)])
+@pytest.mark.parametrize("event_stories", [False, True])
+def test_a_poll_of_many_entries_decides_as_polls_of_one(two_stores, monkeypatch, prefetched,
+                                                        compared, event_stories):
+    """The same entries recorded one per poll and all in one poll (written mid-poll by each
+    new story's alert) join the same stories: also when most keys hold more rows than the poll
+    reads ahead, and when only the story sharing most keys is compared (where a story counted
+    twice, or counted in another order, would be another)."""
+    from monitor.store import batch
+
+    monkeypatch.setattr(batch, "PREFETCH_PER_KEY", prefetched)
+    monkeypatch.setattr(batch, "MAX_CANDIDATES", compared)
+    one, many = two_stores
+    entries = _copies(seed=prefetched + compared)
+    for alone in entries:
+        record(one, 1, [alone], event_stories=event_stories)
+    record(many, 1, entries, event_stories=event_stories)
+    decided = _story_of_each_item(one)
+    assert 10 < len(set(decided.values())) < 40  # copies joined, and windows kept some apart
+    assert _story_of_each_item(many) == decided
 
 
 def _items_seen_by_another_process(path: Path) -> int:

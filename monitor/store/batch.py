@@ -19,6 +19,9 @@ from .values import NewEntry, iso
 CANDIDATES_PER_KEY = 8  # newest stories looked at per LSH band key
 MAX_CANDIDATES = 20  # stories whose text is compared, most shared keys first
 KEPT_PROFILES = 2_000  # story profiles kept parsed between polls (~4 KB each; a day holds dozens)
+# stored rows per key read ahead for a poll (``PollBatch.prefetch``), newest first; an item whose
+# window holds fewer of them than it looks at, and older rows may exist, asks for its own
+PREFETCH_PER_KEY = 64
 
 
 class Cursor(Protocol):
@@ -48,9 +51,14 @@ class PollBatch:
     canonical URLs (one query for all). Rows get their ids here (from the store: ``_new_ids``), so
     a story row is written with its first item.
 
-    Layer 3 (``find_story``) sees the stories of this poll that are not written yet through an
-    in-memory copy of their keys and shingles, merged in the order the table gives: the same
-    candidates, so the same decisions, as writing every row at once.
+    Layer 3 (``find_story``) answers from a snapshot of the stored keys read before any row of
+    the poll is written (``prefetch``: the keys of all the poll's matched items, over the union
+    of their windows, and the shingles of the stories those keys name), merged with an in-memory
+    copy of the keys and shingles of the stories this poll started, kept for the whole poll (a
+    ``flush`` mid-poll writes them, but they are not in the snapshot): the same candidates, in
+    the order the table gives, so the same decisions, as a look-up per item after writing every
+    row at once. What the snapshot cannot answer (a key past ``PREFETCH_PER_KEY`` rows, another
+    window) is asked of the table, merged with the stories not written yet.
     """
 
     def __init__(self, conn: Tx, entries: Sequence[NewEntry], now: datetime,
@@ -82,6 +90,22 @@ class PollBatch:
         # stories of this poll not yet written: key -> [(published, story_id)], id -> fingerprint
         self.pending_keys: dict[int, list[tuple[float, int]]] = {}
         self.pending: dict[int, Fingerprint] = {}
+        # and all the stories of this poll, written or not (the snapshot holds none of them)
+        self.own_keys: dict[int, list[tuple[float, int]]] = {}
+        self.own: dict[int, Fingerprint] = {}
+        # the items layer 3 may look up: stored entries and URLs are not
+        self.lookups = [(entry.fingerprint, entry.item.published.timestamp()) for entry in entries
+                        if entry.matches and entry.fingerprint and entry.fingerprint.band_keys
+                        and (entry.item.feed_url, entry.item.guid) not in self.seen
+                        and not (entry.item.url and entry.item.url in self.urls)]
+        # the snapshot (``prefetch``): its span, the keys read, key -> its rows newest first
+        # (keys with none left out), the keys with more rows than were read, story -> shingles
+        self.span: tuple[float, float] | None = None
+        self.read_ahead: set[int] = set()
+        self.snapshot: dict[int, list[tuple[float, int]]] = {}
+        self.capped: set[int] = set()
+        self.texts: dict[int, bytes] = {}
+        self.flushed = False
 
     def claim_entry(self, feed_url: str, guid: str) -> bool:
         """False when (feed, guid) is stored or was recorded earlier in this poll."""
@@ -101,11 +125,73 @@ class PollBatch:
         for key in set(fingerprint.band_keys):
             self.keys.append((key, published, story_id))
             self.pending_keys.setdefault(key, []).append((published, story_id))
+            self.own_keys.setdefault(key, []).append((published, story_id))
         self.pending[story_id] = fingerprint
+        self.own[story_id] = fingerprint
         return story_id
+
+    def prefetch(self, window: float) -> None:
+        """Before the poll's first decision: read the stored keys of every item layer 3 may look
+        up (``window`` either side of each), at most ``PREFETCH_PER_KEY`` rows per key, newest
+        first, in one statement per 500 keys; then the shingles of the stored stories those items
+        could compare (the newest ``CANDIDATES_PER_KEY`` of each key in the item's window: this
+        poll's stories only push stored ones out), in one statement per 500 stories. Nothing
+        when the poll has written rows already: the snapshot would hold some of its stories."""
+        if self.flushed or not self.lookups:
+            return
+        low = min(published for _f, published in self.lookups) - window
+        high = max(published for _f, published in self.lookups) + window
+        keys = sorted({key for fingerprint, _p in self.lookups for key in fingerprint.band_keys})
+        rows: dict[int, list[tuple[float, int]]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            for key, published, story_id in self.conn.execute(
+                    "SELECT key, published, story_id FROM (SELECT key, published, story_id, "
+                    "ROW_NUMBER() OVER (PARTITION BY key ORDER BY published DESC, story_id DESC) "
+                    f"AS n FROM story_keys WHERE key IN ({','.join('?' * len(chunk))}) "
+                    "AND published BETWEEN ? AND ?) AS k WHERE n <= ?",
+                    [*chunk, low, high, PREFETCH_PER_KEY]):
+                rows.setdefault(key, []).append((published, story_id))
+        self.snapshot = {key: sorted(found, reverse=True) for key, found in rows.items()}
+        self.capped = {key for key, found in rows.items() if len(found) >= PREFETCH_PER_KEY}
+        self.read_ahead = set(keys)
+        self.span = (low, high)
+        wanted: set[int] = set()
+        for fingerprint, published in self.lookups:
+            low, high = published - window, published + window
+            title_key = fingerprint.title_key
+            if title_key is not None and self._stored(title_key, low, high, 1):
+                continue  # joins by its headline: no text compared
+            for key in set(fingerprint.band_keys) - {title_key}:
+                wanted.update(story_id for _p, story_id
+                              in self._stored(key, low, high, CANDIDATES_PER_KEY) or ())
+        self.texts = self._shingles(sorted(wanted))
+
+    def _stored(self, key: int, low: float, high: float,
+                limit: int) -> list[tuple[float, int]] | None:
+        """The newest ``limit`` stored rows of ``key`` in ``[low, high]`` (within the snapshot's
+        span), from the snapshot; None when it cannot tell: the key was not read ahead, or it
+        had more rows than were read, fewer of them are in the window, and older ones may be."""
+        rows = self.snapshot.get(key)
+        if rows is None:
+            return [] if key in self.read_ahead else None
+        inside = [row for row in rows if low <= row[0] <= high]
+        if len(inside) >= limit or key not in self.capped or low > rows[-1][0]:
+            return inside[:limit]
+        return None
+
+    def _shingles(self, story_ids: Sequence[int]) -> dict[int, bytes]:
+        texts: dict[int, bytes] = {}
+        for start in range(0, len(story_ids), 500):
+            chunk = story_ids[start:start + 500]
+            texts.update(self.conn.execute(
+                f"SELECT id, shingles FROM stories WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk).fetchall())
+        return texts
 
     def flush(self) -> None:
         conn = self.conn
+        self.flushed = True
         if self.stories:
             conn.executemany("INSERT INTO stories (id, first_item_id, published, shingles) "
                              "VALUES (?, ?, ?, ?)", self.stories)
@@ -193,6 +279,41 @@ class PollBatch:
     def _pending(self, key: int, low: float, high: float) -> list[tuple[float, int]]:
         return [row for row in self.pending_keys.get(key, ()) if low <= row[0] <= high]
 
+    def _newest(self, keys: Sequence[int], low: float, high: float,
+                limit: int) -> dict[int, list[tuple[float, int]]]:
+        """Per key, its newest ``limit`` stories in ``[low, high]`` (newest first, then the
+        newest story), stored or of this poll: the snapshot and this poll's stories, or, for the
+        keys the snapshot cannot answer, the table (which holds the poll's written stories) and
+        the poll's stories not written yet."""
+        newest: dict[int, list[tuple[float, int]]] = {}
+        asked = []
+        covered = self.span is not None and self.span[0] <= low and high <= self.span[1]
+        for key in keys:
+            stored = self._stored(key, low, high, limit) if covered else None
+            if stored is None:
+                asked.append(key)
+            elif key in self.own_keys and (
+                    own := [row for row in self.own_keys[key] if low <= row[0] <= high]):
+                newest[key] = sorted([*stored, *own], reverse=True)[:limit]
+            else:
+                newest[key] = stored
+        if not asked:
+            return newest
+        per_key = ("SELECT * FROM (SELECT key, published, story_id FROM story_keys WHERE key = ? "
+                   "AND published BETWEEN ? AND ? ORDER BY published DESC, story_id DESC LIMIT ?) AS k")
+        rows = self.conn.execute(
+            " UNION ALL ".join([per_key] * len(asked)),
+            [value for key in asked for value in (key, low, high, limit)]).fetchall()
+        for key in asked:
+            newest[key] = []
+        for key, row_published, story_id in rows:
+            newest[key].append((row_published, story_id))
+        for key in asked:
+            # most keys of an item are held by no pending story: no call for those
+            if key in self.pending_keys and (pending := self._pending(key, low, high)):
+                newest[key] = sorted([*newest[key], *pending], reverse=True)[:limit]
+        return newest
+
     def find_story(self, fingerprint: Fingerprint, published: float, window: float) -> int | None:
         """Layer 3: the story of a near-duplicate item within the window, by LSH band keys:
         the same headline (equal title keys), else the most similar text above the bar.
@@ -206,49 +327,28 @@ class PollBatch:
         low, high = published - window, published + window
         title_key = fingerprint.title_key
         if title_key is not None:
-            found = self.conn.execute(
-                "SELECT published, story_id FROM story_keys WHERE key = ? AND published "
-                "BETWEEN ? AND ? ORDER BY published DESC, story_id DESC LIMIT 1",
-                (title_key, low, high)).fetchone()
-            pending = self._pending(title_key, low, high)
-            if pending:
-                found = max([*pending, *([tuple(found)] if found else [])])
+            found = self._newest([title_key], low, high, 1)[title_key]
             if found:
-                return found[1]
+                return found[0][1]
         keys = [k for k in set(fingerprint.band_keys) if k != title_key]
         if not keys:
             return None
-        per_key = ("SELECT * FROM (SELECT key, published, story_id FROM story_keys WHERE key = ? "
-                   "AND published BETWEEN ? AND ? ORDER BY published DESC, story_id DESC LIMIT ?) AS k")
-        rows = self.conn.execute(
-            " UNION ALL ".join([per_key] * len(keys)),
-            [value for key in keys for value in (key, low, high, CANDIDATES_PER_KEY)]).fetchall()
-        stored: dict[int, list[tuple[float, int]]] = {}
-        for key, row_published, story_id in rows:
-            stored.setdefault(key, []).append((row_published, story_id))
+        newest = self._newest(keys, low, high, CANDIDATES_PER_KEY)
         shared: dict[int, int] = {}
-        pending_keys = self.pending_keys
-        for key in keys:
-            newest = stored.get(key, [])
-            # most keys of an item are held by no pending story: no call for those
-            if key in pending_keys and (pending := self._pending(key, low, high)):
-                newest = sorted([*newest, *pending], reverse=True)[:CANDIDATES_PER_KEY]
-            for _published, story_id in newest:
+        for key in keys:  # in this order: ties of shared keys go to the story counted first
+            for _published, story_id in newest[key]:
                 shared[story_id] = shared.get(story_id, 0) + 1
         if not shared:
             return None
         candidates = sorted(shared, key=shared.__getitem__, reverse=True)[:MAX_CANDIDATES]
-        texts = {story_id: self.pending[story_id].shingles for story_id in candidates
-                 if story_id in self.pending}
-        wanted = [story_id for story_id in candidates if story_id not in texts]
-        if wanted:
-            for story_id, blob in self.conn.execute(
-                    f"SELECT id, shingles FROM stories WHERE id IN ({','.join('?' * len(wanted))})",
-                    wanted):
-                texts[story_id] = unpack_shingles(blob)
+        wanted = [i for i in candidates if i not in self.own and i not in self.texts]
+        texts = self._shingles(wanted) if wanted else {}
         best, best_similarity = None, 0.0
         for story_id in candidates:
-            similarity = fingerprint.duplicates(texts[story_id])
+            similarity = fingerprint.duplicates(
+                self.own[story_id].shingles if story_id in self.own
+                else unpack_shingles(self.texts[story_id] if story_id in self.texts
+                                     else texts[story_id]))
             if similarity is not None and similarity > best_similarity:
                 best, best_similarity = story_id, similarity
         return best

@@ -277,6 +277,7 @@ class Store(ReadModels, Examples, Claims):
             self.check_lease(lease)  # first: the feed's row stays locked to this poll till commit
             self._before_poll(entries)
             batch = PollBatch(self._tx(), entries, now, self._profiles, self._new_ids(len(entries)))
+            batch.prefetch(policy.dedup_window)
             for entry in entries:
                 self._record_entry(entry, now, policy, counts, batch)
             batch.flush()
