@@ -938,3 +938,39 @@ def test_an_instance_starting_forgets_those_silent_for_a_day(store):
     store.stop_instance("stopped", now=NOW - timedelta(hours=2))
     store.register_instance("new", host="h", pid=3, now=NOW)
     assert {row["id"] for row in store._read("SELECT id FROM instances")} == {"stopped", "new"}
+
+
+def test_a_poll_reads_the_stories_its_items_may_join_once(store, monkeypatch):
+    """A feed lists its newest item first: read per item, each older one would widen the span
+    and read the join window's stories again (a round trip under the poll lock on PostgreSQL)."""
+    from monitor.store import batch
+
+    reads: list[str] = []
+
+    class Counting:
+        def __init__(self, conn):
+            self.conn = conn
+
+        def execute(self, sql, *args):
+            reads.append(sql)
+            return self.conn.execute(sql, *args)
+
+        def executemany(self, sql, rows):
+            return self.conn.executemany(sql, rows)
+
+    made = batch.PollBatch.__init__
+
+    def counted(self, conn, *args, **kwargs):
+        made(self, Counting(conn), *args, **kwargs)
+
+    monkeypatch.setattr(batch.PollBatch, "__init__", counted)
+    record(store, 0, [entry(0, "old", "Qatar and Egypt table truce proposal",
+                            published=NOW - timedelta(days=2))])
+    reads.clear()
+    titles = ["Hamas delegation arrives in Cairo", "Egypt hosts talks on hostages",
+              "Qatar mediators meet Israeli officials", "Truce proposal handed to Hamas"]
+    newest_first = [entry(0, f"g{n}", title, published=NOW - timedelta(hours=6 * n))
+                    for n, title in enumerate(titles)]
+    record(store, 0, newest_first)
+    window_reads = [sql for sql in reads if "profile IS NOT NULL" in sql]
+    assert len(window_reads) == 1

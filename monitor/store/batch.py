@@ -98,6 +98,12 @@ class PollBatch:
                         if entry.matches and entry.fingerprint and entry.fingerprint.band_keys
                         and (entry.item.feed_url, entry.item.guid) not in self.seen
                         and not (entry.item.url and entry.item.url in self.urls)]
+        # when the items that may decide a story were published: the stories they may join are
+        # loaded once for all of them (a feed lists its newest first: one item at a time, each
+        # would widen the span and read again)
+        self.deciding = [entry.item.published.timestamp() for entry in entries
+                         if entry.matches and (entry.item.feed_url, entry.item.guid) not in self.seen
+                         and not (entry.item.url and entry.item.url in self.urls)]
         # the snapshot (``prefetch``): its span, the keys read, key -> its rows newest first
         # (keys with none left out), the keys with more rows than were read, story -> shingles
         self.span: tuple[float, float] | None = None
@@ -235,8 +241,10 @@ class PollBatch:
         for the span of the poll's items, and this poll's."""
         low, high = published - JOIN_WINDOW, published + JOIN_BEFORE
         if self.loaded is None or low < self.loaded[0] or high > self.loaded[1]:
-            span = (min(low, self.loaded[0]) if self.loaded else low,
-                    max(high, self.loaded[1]) if self.loaded else high)
+            times = [published, *self.deciding] if self.loaded is None else [published]
+            span = (min(times) - JOIN_WINDOW, max(times) + JOIN_BEFORE)
+            if self.loaded is not None:
+                span = (min(span[0], self.loaded[0]), max(span[1], self.loaded[1]))
             ids = [row[0] for row in self.conn.execute(
                 "SELECT id FROM stories WHERE profile IS NOT NULL AND published BETWEEN ? AND ?",
                 span)]
