@@ -228,6 +228,21 @@ def test_names_come_from_sentence_case_headlines_not_title_case_ones():
     assert event_of("Blinken meets Sisi", "").names == {"sisi"}  # too short to be Title Case
 
 
+def test_a_title_case_headline_of_short_words_names_nothing_either():
+    assert event_of("Blinken Says Deal Near for Gaza", "").names == set()
+
+
+def test_a_count_counts_what_follows_the_number_not_a_word_further_on():
+    assert event_of("Israel strikes 5 targets near Rafah, hostages say", "").counts == frozenset()
+    assert event_of("Hamas frees 5 more hostages", "").counts == {("captive", "5")}
+
+
+def test_a_headline_of_stop_words_only_starts_a_story_of_its_own():
+    empty = event_of("What is it", "")
+    assert empty.weights == {}
+    assert decide(empty, 60.0, [_story("Hamas frees two American hostages")]).story_id is None
+
+
 def test_a_story_profile_counts_what_joined_it():
     story = _story("Hamas frees two American hostages", at=3600.0)
     story.add(event_of("Two Americans freed by Hamas", ""), 1800.0, "Outlet B", {"other"})
