@@ -424,3 +424,48 @@ def test_a_feed_down_in_quiet_hours_waits_for_their_end(tmp_path):
     assert digest["data"]["count"] == 0
     assert [(f["type"], f["name"]) for f in digest["data"]["feeds"]] == [("feed.down", "wire")]
     assert "500" in digest["data"]["feeds"][0]["last_error"]
+
+
+# --------------------------------------------------------------------------- the pure policy
+
+def test_every_counts_seconds_minutes_hours_and_days():
+    from monitor.policy import parse_schedule
+
+    assert [parse_schedule(f"every {text}").every for text in ("90s", "2m", "3h", "1d")] \
+        == [90.0, 120.0, 10800.0, 86400.0]
+
+
+def test_a_weekly_digest_takes_a_weekday_written_in_full_and_waits_for_it():
+    from monitor.policy import next_digest, parse_schedule
+
+    weekly = parse_schedule("weekly Monday 07:00")
+    assert weekly.weekday == 0
+    london = ZoneInfo("Europe/London")
+    wednesday_noon = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    assert next_digest(weekly, london, wednesday_noon) == datetime(2026, 12, 7, 7, 0, tzinfo=UTC)
+
+
+def test_a_digest_is_due_strictly_after_the_time_asked_about():
+    from monitor.policy import next_digest, parse_schedule
+
+    daily = parse_schedule("daily 07:00")
+    seven = datetime(2026, 12, 5, 7, 0, tzinfo=UTC)
+    assert next_digest(daily, ZoneInfo("UTC"), seven) == seven + timedelta(days=1)
+    assert next_digest(daily, ZoneInfo("UTC"), seven - timedelta(seconds=1)) == seven
+
+
+def test_min_score_lets_a_story_at_the_bar_through_and_holds_one_below():
+    from monitor.policy import ChannelPolicy, hold
+
+    policy = ChannelPolicy(min_score=80.0)
+    now = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    assert hold(policy, now=now, score=80.0, recent=0) is None
+    held = hold(policy, now=now, score=79.9, recent=0)
+    assert held is not None and held.reason == "min_score"
+
+
+def test_quiet_hours_that_are_not_text_are_a_clear_error():
+    from monitor.policy import parse_quiet_hours
+
+    with pytest.raises(ValueError, match="HH:MM-HH:MM"):
+        parse_quiet_hours(2200)  # type: ignore[arg-type]  # a TOML number, not "22:00-06:30"
