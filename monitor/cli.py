@@ -857,7 +857,8 @@ def stories(obj: Context, storyline: str | None, since: datetime, limit: int, as
         if not where:
             where = "not alerted" if story["alerts"] else "not alerted: no development reported"
         click.echo(f"story {story['story_id']}  {story['first_seen']}  {story['outlets']} outlet(s)  "
-                   f"[{', '.join(story['storylines'])}]  alerted: {where}")
+                   f"[{', '.join(story['storylines'])}]  stage: {story['stage'] or 'none'}  "
+                   f"alerted: {where}")
         click.echo(f"  {story['headline']}")
         for item in story["items"]:
             click.echo(f"    {item['published']}  {item['source']}: {item['title']}  "

@@ -378,6 +378,7 @@ def test_one_alert_per_development_across_outlets(desk):
     stories = json.loads(kit.cli("stories", "--since", "30d", "--json").stdout)
     story = next(s for s in stories if s["headline"] == first["title"])
     assert story["outlets"] == len(RAANAN)
+    assert story["stage"] == "release"  # what its first report says happened
     assert {i["title"] for i in story["items"]} == {i["title"] for i in RAANAN}
     assert [a["channel"] for a in story["alerted"]] == ["desk", "editor"]
     joined = [i["joined"] for i in story["items"] if i["title"] != first["title"]]
@@ -395,6 +396,9 @@ def test_one_alert_per_development_across_outlets(desk):
     stories = json.loads(kit.cli("stories", "--since", "30d", "--json").stdout)
     assert {i["title"] for s in stories if s["story_id"] == second["story_id"]
             for i in s["items"]} == {i["title"] for i in SECOND}
+    text = kit.cli("stories", "--since", "30d").stdout
+    assert f"story {second['story_id']} " in text and "stage: " in text.split(
+        f"story {second['story_id']} ")[1].splitlines()[0]
     # A second run on unchanged feeds sends nothing.
     run(kit)
     assert len(hook.received) == 2

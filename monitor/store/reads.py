@@ -86,7 +86,7 @@ class ReadModels(Queries):
             where = " AND EXISTS (SELECT 1 FROM matches m WHERE m.story_id = s.id AND m.storyline_id = ?)"
             params.append(storyline)
         stories = self._read(
-            f"SELECT s.id AS story_id, s.published FROM stories s WHERE s.profile IS NOT NULL "
+            f"SELECT s.id AS story_id, s.published, s.profile FROM stories s WHERE s.profile IS NOT NULL "
             f"AND s.published >= ?{where} ORDER BY s.published DESC, s.id DESC LIMIT ?",
             [*params, limit])
         if not stories:
@@ -119,6 +119,9 @@ class ReadModels(Queries):
                 "story_id": story["story_id"], "first_seen": first["published"],
                 "headline": first["title"], "outlets": len({i["source"] for i in story_items}),
                 "storylines": sorted({s for i in story_items for s in i["storylines"]}),
+                # what its first report says happened (released, agreed, denied...): a report of
+                # another stage is another development
+                "stage": json.loads(story["profile"]).get("stage"),
                 "alerts": first["alerts"],
                 "alerted": [a for a in alerts.get(story["story_id"], []) if a["kind"] == MATCH],
                 "updates": [a for a in alerts.get(story["story_id"], []) if a["kind"] != MATCH],
