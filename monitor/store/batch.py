@@ -87,23 +87,21 @@ class PollBatch:
         self.items: list[tuple[Any, ...]] = []
         self.entries: list[tuple[str, str, int]] = []
         self.matches: list[tuple[Any, ...]] = []
-        # stories of this poll not yet written: key -> [(published, story_id)], id -> fingerprint
+        # the keys of the stories of this poll not yet written: key -> [(published, story_id)]
         self.pending_keys: dict[int, list[tuple[float, int]]] = {}
-        self.pending: dict[int, Fingerprint] = {}
         # and all the stories of this poll, written or not (the snapshot holds none of them)
         self.own_keys: dict[int, list[tuple[float, int]]] = {}
         self.own: dict[int, Fingerprint] = {}
-        # the items layer 3 may look up: stored entries and URLs are not
-        self.lookups = [(entry.fingerprint, entry.item.published.timestamp()) for entry in entries
-                        if entry.matches and entry.fingerprint and entry.fingerprint.band_keys
-                        and (entry.item.feed_url, entry.item.guid) not in self.seen
-                        and not (entry.item.url and entry.item.url in self.urls)]
-        # when the items that may decide a story were published: the stories they may join are
-        # loaded once for all of them (a feed lists its newest first: one item at a time, each
-        # would widen the span and read again)
-        self.deciding = [entry.item.published.timestamp() for entry in entries
-                         if entry.matches and (entry.item.feed_url, entry.item.guid) not in self.seen
-                         and not (entry.item.url and entry.item.url in self.urls)]
+        # the items that may decide a story (matched; stored entries and URLs are not): the
+        # stories they may join are loaded once for all of them (a feed lists its newest first:
+        # one item at a time, each would widen the span and read again), and of those with band
+        # keys, the keys layer 3 may look up are read ahead
+        deciding = [entry for entry in entries
+                    if entry.matches and (entry.item.feed_url, entry.item.guid) not in self.seen
+                    and not (entry.item.url and entry.item.url in self.urls)]
+        self.deciding = [entry.item.published.timestamp() for entry in deciding]
+        self.lookups = [(entry.fingerprint, entry.item.published.timestamp()) for entry in deciding
+                        if entry.fingerprint and entry.fingerprint.band_keys]
         # the snapshot (``prefetch``): its span, the keys read, key -> its rows newest first
         # (keys with none left out), the keys with more rows than were read, story -> shingles
         self.span: tuple[float, float] | None = None
@@ -132,7 +130,6 @@ class PollBatch:
             self.keys.append((key, published, story_id))
             self.pending_keys.setdefault(key, []).append((published, story_id))
             self.own_keys.setdefault(key, []).append((published, story_id))
-        self.pending[story_id] = fingerprint
         self.own[story_id] = fingerprint
         return story_id
 
@@ -223,7 +220,6 @@ class PollBatch:
             self.changed.clear()
         self.stories, self.keys, self.items, self.entries, self.matches = [], [], [], [], []
         self.pending_keys.clear()
-        self.pending.clear()
 
     def keep_profiles(self) -> None:
         """At the end of the poll: the profiles it wrote are the store's (the store forgets them
@@ -284,8 +280,11 @@ class PollBatch:
         self.changed.add(story_id)
         return profile, new_outlet
 
-    def _pending(self, key: int, low: float, high: float) -> list[tuple[float, int]]:
-        return [row for row in self.pending_keys.get(key, ()) if low <= row[0] <= high]
+    @staticmethod
+    def _within(rows_by_key: dict[int, list[tuple[float, int]]], key: int, low: float,
+                high: float) -> list[tuple[float, int]]:
+        """The rows of ``key`` (this poll's stories: written or not) published in ``[low, high]``."""
+        return [row for row in rows_by_key.get(key, ()) if low <= row[0] <= high]
 
     def _newest(self, keys: Sequence[int], low: float, high: float,
                 limit: int) -> dict[int, list[tuple[float, int]]]:
@@ -300,8 +299,7 @@ class PollBatch:
             stored = self._stored(key, low, high, limit) if covered else None
             if stored is None:
                 asked.append(key)
-            elif key in self.own_keys and (
-                    own := [row for row in self.own_keys[key] if low <= row[0] <= high]):
+            elif key in self.own_keys and (own := self._within(self.own_keys, key, low, high)):
                 newest[key] = sorted([*stored, *own], reverse=True)[:limit]
             else:
                 newest[key] = stored
@@ -318,7 +316,8 @@ class PollBatch:
             newest[key].append((row_published, story_id))
         for key in asked:
             # most keys of an item are held by no pending story: no call for those
-            if key in self.pending_keys and (pending := self._pending(key, low, high)):
+            if key in self.pending_keys and (
+                    pending := self._within(self.pending_keys, key, low, high)):
                 newest[key] = sorted([*newest[key], *pending], reverse=True)[:limit]
         return newest
 
