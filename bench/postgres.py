@@ -76,6 +76,15 @@ class Databases:
         self.made.append(name)
         return database_url(self.dsn, name)
 
+    def empty(self, backend: str, folder: Path, name: str) -> str:
+        """An empty database of ``backend``: a new PostgreSQL one, or the SQLite file
+        ``folder/name.db`` (its earlier copy and journal removed)."""
+        if backend != "sqlite":
+            return self.fresh()
+        for path in folder.glob(f"{name}.db*"):
+            path.unlink()
+        return str(folder / f"{name}.db")
+
     def drop_all(self) -> None:
         import psycopg
 
@@ -280,13 +289,7 @@ def main() -> None:
             for round_no in range(args.rounds):
                 order = ["sqlite", "postgresql"] if round_no % 2 == 0 else ["postgresql", "sqlite"]
                 for backend in order:
-                    if backend == "sqlite":
-                        for path in out.glob("sqlite.db*"):
-                            path.unlink()
-                        database = str(out / "sqlite.db")
-                    else:
-                        database = databases.fresh()
-                    config = write_config(out, backend, urls, database)
+                    config = write_config(out, backend, urls, databases.empty(backend, out, "sqlite"))
                     for cycle in ("cold", "warm"):
                         wall = once(config, f"{backend} {cycle}")
                         times.setdefault(f"{backend} {cycle}", []).append(wall)
@@ -294,13 +297,8 @@ def main() -> None:
                 databases.drop_all()
             if not args.no_profile:
                 for backend in ("sqlite", "postgresql"):
-                    if backend == "sqlite":
-                        for path in out.glob("profile.db*"):
-                            path.unlink()
-                        database = str(out / "profile.db")
-                    else:
-                        database = databases.fresh()
-                    config = write_config(out, f"profile-{backend}", urls, database)
+                    config = write_config(out, f"profile-{backend}", urls,
+                                          databases.empty(backend, out, "profile"))
                     profiles[f"{backend} cold"] = profile(config, out, f"{backend}-cold")
                     log(f"profile {backend} cold: {profiles[f'{backend} cold']}")
                     originals = [list(items) for items in farm.feeds]
