@@ -408,7 +408,7 @@ def check_storyline(config: MonitorConfig, storyline: str) -> None:
 
 def _decided_by(storyline: StorylineConfig, models: dict[str, Any]) -> str:
     """What decides a storyline, as ``monitor storylines`` shows it: ``model`` (its model file,
-    ``models`` from ``pipeline.shipped_models``) or ``rules``, ``+ desk`` when ``learned = true``
+    ``models`` from ``deciders.shipped_models``) or ``rules``, ``+ desk`` when ``learned = true``
     (the database's examples train or correct it)."""
     return ("model" if storyline.id in models else "rules") + (" + desk" if storyline.learned else "")
 
@@ -500,7 +500,7 @@ def storylines_draft(obj: Context, storyline_id: str, name: str, description: st
 
 
 def _list_storylines(obj: Context, as_json: bool, wide: bool) -> None:
-    from .pipeline import desk_notes, shipped_models
+    from .deciders import desk_notes, shipped_models
 
     config = obj.config
     with obj.store() as store:
@@ -909,17 +909,17 @@ def check(obj: Context, text: str, summary: str, as_json: bool) -> None:
     from .store import may_exist
 
     if any(s.learned for s in obj.config.storylines) and may_exist(obj.config.database):
-        from .pipeline import learned_models  # the models the daemon would use
+        from .deciders import learned_models  # the models the daemon would use
 
         with obj.store() as store:
             models = learned_models(obj.config, store, matcher)
     elif any(s.model for s in obj.config.storylines):  # no database: no examples yet
-        from .pipeline import shipped_models
+        from .deciders import shipped_models
 
         models = shipped_models(obj.config)
     matched: set[str] = set()
     if matcher.refines:  # a refining storyline's decision depends on the others' final ones
-        from .pipeline import decider
+        from .deciders import decider
 
         matched = {m.storyline_id for m in decider(matcher, models).match(title, body)}
     if as_json:
@@ -996,15 +996,15 @@ def eval_command(obj: Context, labels: str, items_path: str, as_json: bool, erro
     matcher = Matcher(obj.config.storylines)
     models: dict[str, Any] = {}
     if from_db:
-        from .pipeline import learned_models
+        from .deciders import learned_models
 
         with obj.store() as store:
             models = learned_models(obj.config, store, matcher)
     elif not rules_only:
-        from .pipeline import shipped_models
+        from .deciders import shipped_models
 
         models = shipped_models(obj.config)
-    from .pipeline import decider
+    from .deciders import decider
 
     report = evaluate(decider(matcher, models), label_rows, items, skip_unsure=skip_unsure)
     report.decided_by = {s.id: (f"model: {models[s.id].trained_on or 'trained on stored examples'}"
@@ -1070,7 +1070,7 @@ def review_command(obj: Context, storyline: str, limit: int, scan: int, as_json:
 
     Example: monitor review rafah-crossing --limit 10
     """
-    from .pipeline import review
+    from .review import review
 
     check_storyline(obj.config, storyline)
     with obj.store() as store:
@@ -1145,8 +1145,8 @@ def learn(obj: Context, labels: str, items_path: str, part: str, as_json: bool) 
 
     Example: monitor learn labels/sample/labels.jsonl --items labels/sample/items.jsonl
     """
+    from .deciders import shipped_models
     from .evaluate import held_out, html_to_text, load_items, load_labels
-    from .pipeline import shipped_models
 
     label_rows, items = load_labels(Path(labels)), load_items(Path(items_path))
     warn_unknown_storylines(obj.config, labels, label_rows)
@@ -1542,8 +1542,9 @@ def config_check(obj: Context, config_path: str | None, as_json: bool) -> None:
     Example: monitor config check --config my.toml
     """
     from .alert import make_channel
+    from .deciders import shipped_models
     from .effective import effective_config, render_toml
-    from .pipeline import effective_channels, shipped_models
+    from .pipeline import effective_channels
 
     path = find_config(config_path or obj.config_path)
     config = load_config(path, database=obj.db)
