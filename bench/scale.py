@@ -33,10 +33,10 @@ def main() -> None:
     config_path, db, total = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     measure = int(sys.argv[4]) if len(sys.argv) > 4 else 2_000
     from monitor.config import load_config
+    from monitor.deciders import config_matcher
     from monitor.dedup import NUM_BANDS, fingerprint, pack_shingles
     from monitor.models import RawEntry
     from monitor.normalise import normalise_entry
-    from monitor.pipeline import config_matcher
     from monitor.store import AlertPolicy, NewEntry, SQLiteStore
 
     for path in db.parent.glob(db.name + "*"):

@@ -34,10 +34,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from monitor.config import ChannelConfig, FeedConfig, load_config, packaged_default_path
+from monitor.deciders import config_matcher
 from monitor.dedup import fingerprint
 from monitor.models import Item
 from monitor.normalise import html_to_text
-from monitor.pipeline import config_matcher
 from monitor.store import AlertPolicy, NewEntry, SQLiteStore
 from monitor.stories import RESERVED, Event, StoryProfile, _apart, bar_for, event_of, similarity
 

@@ -23,9 +23,9 @@ def main() -> None:
     except ImportError:  # a release before event-level stories: fingerprints only
         def event_of(title, summary):
             return None
+    from monitor.deciders import config_matcher
     from monitor.normalise import normalise_entry
     from monitor.parse import parse_feed
-    from monitor.pipeline import config_matcher
     from monitor.store import AlertPolicy, NewEntry, SQLiteStore
 
     for path in db.parent.glob(db.name + "*"):

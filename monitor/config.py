@@ -556,7 +556,7 @@ class _Reader:
         """A model file (relative to the config file's folder, symlinks followed; or
         ``builtin:NAME``, a model packaged with the monitor): readable, a learned model, of this
         storyline. Whether it fits the storyline's rules is checked where
-        it is used (``monitor.pipeline.shipped_models``)."""
+        it is used (``monitor.deciders.shipped_models``)."""
         import json
 
         name = self.string(value, where)

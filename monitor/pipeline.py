@@ -3,8 +3,10 @@ and the outbox through the alert channels.
 
 In: a validated ``MonitorConfig`` and an open ``Store``. Out: per-feed ``FeedReport``s and
 per-channel ``DispatchReport``s (also logged). Every stage module knows only its own job;
-this one knows the order. Failures of one feed are caught here, turned into a stable
-error code and stored on the feed; they never reach the scheduler.
+this one knows the order: it fetches, has ``prepare`` turn a changed body into entries (in the
+polling thread, or in a worker process of the pool it starts for many new feeds), and stores
+them, matched by what ``deciders`` loads. Failures of one feed are caught here, turned into a
+stable error code and stored on the feed; they never reach the scheduler.
 """
 
 from __future__ import annotations
@@ -19,15 +21,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .alert import Channel, make_channel
 from .config import ChannelConfig, FeedConfig, MonitorConfig
-from .dedup import fingerprint
+from .deciders import decider, learned_models
 from .errors import (
     ChannelGone,
-    ConfigError,
     DeliveryPermanent,
     DeliveryRetryable,
     FeedError,
@@ -36,21 +36,22 @@ from .errors import (
     MonitorError,
 )
 from .fetch import Fetcher, backoff_delay, jittered
+from .logtext import Tally, alert_title, human_duration
 from .metrics import POLLS
-from .models import Item, ParsedFeed
-from .normalise import normalise_entry
 from .payload import digest_payload
-from .store import AlertPolicy, GuidReader, KnownEntries, Lease, NewEntry, PollOutcome, Store
-from .stories import event_of
+from .prepare import Job, init_worker, parse_body, prepare, prepare_in_worker
+from .store import AlertPolicy, Lease, PollOutcome, Store
 from .subscriptions import polled_feeds
 
 if TYPE_CHECKING:  # imported when there is something to match (the learned layer: to a model)
-    from .learn import LearnedMatcher, Model
+    from .learn import LearnedMatcher
     from .match import Matcher
 
 log = logging.getLogger(__name__)
 
 CONSOLE = ChannelConfig(type="console", name="console")
+RAMP_AFTER = 0.005  # seconds in one poll after which another polling thread is started
+POOL_MIN_FEEDS = 16  # fewer new feeds in one poll_all: no process pool (its start costs ~20 ms)
 
 
 def utcnow() -> datetime:
@@ -117,7 +118,7 @@ class Monitor:
         store.sync_feeds(config.feeds)
         store.sync_channels(self.channel_configs)
         self.feeds = polled_feeds(config, store)
-        self._tally = _Tally()
+        self._tally = Tally()
 
     def channel_config(self, name: str) -> ChannelConfig | None:
         """The config of the channel named ``name`` (None: a channel given to the monitor that
@@ -269,25 +270,25 @@ class Monitor:
                                            last_modified=result.last_modified, policy=policy,
                                            lease=lease)
             return FeedReport(feed.name, feed.url, "unchanged", status=result.status)
-        job = _Job(body=result.body, url=result.url, content_type=result.content_type,
-                   content_location=result.content_location, feed_url=feed.url, source=feed.name,
-                   now=now)
+        job = Job(body=result.body, url=result.url, content_type=result.content_type,
+                  content_location=result.content_location, feed_url=feed.url, source=feed.name,
+                  now=now)
         pool = self._pool
         if pool is not None:  # parse, normalise, match and fingerprint on another core
-            digest = pool.submit(_digest_in_worker, job).result()
+            prepared = pool.submit(prepare_in_worker, job).result()
         else:
-            digest = _digest(job, _parse(job), self.matcher, self.store)
+            prepared = prepare(job, parse_body(job), self.matcher, self.store)
         stored = self.store.record_poll(
-            feed.url, digest.new_entries, now=now, status=result.status, next_poll_at=next_poll_at,
+            feed.url, prepared.new_entries, now=now, status=result.status, next_poll_at=next_poll_at,
             policy=policy, etag=result.etag, last_modified=result.last_modified,
             body_hash=body_hash, lease=lease)
-        if digest.bozo:
-            log.info("%s: ill-formed feed used anyway (%s)", feed.name, digest.bozo,
+        if prepared.bozo:
+            log.info("%s: ill-formed feed used anyway (%s)", feed.name, prepared.bozo,
                      extra={"feed_url": feed.url})
         log.info("%s: %d entries, %d new items, %d matches, %d alerts queued", feed.name,
-                 digest.entries, stored.new_items, stored.new_matches, stored.new_alerts,
+                 prepared.entries, stored.new_items, stored.new_matches, stored.new_alerts,
                  extra={"feed_url": feed.url})
-        return FeedReport(feed.name, feed.url, "new", status=result.status, entries=digest.entries,
+        return FeedReport(feed.name, feed.url, "new", status=result.status, entries=prepared.entries,
                           stored=stored)
 
     def _failed(self, feed: FeedConfig, error: MonitorError,
@@ -304,7 +305,7 @@ class Monitor:
                 down_after=self.config.feed_down_after, policy=self.policy(first_poll=False),
                 lease=lease)
             log.warning("%s: %s [%s]; %d failure(s) in a row, next try in %s", feed.name, error,
-                        error.code, state.consecutive_errors, _human(delay),
+                        error.code, state.consecutive_errors, human_duration(delay),
                         extra={"feed_url": feed.url, "error_code": error.code})
         except MonitorError as store_error:
             log.error("%s: %s; and it could not be recorded: %s", feed.name, error, store_error,
@@ -408,7 +409,7 @@ class Monitor:
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
         pool = ProcessPoolExecutor(
             max_workers=cores, mp_context=multiprocessing.get_context(method),
-            initializer=_init_worker, initargs=(self.matcher, self.store.connect_to))
+            initializer=init_worker, initargs=(self.matcher, self.store.connect_to))
         pool.submit(int).result()  # the workers start now, while this is the only thread
         return pool
 
@@ -467,7 +468,7 @@ class Monitor:
                 now = self.clock()
                 age = (now - (alert.queued_at or alert.created_at)).total_seconds()
                 if age > self.config.delivery_max_age:
-                    reason = (f"gave up after {_human(age)} and {alert.attempts} attempt(s); "
+                    reason = (f"gave up after {human_duration(age)} and {alert.attempts} attempt(s); "
                               f"last error: {alert.last_error or 'none'}")
                     self.store.mark_failed(alert.id, reason, now=now)
                     log.error("alert %s on %s failed: %s", alert.uid, channel.name, reason)
@@ -494,12 +495,12 @@ class Monitor:
                     self.store.mark_retry(alert.id, str(error), now=now,
                                           channel_next_attempt=now + timedelta(seconds=delay))
                     log.warning("alert %s on %s not delivered (%s); channel retries in %s",
-                                alert.uid, channel.name, error, _human(delay))
+                                alert.uid, channel.name, error, human_duration(delay))
                     report.retrying += 1
                     return report
                 else:
                     self.store.mark_sent(alert.id, now=self.clock())
-                    log.debug("alert %s sent on %s: %s", alert.uid, channel.name, _title(alert))
+                    log.debug("alert %s sent on %s: %s", alert.uid, channel.name, alert_title(alert))
                     report.sent += 1
         return report
 
@@ -528,316 +529,3 @@ class Monitor:
         if self._matcher_error is not None:
             raise self._matcher_error
         return feeds, self.dispatch_all()
-
-
-# --------------------------------------------------------------------------- the CPU work of a body
-
-RAMP_AFTER = 0.005  # seconds in one poll after which another polling thread is started
-POOL_MIN_FEEDS = 16  # fewer new feeds in one poll_all: no process pool (its start costs ~20 ms)
-
-
-@dataclass(frozen=True)
-class _Job:
-    """A changed body to digest: plain values, so that it crosses to a worker process."""
-
-    body: bytes
-    url: str
-    content_type: str | None
-    content_location: str | None
-    feed_url: str
-    source: str
-    now: datetime
-
-
-@dataclass(frozen=True)
-class _Digest:
-    entries: int
-    new_entries: list[NewEntry]
-    bozo: str | None
-
-
-def _digest(job: _Job, parsed: ParsedFeed, matcher: Any, stored: KnownEntries) -> _Digest:
-    """Normalise the parsed entries; match those not stored yet, and fingerprint those that
-    matched (the store compares no other item with the stories it holds).
-
-    An entry whose canonical URL is already stored (the same article in another feed) becomes
-    an entry of that item in the store (dedup layer 2) and is neither matched nor fingerprinted:
-    ``NewEntry.url_known``. The store's own look-up, at write time, finds the URL too:
-    items are never deleted. URLs stored by polls not committed yet are not seen here; those
-    entries take the whole path and the store still finds them."""
-    items = [normalise_entry(entry, feed_url=job.feed_url, source=job.source, first_seen=job.now)
-             for entry in parsed.entries]
-    known = stored.known_guids(job.feed_url, [item.guid for item in items])
-    fresh: list[Item] = []
-    seen: set[str] = set()
-    for item in items:
-        if item.guid in known or item.guid in seen:
-            continue
-        seen.add(item.guid)
-        fresh.append(item)
-    stored_urls = stored.known_urls([item.url for item in fresh if item.url])
-    new_entries = []
-    for item in fresh:
-        if item.url in stored_urls:
-            new_entries.append(NewEntry(item=item, fingerprint=None, matches=(), url_known=True))
-            continue
-        matches = tuple(matcher.match(item.title, item.summary))
-        # only a matched item is compared with other stories (see NewEntry)
-        new_entries.append(NewEntry(
-            item=item, matches=matches,
-            fingerprint=fingerprint(item.title, item.summary) if matches else None,
-            event=event_of(item.title, item.summary) if matches else None))
-    return _Digest(len(items), new_entries, parsed.bozo)
-
-
-_worker: dict[str, Any] = {}
-
-
-def _init_worker(matcher: Any, db_path: str) -> None:
-    _worker["matcher"] = matcher  # the monitor's own, whatever layers it has
-    _worker["reader"] = GuidReader(db_path)
-
-
-def _parse(job: _Job) -> ParsedFeed:
-    from .parse import parse_feed  # imported on the first changed body: a cycle of 304s never needs it
-
-    return parse_feed(job.body, url=job.url, content_type=job.content_type,
-                      content_location=job.content_location)
-
-
-def _digest_in_worker(job: _Job) -> _Digest:
-    return _digest(job, _parse(job), _worker["matcher"], _worker["reader"])
-
-
-def config_matcher(config: MonitorConfig) -> Matcher | LearnedMatcher:
-    """What decides with this config and no database: the rules, and the storylines' model
-    files (as ``monitor eval`` without ``--from-db``; the benchmarks time it)."""
-    from .match import Matcher
-
-    matcher = Matcher(config.storylines)
-    return decider(matcher, shipped_models(config))
-
-
-def decider(matcher: Matcher, models: dict[str, Model]) -> Matcher | LearnedMatcher:
-    """The rules, with ``models`` deciding their storylines (the learned layer is imported only
-    when there is a model)."""
-    if not models:
-        return matcher
-    from .learn import LearnedMatcher
-
-    return LearnedMatcher(matcher, models)
-
-
-def shipped_models(config: MonitorConfig) -> dict[str, Model]:
-    """The models of the storylines with a ``model`` file (``monitor train``), each checked
-    against the rules it was trained with: a storyline whose rules changed since keeps its rules
-    (a warning says so), as features of other rules no longer mean what the model learned."""
-    wanted = [s for s in config.storylines if s.model]
-    if not wanted:
-        return {}
-    from .learn import Model, rules_fingerprint
-
-    models: dict[str, Model] = {}
-    for storyline in wanted:
-        try:
-            model = Model.from_json(Path(storyline.model).read_text(encoding="utf-8"))
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ConfigError(f"storyline {storyline.id}: model {storyline.model}: "
-                              f"cannot load it: {error}") from None
-        if model.rules != rules_fingerprint(storyline):
-            log.warning("%s: the model %s was trained with other rules for this storyline (edited "
-                        "since?); the rules alone decide (retrain it with 'monitor train')",
-                        storyline.id, storyline.model)
-            continue
-        models[storyline.id] = model
-    return models
-
-
-def learned_models(config: MonitorConfig, store: Store, matcher: Matcher) -> dict[str, Model]:
-    """The models that decide, per storyline: for ``learned = true``, one trained on the examples
-    in the store (``monitor learn``, ``monitor feedback``), fine-tuned from the storyline's
-    ``model`` file when it has one: the saved model when neither the examples, the rules nor the
-    model file changed since it was trained, else trained now and saved. A storyline without
-    such a model uses its ``model`` file if it has one; the others keep their rules."""
-    shipped = shipped_models(config)
-    models = _store_models(config, store, matcher, shipped)
-    for storyline_id, model in shipped.items():
-        if storyline_id not in models:
-            models[storyline_id] = model
-            log.info("%s: decided by the model %s (%s), threshold %.2f", storyline_id,
-                     Path(config.storyline(storyline_id).model).name,
-                     model.trained_on or f"{model.examples} examples", model.threshold)
-    return models
-
-
-def saved_models(config: MonitorConfig, store: Store, matcher: Matcher,
-                 shipped: dict[str, Model]) -> dict[str, Model]:
-    """The models that decide as ``learned_models`` would, without training any (the web desk's
-    pages never write): the saved model of a ``learned = true`` storyline when it was trained on
-    the examples and rules stored now, else its model file (in ``shipped``) or its rules, until
-    the daemon has trained it."""
-    return {**shipped, **_store_models(config, store, matcher, shipped, train=False)}
-
-
-def _store_models(config: MonitorConfig, store: Store, matcher: Matcher,
-                  shipped: dict[str, Model], *, train: bool = True) -> dict[str, Model]:
-    wanted = [s for s in config.storylines if s.learned]
-    if not wanted:
-        return {}
-    from .learn import Model, build_models, examples_fingerprint
-
-    started = time.monotonic()
-    stored = {s.id: store.feedback_examples(s.id) for s in wanted}
-    prints = {s.id: examples_fingerprint(s, stored[s.id], s.learned_threshold, shipped.get(s.id))
-              for s in wanted}
-    models: dict[str, Model] = {}
-    for storyline in wanted:
-        saved = store.saved_model(storyline.id, prints[storyline.id])
-        if saved is not None:
-            models[storyline.id] = Model.from_json(saved)
-    todo = {sid: rows for sid, rows in stored.items() if sid not in models}
-    if not train:
-        return models
-    if todo:
-        trained = build_models(matcher, todo, thresholds={s.id: s.learned_threshold for s in wanted},
-                               starts=shipped)
-        for sid, trained_model in trained.items():
-            store.save_model(sid, prints[sid], trained_model.to_json(), now=utcnow())
-        models.update(trained)
-    for storyline in wanted:
-        model = models.get(storyline.id)
-        if model is None:
-            log.warning("%s: learned = true but too few examples stored (%d); %s "
-                        "(add some with 'monitor learn' or 'monitor feedback')", storyline.id,
-                        len(stored[storyline.id]),
-                        "its model file decides" if storyline.model else "rules alone")
-        else:
-            log.info("%s: learned layer %s on %d candidate examples (%d positive)%s, threshold %.2f%s",
-                     storyline.id, "trained" if storyline.id in todo else "loaded, trained",
-                     model.examples, model.positives,
-                     ", on top of its model file" if storyline.id in shipped else "",
-                     model.threshold, f"; {model.note}" if model.note else "")
-    log.info("learned layer ready in %.2fs", time.monotonic() - started)
-    return models
-
-
-def review(config: MonitorConfig, store: Store, storyline_id: str, *, limit: int | None = 20,
-           scan: int = 2000, since: datetime | None = None, matcher: Matcher | None = None,
-           models: dict[str, Model] | None = None) -> list[dict[str, Any]]:
-    """The review queue of ``monitor review`` and of the web desk's review page, one query for
-    both: of the ``scan`` newest stored items (first seen since ``since``, when given) on which
-    the desk gave no verdict for ``storyline_id`` (``Store.review_candidates``), the ``limit``
-    (None: all) whose verdict would teach the storyline most (``monitor.review.review_queue``:
-    the candidates of its learned layer, disagreements between its model and its rules first,
-    then nearest the cut). Each row: the stored item (``item_id``, ``title``, ``summary``,
-    ``link``, ``source``, ``published``, ``story_id``), what the monitor decides now
-    (``decision``, ``probability``, ``threshold``), what the rules alone decide (``rules``),
-    ``why`` and ``margin``. Decided by ``models`` when given, else as the daemon decides (its
-    learned layer trained or loaded as at its start)."""
-    from .review import review_queue
-
-    if matcher is None:
-        from .match import Matcher as Rules
-
-        matcher = Rules(config.storylines)
-    if models is None:
-        models = learned_models(config, store, matcher)
-    items = store.review_candidates(storyline_id, since=since or _EVER, limit=scan)
-    queue = review_queue(matcher, storyline_id, ((str(r["item_id"]), r["title"], r["summary"])
-                                                 for r in items),
-                         model=models.get(storyline_id), limit=limit)
-    by_id = {str(r["item_id"]): r for r in items}
-    rows = []
-    for entry in queue:
-        item = by_id[entry.key]
-        rows.append({**entry.to_dict(), "item_id": item["item_id"], "summary": item["summary"],
-                     "link": item["link"], "source": item["source"], "published": item["published"],
-                     "story_id": item["story_id"]})
-    return rows
-
-
-_EVER = datetime(1970, 1, 1, tzinfo=UTC)  # review: no window, every stored item
-
-
-def desk_notes(config: MonitorConfig, store: Store) -> dict[str, str]:
-    """Per storyline with ``learned = true``: what its learned layer does, as last trained (read,
-    never trained here): the note of ``learn.desk_fit`` ("learns: ..." or "stands aside: ..."),
-    or why there is none yet."""
-    wanted = [s for s in config.storylines if s.learned]
-    if not wanted:
-        return {}
-    from .learn import Model, examples_fingerprint
-
-    shipped = shipped_models(config)
-    notes = {}
-    for storyline in wanted:
-        stored = store.feedback_examples(storyline.id)
-        if not stored:
-            notes[storyline.id] = "no verdicts yet"
-            continue
-        saved = store.saved_model(storyline.id, examples_fingerprint(
-            storyline, stored, storyline.learned_threshold, shipped.get(storyline.id)))
-        if saved is None:
-            notes[storyline.id] = (f"{len(stored)} example(s), not trained on yet (the daemon trains "
-                                   "at start and when verdicts change)")
-            continue
-        model = Model.from_json(saved)
-        notes[storyline.id] = model.note or (f"model trained on {model.examples} candidate examples "
-                                             f"({model.positives} positive)")
-    return notes
-
-
-def _title(alert: Any) -> str:
-    data = alert.payload.get("data", {}) if isinstance(alert.payload, dict) else {}
-    item = data.get("item") if isinstance(data, dict) else None
-    feed = data.get("feed") if isinstance(data, dict) else None
-    if isinstance(item, dict):
-        return f"[{alert.storyline_id}] {str(item.get('title') or '')[:120]}"
-    if isinstance(feed, dict):
-        return f"{alert.kind} {feed.get('name')}"
-    return alert.kind
-
-
-class _Tally:
-    """What the polls and deliveries did since it was last taken: the daemon's line per cycle."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._reset()
-
-    def _reset(self) -> None:
-        self.polls = self.failed = self.not_modified = self.new_items = self.queued = 0
-        self.sent = self.retrying = self.given_up = 0
-
-    def poll(self, report: FeedReport) -> None:
-        with self._lock:
-            self.polls += 1
-            self.failed += report.outcome == "error"
-            self.not_modified += report.outcome in ("not_modified", "unchanged")
-            self.new_items += report.stored.new_items
-            self.queued += report.stored.new_alerts
-
-    def dispatch(self, report: DispatchReport) -> None:
-        with self._lock:
-            self.sent += report.sent
-            self.retrying += report.retrying
-            self.given_up += report.failed
-
-    def take(self) -> str | None:
-        with self._lock:
-            if not (self.polls or self.sent or self.retrying or self.given_up):
-                return None
-            line = (f"{self.polls} poll(s): {self.not_modified} unchanged, {self.failed} failed, "
-                    f"{self.new_items} new item(s); {self.queued} alert(s) queued, {self.sent} sent"
-                    + (f", {self.retrying} to retry" if self.retrying else "")
-                    + (f", {self.given_up} failed" if self.given_up else ""))
-            self._reset()
-            return line
-
-
-def _human(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.1f}h"

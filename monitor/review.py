@@ -11,19 +11,26 @@ move, ``monitor.learn.is_candidate``) by how near their decision is to the cut:
   found, a hit dropped by a context word, a veto) and **weak matches** (matched, but only in the
   summary), by the rules' reading: ``rules_probability``.
 
-Pure: no I/O. ``monitor review`` reads the stored items and prints what ``review_queue`` returns.
+``review_queue`` is pure: no I/O. ``review`` reads the candidates from the store and ranks them
+with it: the one queue of ``monitor review`` and of the web desk's review page.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
+from .deciders import learned_models
 from .learn import Model, headline_key, is_candidate
 from .match import NON_GROUP_RULES, Explanation, Matcher
 
-__all__ = ["ReviewItem", "review_queue", "rules_probability"]
+if TYPE_CHECKING:
+    from .config import MonitorConfig
+    from .store import Store
+
+__all__ = ["ReviewItem", "review", "review_queue", "rules_probability"]
 
 
 @dataclass(frozen=True)
@@ -117,3 +124,37 @@ def review_queue(matcher: Matcher, storyline_id: str, items: Iterable[tuple[str,
         out.append(ReviewItem(key, title, decision, p, cut, explanation.matched, why, margin))
     out.sort(key=lambda r: (r.decision == r.rules, r.margin, r.key))
     return out[:limit] if limit is not None else out
+
+
+def review(config: MonitorConfig, store: Store, storyline_id: str, *, limit: int | None = 20,
+           scan: int = 2000, since: datetime | None = None, matcher: Matcher | None = None,
+           models: dict[str, Model] | None = None) -> list[dict[str, Any]]:
+    """The review queue of ``monitor review`` and of the web desk's review page, one query for
+    both: of the ``scan`` newest stored items (first seen since ``since``, when given) on which
+    the desk gave no verdict for ``storyline_id`` (``Store.review_candidates``), the ``limit``
+    (None: all) whose verdict would teach the storyline most (``review_queue``:
+    the candidates of its learned layer, disagreements between its model and its rules first,
+    then nearest the cut). Each row: the stored item (``item_id``, ``title``, ``summary``,
+    ``link``, ``source``, ``published``, ``story_id``), what the monitor decides now
+    (``decision``, ``probability``, ``threshold``), what the rules alone decide (``rules``),
+    ``why`` and ``margin``. Decided by ``models`` when given, else as the daemon decides (its
+    learned layer trained or loaded as at its start)."""
+    if matcher is None:
+        matcher = Matcher(config.storylines)
+    if models is None:
+        models = learned_models(config, store, matcher)
+    items = store.review_candidates(storyline_id, since=since or _EVER, limit=scan)
+    queue = review_queue(matcher, storyline_id, ((str(r["item_id"]), r["title"], r["summary"])
+                                                 for r in items),
+                         model=models.get(storyline_id), limit=limit)
+    by_id = {str(r["item_id"]): r for r in items}
+    rows = []
+    for entry in queue:
+        item = by_id[entry.key]
+        rows.append({**entry.to_dict(), "item_id": item["item_id"], "summary": item["summary"],
+                     "link": item["link"], "source": item["source"], "published": item["published"],
+                     "story_id": item["story_id"]})
+    return rows
+
+
+_EVER = datetime(1970, 1, 1, tzinfo=UTC)  # review: no window, every stored item

@@ -32,8 +32,8 @@ SCRIPT = """
 import json, sys
 import monitor.match, monitor.learn, monitor.normalise
 from monitor.config import load_config, packaged_default_path
+from monitor.deciders import config_matcher
 from monitor.normalise import canonical_url, html_to_text
-from monitor.pipeline import config_matcher
 
 matcher = config_matcher(load_config(packaged_default_path()))
 texts = []

@@ -193,7 +193,7 @@ def test_default_config_is_valid_and_shipped():
     # The repository's config/monitor.toml is the packaged one.
     assert (REPO / "config" / "monitor.toml").read_bytes() == packaged_default_path().read_bytes()
     # Its model files ship with it and were trained with these rules (else they stand aside).
-    from monitor.pipeline import shipped_models
+    from monitor.deciders import shipped_models
 
     models = shipped_models(config)
     assert set(models) == {"ceasefire-talks", "captive-releases"}

@@ -266,7 +266,7 @@ def test_pipeline_with_learning_records_what_eval_decides(tmp_path):
         examples = store.feedback_examples("ceasefire-talks")
     matcher = Matcher(load_config(config).storylines)
     # fine-tuned from the storyline's model file, as the daemon does
-    from monitor.pipeline import shipped_models
+    from monitor.deciders import shipped_models
 
     model = build_models(matcher, {"ceasefire-talks": examples},
                          starts=shipped_models(load_config(config)))["ceasefire-talks"]
@@ -361,8 +361,8 @@ def test_shipped_models_decide_what_run_records_and_eval_reports(tmp_path):
     database) predicts for the same items, with the model's probability as the score."""
     from defaults import default_storylines
 
+    from monitor.deciders import shipped_models
     from monitor.normalise import html_to_text
-    from monitor.pipeline import shipped_models
 
     runner = CliRunner()
     items, labels = _e2e_items(tmp_path)
@@ -476,8 +476,8 @@ def test_learned_matcher_one_scan_path_equals_explaining_every_storyline():
     """LearnedMatcher.match scans once (rules' lean path, explanations only for the model's
     candidates); it must decide exactly as explaining every storyline and asking each model."""
     from monitor.config import packaged_default_path
+    from monitor.deciders import shipped_models
     from monitor.normalise import html_to_text
-    from monitor.pipeline import shipped_models
 
     config = load_config(packaged_default_path(), environ={})
     models = shipped_models(config)

@@ -120,7 +120,7 @@ def test_entries_of_stored_urls_are_not_matched_again(tmp_path, monkeypatch):
     the URLs stored and send the entries without matching or fingerprinting them; the store
     records them as entries of the stored items (dedup layer 2), with no new item or match."""
     from monitor.models import ParsedFeed, RawEntry
-    from monitor.pipeline import _digest, _Job
+    from monitor.prepare import Job, prepare
 
     with FeedServer() as server:
         for index in range(4):
@@ -143,17 +143,17 @@ def test_entries_of_stored_urls_are_not_matched_again(tmp_path, monkeypatch):
                 second = monitor.poll_all(config.feeds[4:])
                 stored_url = _items(0, 1)[0]["link"]
                 now = datetime.now(UTC)
-                job = _Job(body=b"", url="", content_type=None, content_location=None,
+                job = Job(body=b"", url="", content_type=None, content_location=None,
                            feed_url="https://other.example/feed", source="other", now=now)
                 parsed = ParsedFeed(None, (
                     RawEntry("x1", "Qatar truce talks resume", stored_url, "", None),
                     RawEntry("x2", "Qatar truce talks resume", "https://news.example/new/1", "", None)))
-                digest = _digest(job, parsed, monitor.matcher, store)
+                prepared = prepare(job, parsed, monitor.matcher, store)
             finally:
                 monitor.close()
     assert sum(r.stored.new_items for r in first) == 24
     assert [(r.stored.new_items, r.stored.known_url, r.stored.new_matches) for r in second] == [(0, 6, 0)] * 4
-    stored, new = digest.new_entries
+    stored, new = prepared.new_entries
     assert (stored.fingerprint, stored.matches) == (None, ())
     assert new.fingerprint is not None and [m.storyline_id for m in new.matches] == ["talks"]
     with sqlite3.connect(config.database) as conn:

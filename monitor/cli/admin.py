@@ -81,8 +81,9 @@ def config_check(obj: Context, config_path: str | None, as_json: bool) -> None:
     Example: monitor config check --config my.toml
     """
     from ..alert import make_channel
+    from ..deciders import shipped_models
     from ..effective import effective_config, render_toml
-    from ..pipeline import effective_channels, shipped_models
+    from ..pipeline import effective_channels
 
     path = find_config(config_path or obj.config_path)
     config = load_config(path, database=obj.db)

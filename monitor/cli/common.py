@@ -173,7 +173,7 @@ def check_storyline(config: MonitorConfig, storyline: str) -> None:
 
 def _decided_by(storyline: StorylineConfig, models: dict[str, Any]) -> str:
     """What decides a storyline, as ``monitor storylines`` shows it: ``model`` (its model file,
-    ``models`` from ``pipeline.shipped_models``) or ``rules``, ``+ desk`` when ``learned = true``
+    ``models`` from ``deciders.shipped_models``) or ``rules``, ``+ desk`` when ``learned = true``
     (the database's examples train or correct it)."""
     return ("model" if storyline.id in models else "rules") + (" + desk" if storyline.learned else "")
 

@@ -77,15 +77,15 @@ def eval_command(obj: Context, labels: str, items_path: str, as_json: bool, erro
     matcher = Matcher(obj.config.storylines)
     models: dict[str, Any] = {}
     if from_db:
-        from ..pipeline import learned_models
+        from ..deciders import learned_models
 
         with obj.store() as store:
             models = learned_models(obj.config, store, matcher)
     elif not rules_only:
-        from ..pipeline import shipped_models
+        from ..deciders import shipped_models
 
         models = shipped_models(obj.config)
-    from ..pipeline import decider
+    from ..deciders import decider
 
     report = evaluate(decider(matcher, models), label_rows, items, skip_unsure=skip_unsure)
     report.decided_by = {s.id: (f"model: {models[s.id].trained_on or 'trained on stored examples'}"
@@ -151,7 +151,7 @@ def review_command(obj: Context, storyline: str, limit: int, scan: int, as_json:
 
     Example: monitor review rafah-crossing --limit 10
     """
-    from ..pipeline import review
+    from ..review import review
 
     check_storyline(obj.config, storyline)
     with obj.store() as store:
@@ -226,8 +226,8 @@ def learn(obj: Context, labels: str, items_path: str, part: str, as_json: bool) 
 
     Example: monitor learn labels/sample/labels.jsonl --items labels/sample/items.jsonl
     """
+    from ..deciders import shipped_models
     from ..evaluate import held_out, html_to_text, load_items, load_labels
-    from ..pipeline import shipped_models
 
     label_rows, items = load_labels(Path(labels)), load_items(Path(items_path))
     warn_unknown_storylines(obj.config, labels, label_rows)

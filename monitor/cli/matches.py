@@ -126,17 +126,17 @@ def check(obj: Context, text: str, summary: str, as_json: bool) -> None:
     from ..store import may_exist
 
     if any(s.learned for s in obj.config.storylines) and may_exist(obj.config.database):
-        from ..pipeline import learned_models  # the models the daemon would use
+        from ..deciders import learned_models  # the models the daemon would use
 
         with obj.store() as store:
             models = learned_models(obj.config, store, matcher)
     elif any(s.model for s in obj.config.storylines):  # no database: no examples yet
-        from ..pipeline import shipped_models
+        from ..deciders import shipped_models
 
         models = shipped_models(obj.config)
     matched: set[str] = set()
     if matcher.refines:  # a refining storyline's decision depends on the others' final ones
-        from ..pipeline import decider
+        from ..deciders import decider
 
         matched = {m.storyline_id for m in decider(matcher, models).match(title, body)}
     if as_json:

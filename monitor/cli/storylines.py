@@ -82,7 +82,7 @@ def storylines_draft(obj: Context, storyline_id: str, name: str, description: st
 
 
 def _list_storylines(obj: Context, as_json: bool, wide: bool) -> None:
-    from ..pipeline import desk_notes, shipped_models
+    from ..deciders import desk_notes, shipped_models
 
     config = obj.config
     with obj.store() as store:

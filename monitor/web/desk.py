@@ -42,8 +42,8 @@ class Desk:
         scores; models trained from the desk's examples are the daemon's, not loaded here)."""
         with self._lock:
             if self._deciders is None:
+                from ..deciders import shipped_models
                 from ..match import Matcher
-                from ..pipeline import shipped_models
 
                 self._deciders = (Matcher(self.config.storylines), shipped_models(self.config))
             return self._deciders

@@ -2,7 +2,7 @@
 time, with the verdict buttons; a verdict takes one click and the next item appears. JSON twin:
 ``/api/v1/review/{storyline}`` (the queue, most uncertain first).
 
-The same queue as ``monitor review`` (``pipeline.review``, ``monitor.review.review_queue``),
+The same queue as ``monitor review`` (``monitor.review.review``, ranked by ``review_queue``),
 over the items first seen in the last 14 days: the candidates of the storyline's learned layer
 (its first group found), where its model and its rules disagree first, then the decisions
 nearest their cut (a model's probability nearest its threshold; with the rules deciding, near
@@ -30,10 +30,11 @@ SHOWN = 20
 
 
 def queue(desk: Desk, storyline_id: str) -> dict[str, Any]:
-    """The queue of ``monitor review`` (``pipeline.review``: one candidate query, one ranking),
+    """The queue of ``monitor review`` (``monitor.review.review``: one candidate query, one ranking),
     over the items first seen in the last ``WINDOW``, decided as the daemon last saved its
     learned layer (never trained here)."""
-    from ..pipeline import review, saved_models
+    from ..deciders import saved_models
+    from ..review import review
 
     storyline = storyline_of(desk, storyline_id)
     matcher, shipped = desk.deciders()
