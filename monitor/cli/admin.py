@@ -10,13 +10,13 @@ import sys
 import click
 
 from ..config import find_config, load_config
-from .common import Context, cli, emit, fails_cleanly, pass_context
+from .common import Context, cli, emit, fails_cleanly, json_option, pass_context
 
 
 @cli.command()
 @click.option("--to", "to_url", required=True, metavar="postgresql://USER@HOST:PORT/DB",
               help="The PostgreSQL database to copy into: empty (its tables are created here).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @pass_context
 @fails_cleanly
 def migrate(obj: Context, to_url: str, as_json: bool) -> None:
@@ -71,7 +71,7 @@ def config_group() -> None:
 @config_group.command(name="check")
 @click.option("--config", "config_path", metavar="PATH",
               help="The config file to check (default: the one `monitor` would use).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @pass_context
 @fails_cleanly
 def config_check(obj: Context, config_path: str | None, as_json: bool) -> None:

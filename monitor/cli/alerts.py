@@ -13,13 +13,13 @@ from typing import Any
 import click
 
 from ..config import MonitorConfig
-from .common import Context, cli, emit, fails_cleanly, pass_context
+from .common import Context, cli, emit, fails_cleanly, json_option, pass_context
 
 
 @cli.group(invoke_without_command=True)
 @click.option("--status", type=click.Choice(["pending", "sent", "failed", "held", "digested"]))
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @click.pass_context
 def alerts(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
     """List the outbox: alerts with their status, attempts and last error; then per channel its
@@ -118,7 +118,7 @@ def alerts_flush(obj: Context, channel: str) -> None:
 @alerts.command(name="retry")
 @click.argument("ids", nargs=-1, type=int)
 @click.option("--failed", is_flag=True, help="Requeue every failed alert.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @pass_context
 @fails_cleanly
 def alerts_retry(obj: Context, ids: tuple[int, ...], failed: bool, as_json: bool) -> None:
@@ -137,7 +137,7 @@ def alerts_retry(obj: Context, ids: tuple[int, ...], failed: bool, as_json: bool
 
 @alerts.command(name="enable")
 @click.argument("channel")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @pass_context
 @fails_cleanly
 def alerts_enable(obj: Context, channel: str, as_json: bool) -> None:

@@ -110,6 +110,7 @@ def fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 pass_context = click.make_pass_decorator(Context)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -129,7 +130,7 @@ def cli(ctx: click.Context, config_path: str | None, db: str | None, verbose: in
     ctx.obj = Context(config_path, db, verbose)
 
 
-def _ago(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+def since_datetime(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
     """A ``--since`` duration (30s, 5m, 2h, 7d) as the moment that long ago."""
     if value is None:
         return None
@@ -154,11 +155,11 @@ def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool,
     from tabulate import tabulate
 
     limits = {c: 70 for c in columns} if widths is None else widths
-    table = [[_cell(row.get(c), limits.get(c)) for c in columns] for row in rows]
+    table = [[table_cell(row.get(c), limits.get(c)) for c in columns] for row in rows]
     click.echo(tabulate(table, headers=list(headers or columns), tablefmt="simple"))
 
 
-def _minute(value: str | None) -> str | None:
+def to_the_minute(value: str | None) -> str | None:
     """An ISO time as ``2026-11-26 06:58`` (UTC), or None."""
     if not value:
         return None
@@ -171,14 +172,14 @@ def check_storyline(config: MonitorConfig, storyline: str) -> None:
                                  param_hint="--storyline")
 
 
-def _decided_by(storyline: StorylineConfig, models: dict[str, Any]) -> str:
+def how_decided(storyline: StorylineConfig, models: dict[str, Any]) -> str:
     """What decides a storyline, as ``monitor storylines`` shows it: ``model`` (its model file,
     ``models`` from ``deciders.shipped_models``) or ``rules``, ``+ desk`` when ``learned = true``
     (the database's examples train or correct it)."""
     return ("model" if storyline.id in models else "rules") + (" + desk" if storyline.learned else "")
 
 
-def _cell(value: Any, width: int | None = 70) -> Any:
+def table_cell(value: Any, width: int | None = 70) -> Any:
     if value is None:
         return "-"
     if isinstance(value, str) and width is not None and len(value) > width:

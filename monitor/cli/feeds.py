@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .common import Context, _minute, cli, emit, fails_cleanly, pass_context
+from .common import Context, cli, emit, fails_cleanly, json_option, pass_context, to_the_minute
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -26,7 +26,7 @@ def _duration(seconds: float) -> str:
 
 
 @cli.group(invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @click.option("--wide", is_flag=True, help="Also the URL, interval and last error, untruncated.")
 @click.pass_context
 def feeds(ctx: click.Context, as_json: bool, wide: bool) -> None:
@@ -69,7 +69,7 @@ def feeds(ctx: click.Context, as_json: bool, wide: bool) -> None:
             emit(rows, [], True)
             return
         for row in rows:
-            row["fetched"], row["every"] = _minute(row["last_fetch"]), _duration(row["interval"])
+            row["fetched"], row["every"] = to_the_minute(row["last_fetch"]), _duration(row["interval"])
         held = ["held_by"] if any(row["held_by"] for row in rows) else []
         if wide:
             emit(rows, ["name", "from", "health", "fetched", "last_status", "consecutive_errors",
@@ -86,7 +86,7 @@ def feeds(ctx: click.Context, as_json: bool, wide: bool) -> None:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @click.pass_obj
 @fails_cleanly
 def instances(obj: Context, as_json: bool) -> None:
@@ -105,7 +105,7 @@ def instances(obj: Context, as_json: bool) -> None:
         emit(rows, [], True)
         return
     for row in rows:
-        row["started"], row["heartbeat"] = _minute(row["started_at"]), row["heartbeat_at"][11:19]
+        row["started"], row["heartbeat"] = to_the_minute(row["started_at"]), row["heartbeat_at"][11:19]
         row["held"] = len(row["feeds"])
         row["delivers"] = ", ".join(row["channels"])
     emit(rows, ["id", "host", "pid", "started", "heartbeat", "held", "delivers"], False,

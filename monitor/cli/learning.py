@@ -16,7 +16,17 @@ from typing import Any
 import click
 
 from ..config import MonitorConfig
-from .common import Context, _decided_by, _minute, check_storyline, cli, emit, fails_cleanly, pass_context
+from .common import (
+    Context,
+    check_storyline,
+    cli,
+    emit,
+    fails_cleanly,
+    how_decided,
+    json_option,
+    pass_context,
+    to_the_minute,
+)
 
 
 def warn_unknown_storylines(config: MonitorConfig, labels: str, rows: Sequence[dict[str, Any]]) -> None:
@@ -32,7 +42,7 @@ def warn_unknown_storylines(config: MonitorConfig, labels: str, rows: Sequence[d
 @click.argument("labels", type=click.Path(dir_okay=False))
 @click.option("--items", "items_path", required=True, type=click.Path(dir_okay=False),
               help="JSONL of items (id, title, summary) the labels refer to.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @click.option("--errors", is_flag=True, help="List false positives and misses with explanations.")
 @click.option("--learned", is_flag=True,
               help="Also measure the learned layer trained on these labels: k-fold CV over the tune "
@@ -138,7 +148,7 @@ def _progress(label: str, as_json: bool) -> Iterator[Callable[[int, int], None] 
 @click.argument("storyline")
 @click.option("--limit", default=20, show_default=True, help="How many items to list.")
 @click.option("--scan", default=2000, show_default=True, help="How many of the newest stored items to rank.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @pass_context
 @fails_cleanly
 def review_command(obj: Context, storyline: str, limit: int, scan: int, as_json: bool) -> None:
@@ -160,7 +170,7 @@ def review_command(obj: Context, storyline: str, limit: int, scan: int, as_json:
         emit(rows, [], True)
         return
     for row in rows:
-        row["published"] = _minute(row["published"])
+        row["published"] = to_the_minute(row["published"])
     emit(rows, ["item_id", "decision", "probability", "why", "title"], False,
          ["item", "decision", "p", "why", "title"], widths={"why": 34, "title": 60})
 
@@ -169,7 +179,7 @@ def review_command(obj: Context, storyline: str, limit: int, scan: int, as_json:
 @click.argument("item")
 @click.argument("verdict", type=click.Choice(["right", "wrong"]))
 @click.option("--storyline", metavar="ID", required=True, help="The storyline the verdict is about.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @pass_context
 @fails_cleanly
 def feedback(obj: Context, item: str, verdict: str, storyline: str, as_json: bool) -> None:
@@ -215,7 +225,7 @@ def feedback(obj: Context, item: str, verdict: str, storyline: str, as_json: boo
               help="JSONL of items (id, title, summary) the labels refer to.")
 @click.option("--part", type=click.Choice(["all", "tune", "held-out"]), default="all",
               show_default=True, help="Import only this part (held-out: sha1(id) % 5 == 0).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @pass_context
 @fails_cleanly
 def learn(obj: Context, labels: str, items_path: str, part: str, as_json: bool) -> None:
@@ -256,7 +266,7 @@ def learn(obj: Context, labels: str, items_path: str, part: str, as_json: bool) 
         t = totals.get(storyline_id, {})
         rows.append({"storyline": storyline_id, "examples": t.get("examples", 0),
                      "positives": t.get("positives", 0),
-                     "decided_by": _decided_by(config_storyline, models),
+                     "decided_by": how_decided(config_storyline, models),
                      "used": config_storyline.learned})
     if as_json:
         click.echo(json.dumps({"imported": count, "labels": labels, "part": part, "storylines": rows},
@@ -284,7 +294,7 @@ def learn(obj: Context, labels: str, items_path: str, part: str, as_json: bool) 
 @click.option("--storyline", "only", multiple=True, metavar="ID",
               help="Train only this storyline (repeatable). Default: every configured storyline "
                    "the labels mention.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @pass_context
 @fails_cleanly
 def train_command(obj: Context, labels: tuple[str, ...], items_path: str, out_dir: str,

@@ -11,16 +11,27 @@ from typing import Any
 
 import click
 
-from .common import Context, _ago, _cell, _minute, check_storyline, cli, emit, fails_cleanly, pass_context
+from .common import (
+    Context,
+    check_storyline,
+    cli,
+    emit,
+    fails_cleanly,
+    json_option,
+    pass_context,
+    since_datetime,
+    table_cell,
+    to_the_minute,
+)
 
 
 @cli.command()
 @click.option("--storyline", metavar="ID", help="Only this storyline.")
-@click.option("--since", metavar="DURATION", callback=_ago,
+@click.option("--since", metavar="DURATION", callback=since_datetime,
               help="Only items published in the last DURATION (30m, 24h, 7d).")
 @click.option("--search", metavar="WORDS", help="Only items whose title or summary has every one of WORDS.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @pass_context
 @fails_cleanly
 def matches(obj: Context, storyline: str | None, since: datetime | None, search: str | None,
@@ -38,8 +49,8 @@ def matches(obj: Context, storyline: str | None, since: datetime | None, search:
         emit(rows, [], True)
         return
     for row in rows:
-        row["when"] = _minute(row["published"])
-        row["item"] = (_cell(row["title"], 60) + "\n" + (row["link"] or "(no link)"))
+        row["when"] = to_the_minute(row["published"])
+        row["item"] = (table_cell(row["title"], 60) + "\n" + (row["link"] or "(no link)"))
         row["sent"] = "yes" if row["alerted"] else "no"
     emit(rows, ["item_id", "when", "storyline", "score", "sent", "item"], False,
          ["item id", "published (UTC)", "storyline", "score", "alerted", "title / link"], widths={})
@@ -47,10 +58,10 @@ def matches(obj: Context, storyline: str | None, since: datetime | None, search:
 
 @cli.command()
 @click.option("--storyline", metavar="ID", help="Only stories with an item of this storyline.")
-@click.option("--since", default="24h", show_default=True, callback=_ago,
+@click.option("--since", default="24h", show_default=True, callback=since_datetime,
               help="Stories first reported this long ago or later (30s, 5m, 2h, 7d).")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @pass_context
 @fails_cleanly
 def stories(obj: Context, storyline: str | None, since: datetime, limit: int, as_json: bool) -> None:
@@ -103,7 +114,7 @@ def _why(why: dict[str, Any]) -> str:
 @cli.command()
 @click.argument("text")
 @click.option("--summary", default="", help="Summary text, scored as the body of the item.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @pass_context
 @fails_cleanly
 def check(obj: Context, text: str, summary: str, as_json: bool) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from ..config import MonitorConfig
-from .common import Context, RedactSecrets, _minute, cli, fails_cleanly, pass_context, setup_logging
+from .common import Context, RedactSecrets, cli, fails_cleanly, pass_context, setup_logging, to_the_minute
 
 log = logging.getLogger("monitor")
 
@@ -107,7 +107,7 @@ def health(obj: Context, max_age: str) -> None:
     age = (datetime.now(UTC) - last).total_seconds() if last else None
     if age is None or age > limit:
         click.echo(f"unhealthy: no feed fetched in the last {max_age}"
-                   + (f" (last: {_minute(last.isoformat())} UTC)" if last else " (none ever)"))
+                   + (f" (last: {to_the_minute(last.isoformat())} UTC)" if last else " (none ever)"))
         sys.exit(1)
     click.echo(f"healthy: a feed was fetched {age:.0f}s ago")
 

@@ -9,11 +9,21 @@ from datetime import UTC, datetime
 
 import click
 
-from .common import Context, _ago, _decided_by, _minute, cli, emit, fails_cleanly, pass_context
+from .common import (
+    Context,
+    cli,
+    emit,
+    fails_cleanly,
+    how_decided,
+    json_option,
+    pass_context,
+    since_datetime,
+    to_the_minute,
+)
 
 
 @cli.group(invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @click.option("--wide", is_flag=True, help="Also the name, the terms and the desk's note, untruncated.")
 @click.pass_context
 @fails_cleanly
@@ -33,11 +43,11 @@ def storylines(ctx: click.Context, as_json: bool, wide: bool) -> None:
 @click.option("--description", default="", help="A sentence on what belongs to it.")
 @click.option("--example", "examples", multiple=True, metavar="HEADLINE",
               help="A headline that belongs to it (repeatable).")
-@click.option("--since", default="30d", show_default=True, callback=_ago,
+@click.option("--since", default="30d", show_default=True, callback=since_datetime,
               help="Read the items stored in this last while.")
 @click.option("--limit", default=10, show_default=True,
               help="How many matched and borderline items to show.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @pass_context
 @fails_cleanly
 def storylines_draft(obj: Context, storyline_id: str, name: str, description: str,
@@ -92,7 +102,7 @@ def _list_storylines(obj: Context, as_json: bool, wide: bool) -> None:
     rows = []
     for storyline in config.storylines:
         s = stats.get(storyline.id, {})
-        decided_by = _decided_by(storyline, models)
+        decided_by = how_decided(storyline, models)
         desk = notes.get(storyline.id, "")
         if storyline.learned and desk.startswith(("learns", "stands aside")):
             decided_by += f" ({desk.split(':', 1)[0]})"
@@ -111,7 +121,7 @@ def _list_storylines(obj: Context, as_json: bool, wide: bool) -> None:
         emit(rows, [], True)
         return
     for row in rows:
-        row["last"] = _minute(row["last_match"])
+        row["last"] = to_the_minute(row["last_match"])
     if wide:
         emit(rows, ["id", "name", "decided_by", "matches_24h", "matches_total", "last", "terms", "desk"],
              False, ["id", "name", "decided by", "24h", "total", "last match (UTC)", "terms", "desk"],
