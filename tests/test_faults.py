@@ -26,28 +26,42 @@ from receivers import TEST_SECRET, SMTPReceiver, WebhookReceiver, free_port, wai
 
 SEED = int(os.environ.get("CRASH_SEED", "20261126"))
 KILLS = int(os.environ.get("CRASH_KILLS", "24"))
+SLOW_MARGIN = 0.08  # seconds after a slow webhook request starts (it lasts 0.1-0.4 s)
 
 
 class SlowHook(WebhookReceiver):
     """A webhook receiver that sometimes takes its time (so kills land mid-delivery) and
-    counts the requests in flight."""
+    counts the requests in flight, and the slow ones by who sent them (``_who``)."""
 
     def __init__(self, rng: random.Random) -> None:
         super().__init__()
         self.rng = rng
         self.in_flight = 0
         self.slow_share = 0.0
+        self.slow_by: Counter[object] = Counter()
+
+    def _who(self, handler: BaseHTTPRequestHandler) -> object:
+        return None  # one sender; a hook of several instances tells them apart
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        who = self._who(handler)
         with self._lock:
             self.in_flight += 1
             delay = self.rng.uniform(0.1, 0.4) if self.rng.random() < self.slow_share else 0.0
+            self.slow_by[who] += delay > 0
         try:
             time.sleep(delay)
             super()._handle(handler)
         finally:
             with self._lock:
                 self.in_flight -= 1
+                self.slow_by[who] -= delay > 0
+
+    def slow_senders(self) -> list[object]:
+        """Who has a slow request in flight: it stays in flight for at least another
+        ``SLOW_MARGIN`` seconds unless the sender is killed."""
+        with self._lock:
+            return [who for who, n in self.slow_by.items() if n > 0]
 
 
 class GrowingFeeds:
@@ -122,8 +136,12 @@ def test_sigkill_at_random_moments_loses_nothing_and_sends_nothing_twice(tmp_pat
                         wait_until(lambda: feeds.in_flight > 0, timeout=10, interval=0.002)
                         time.sleep(rng.uniform(0.0, 0.1))
                     elif kind == "delivery":
-                        wait_until(lambda: hook.in_flight > 0, timeout=10, interval=0.002)
-                        time.sleep(rng.uniform(0.0, 0.3))
+                        # a slow request lasts 0.1 s at least: killed within SLOW_MARGIN of its
+                        # start, the sender is still waiting for the answer, however busy the
+                        # machine is in between (a kill at any point of a fast request did
+                        # land mid-delivery too rarely on a loaded machine)
+                        wait_until(lambda: bool(hook.slow_senders()), timeout=10, interval=0.002)
+                        time.sleep(rng.uniform(0.0, SLOW_MARGIN))
                     else:
                         time.sleep(rng.uniform(0.05, 2.5))
                     in_poll, in_delivery = feeds.in_flight > 0, hook.in_flight > 0

@@ -27,7 +27,7 @@ import pytest
 from faultkit import Daemon, Kit, webhook
 from feedserver import FeedServer
 from receivers import TEST_SECRET, free_port, wait_until
-from test_faults import GrowingFeeds, SlowHook
+from test_faults import SLOW_MARGIN, GrowingFeeds, SlowHook
 
 SEED = int(os.environ.get("INSTANCES_SEED", "20261205"))
 KILLS = int(os.environ.get("INSTANCES_KILLS", "20"))
@@ -196,6 +196,9 @@ class AttributedHook(SlowHook):
         super().__init__(rng)
         self.delivering: Counter[int] = Counter()
 
+    def _who(self, handler: BaseHTTPRequestHandler) -> object:
+        return _run_of(handler)
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         run = _run_of(handler)
         with self._lock:
@@ -285,9 +288,10 @@ def test_three_instances_on_postgresql_killed_at_random_and_a_restart_of_the_ser
                     busy = sorted(set(feeds.in_flight_by()) & set(live))
                     victim = rng.choice(busy) if busy else None
                 elif kind == "delivery":
-                    wait_until(lambda: set(hook.busy()) & set(live), timeout=20, interval=0.002)
-                    time.sleep(rng.uniform(0.0, 0.3))
-                    busy = sorted(set(hook.busy()) & set(live))
+                    wait_until(lambda: set(hook.slow_senders()) & set(live), timeout=20,
+                               interval=0.002)
+                    time.sleep(rng.uniform(0.0, SLOW_MARGIN))  # see test_faults
+                    busy = sorted(set(hook.slow_senders()) & set(live))
                     victim = rng.choice(busy) if busy else None
                 else:
                     time.sleep(rng.uniform(0.05, 2.5))
