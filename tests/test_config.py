@@ -204,6 +204,25 @@ def test_default_config_is_valid_and_shipped():
     assert all(Path(s.model).is_file() for s in repo.storylines if s.model)
 
 
+def test_packaged_paths_are_the_monitor_package_data():
+    """The packaged default config and model files are ``monitor/default_config/``, package data
+    of ``monitor`` itself: not a folder beside the module that finds them (``monitor/config/``
+    is a package one level down), wherever the package is installed."""
+    import re
+
+    import monitor
+    from monitor.config import BUILTIN, packaged_models_path, packaged_storylines_toml
+
+    data = Path(monitor.__file__).resolve().parent / "default_config"
+    assert packaged_default_path().resolve() == data / "monitor.toml"
+    assert packaged_default_path().is_file()
+    assert packaged_models_path().resolve() == data / "models"
+    assert {p.name for p in packaged_models_path().glob("*.json")} == {
+        "ceasefire-talks.json", "captive-releases.json"}
+    models = re.findall(r'^model = "([^"]+)"$', packaged_storylines_toml(), flags=re.M)
+    assert models and all(m.startswith(BUILTIN) or Path(m).is_file() for m in models)
+
+
 def test_cli_bad_config_exits_2_without_traceback(tmp_path):
     path = write(tmp_path, GOOD.replace("[monitor]", "[monitor]\ncolour = 'red'"))
     result = subprocess.run([sys.executable, "-m", "monitor", "--config", str(path), "run", "--once"],
