@@ -36,7 +36,7 @@ from .errors import (
     MonitorError,
 )
 from .fetch import Fetcher, backoff_delay, jittered
-from .logtext import Tally, alert_title, human_duration
+from .logtext import alert_title, human_duration
 from .metrics import POLLS
 from .payload import digest_payload
 from .prepare import Job, init_worker, parse_body, prepare, prepare_in_worker
@@ -84,6 +84,43 @@ class DispatchReport:
     retrying: int = 0
     failed: int = 0
     disabled: bool = False
+
+
+class Tally:
+    """What the polls and deliveries did since it was last taken: the daemon's line per cycle."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.polls = self.failed = self.not_modified = self.new_items = self.queued = 0
+        self.sent = self.retrying = self.given_up = 0
+
+    def poll(self, report: FeedReport) -> None:
+        with self._lock:
+            self.polls += 1
+            self.failed += report.outcome == "error"
+            self.not_modified += report.outcome in ("not_modified", "unchanged")
+            self.new_items += report.stored.new_items
+            self.queued += report.stored.new_alerts
+
+    def dispatch(self, report: DispatchReport) -> None:
+        with self._lock:
+            self.sent += report.sent
+            self.retrying += report.retrying
+            self.given_up += report.failed
+
+    def take(self) -> str | None:
+        with self._lock:
+            if not (self.polls or self.sent or self.retrying or self.given_up):
+                return None
+            line = (f"{self.polls} poll(s): {self.not_modified} unchanged, {self.failed} failed, "
+                    f"{self.new_items} new item(s); {self.queued} alert(s) queued, {self.sent} sent"
+                    + (f", {self.retrying} to retry" if self.retrying else "")
+                    + (f", {self.given_up} failed" if self.given_up else ""))
+            self._reset()
+            return line
 
 
 def effective_channels(config: MonitorConfig) -> tuple[ChannelConfig, ...]:
