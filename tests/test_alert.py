@@ -19,6 +19,7 @@ from monitor.alert import (
     ConsoleChannel,
     EmailChannel,
     WebhookChannel,
+    build_email,
     console_line,
     encode_body,
     make_channel,
@@ -399,6 +400,22 @@ def test_email_javascript_link_is_not_a_link(smtp):
     assert "href=\"javascript" not in page.lower()
     assert "<a href" not in page.split("Reuters")[0]  # the headline is plain text
     assert "javascript:alert(document.cookie)" in page  # shown as text
+
+
+@pytest.mark.parametrize("link", ["http:///x", "https:example.org/truce", "https://"])
+def test_a_link_without_a_host_is_text_not_a_link(link):
+    message = build_email(match_alert(link=link), sender="monitor@example.org", to=["desk@example.org"])
+    page = message.get_body(("html",)).get_content()
+    assert f'href="{link}"' not in page
+    assert link in page  # shown as text
+
+
+def test_a_feed_alert_without_a_url_says_none_of_none():
+    alert = feed_down_alert()
+    alert.payload["data"]["feed"].pop("url")
+    message = build_email(alert, sender="monitor@example.org", to=["desk@example.org"])
+    text = message.get_body(("plain",)).get_content()
+    assert "URL: \n" in text.replace("\r\n", "\n") and "None" not in text
 
 
 def test_email_header_injection_is_stripped(smtp):
