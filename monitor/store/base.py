@@ -1,7 +1,7 @@
 """What every part of ``Store`` runs its SQL through, and what each backend provides for it.
 
-In: SQL with ``?`` / ``:name`` placeholders. Out: rows. ``core.Store``, ``reads.ReadModels``,
-``examples.Examples`` and ``claims.Claims`` are written on these; ``sqlite.py`` and
+In: SQL with ``?`` / ``:name`` placeholders. Out: rows. ``core.Store``, ``outbox.Outbox``,
+``reads.ReadModels``, ``examples.Examples`` and ``claims.Claims`` are written on these; ``sqlite.py`` and
 ``postgres.py`` implement them.
 """
 
