@@ -67,7 +67,7 @@ MODULES: dict[str, list[str]] = {
     "alert": ["tests/test_alert.py", "tests/test_digests.py", "-k", "not real_clock"],
     "fetch": ["tests/test_fetch.py"],
     "stories": ["tests/test_stories.py"],
-    "policy": ["tests/test_digests.py"],
+    "policy": ["tests/test_policy.py", "tests/test_digests.py"],  # the rules alone, then in use
     # the orchestrator; its worker side, model loading, review() and log wording moved out
     "pipeline": ["tests/test_pipeline_pool.py", "tests/test_end_to_end.py", "tests/test_faults.py",
                  "tests/test_learn.py", "-k", "not sigkill and not bounded_and_gives_up and not write_lock"],
