@@ -1,8 +1,11 @@
 """Mutation testing of the modules that decide what users see: would the tests notice?
 
 A small AST mutator (``mutmut`` does not fit this layout well: it mutates in place, and the
-tests start the CLI as subprocesses and fork workers). Each mutant is one change to one
-module, of one of these kinds:
+tests start the CLI as subprocesses and fork workers). A module is ``monitor/<module>.py`` or a
+package ``monitor/<module>/``, whose mutants are drawn from every ``.py`` file in it (files in
+the order of their paths, so that the same sources give the same numbers; a module of one file
+keeps the numbers it had before packages were handled). Each mutant is one change to one file,
+of one of these kinds:
 
 * ``compare``: a comparison operator flipped (``<`` / ``<=``, ``>`` / ``>=``, ``==`` / ``!=``,
   ``in`` / ``not in``, ``is`` / ``is not``);
@@ -18,9 +21,10 @@ timeout of a few times the unmutated run). A mutant is *killed* when the tests f
 when they pass, *timeout* when they hang (counted as noticed: a hang is a failure users see).
 
     python bench/mutation.py                      # every mutant of every module (hours)
-    python bench/mutation.py --per-module 40 --seed 1   # a sample: ~30-40 minutes on 2 cores
+    python bench/mutation.py --per-module 40 --seed 1   # a sample: 1-2 hours on 2 cores
     python bench/mutation.py --module store --list      # the mutants, without running them
     python bench/mutation.py --module dedup --show 12   # the diff of one mutant
+    python bench/mutation.py --module alert --show 300  # in a package: the diff names its file
 
 Not in CI: too slow. The figures and the survivors judged equivalent are in the README
 (development section).
@@ -46,19 +50,40 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# module -> the test files (and pytest options) that speak for it, fastest first.
+# module -> the test files (and pytest options) that speak for it, fastest first. A module is
+# monitor/<module>.py or a package monitor/<module>/ (all its files mutated: module_files).
+# In the table: the modules that decide what users see (which items are stored, match, make one
+# story, alert, and what an alert says, when and through which channel).
 MODULES: dict[str, list[str]] = {
     "normalise": ["tests/test_normalise.py", "tests/test_parse.py"],
     "match": ["tests/test_match.py"],
     "dedup": ["tests/test_dedup.py", "tests/test_minhash.py", "tests/test_store.py"],  # store: keys used
-    "store": ["tests/test_store.py"],
-    "alert": ["tests/test_alert.py"],
+    # a package. test_postgres.py and the PostgreSQL half of test_store.py skip without a server
+    # (conftest.py: $MONITOR_TEST_POSTGRES), and then postgres.py's and pg_schema.py's mutants
+    # survive; test_migrate.py: copy.py (monitor migrate)
+    "store": ["tests/test_postgres.py", "tests/test_migrate.py", "tests/test_store.py"],
+    # a package: the channels and render.py (what people read of an alert and of a digest,
+    # test_digests.py); without the real-clock digest test (a daemon SIGKILLed, 30-60 s alone)
+    "alert": ["tests/test_alert.py", "tests/test_digests.py", "-k", "not real_clock"],
     "fetch": ["tests/test_fetch.py"],
     "stories": ["tests/test_stories.py"],
-    "policy": ["tests/test_digests.py"],
+    "policy": ["tests/test_policy.py", "tests/test_digests.py"],  # the rules alone, then in use
+    # the orchestrator; its worker side, model loading, review() and log wording moved out
     "pipeline": ["tests/test_pipeline_pool.py", "tests/test_end_to_end.py", "tests/test_faults.py",
                  "tests/test_learn.py", "-k", "not sigkill and not bounded_and_gives_up and not write_lock"],
+    # which entries of a changed body are stored, matched and fingerprinted (an entry of a stored
+    # URL is not matched again): the worker side of a poll, pipeline's until it was split
+    "prepare": ["tests/test_pipeline_pool.py", "tests/test_end_to_end.py"],
+    # which storylines a model decides, and which model: a model file whose rules changed is set
+    # aside, the desk's models are trained when its verdicts change. Not test_compiled.py, which
+    # decides through config_matcher on both sides of its comparison: a mutant changes both.
+    "deciders": ["tests/test_config.py", "tests/test_desk.py", "tests/test_learn.py"],
 }
+# Not in the table: logtext (the words of the orchestrator's log lines, read by operators; no
+# decision), review (the order in which the desk is asked for verdicts, not what is matched or
+# alerted), the cli and web packages (they show what the modules above decided; their tests run
+# the commands and the desk and are slow), and the modules never in it before the split (learn,
+# config, parse...). Any of them can be added: a package works as a module does.
 
 _FLIP: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
@@ -71,7 +96,8 @@ _SYMBOL = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==",
 @dataclass(frozen=True)
 class Mutant:
     module: str
-    number: int
+    number: int  # within the module: across a package's files, in the order of their paths
+    file: str  # the file changed, from the repository's root: monitor/alert/render.py
     kind: str
     line: int
     description: str
@@ -88,6 +114,16 @@ class Mutant:
         begin = offsets[self.start[0] - 1] + self.start[1]
         finish = offsets[self.end[0] - 1] + self.end[1]
         return (data[:begin] + self.replacement.encode("utf-8") + data[finish:]).decode("utf-8")
+
+    @property
+    def name(self) -> str:
+        """The file within its package (``render.py``); empty for a module of one file."""
+        return _file_name(self.module, self.file)
+
+    @property
+    def place(self) -> str:
+        """``line 12``, or ``render.py line 12`` in a package."""
+        return f"{self.name} line {self.line}" if self.name else f"line {self.line}"
 
 
 def _skipped_nodes(tree: ast.Module) -> set[int]:
@@ -126,8 +162,31 @@ def _position(node: ast.AST) -> tuple[tuple[int, int], tuple[int, int]]:
                                             node.end_col_offset or 0)  # type: ignore[attr-defined]
 
 
+def module_files(module: str) -> list[Path]:
+    """The files of a module: ``monitor/<module>.py``, or every ``.py`` file of the package
+    ``monitor/<module>/`` (subpackages too), sorted by path. A package wins over a file of the
+    same name, as in an import."""
+    package = ROOT / "monitor" / module
+    if (package / "__init__.py").is_file():
+        return sorted(package.rglob("*.py"), key=lambda path: path.relative_to(package).as_posix())
+    single = ROOT / "monitor" / f"{module}.py"
+    if single.is_file():
+        return [single]
+    raise FileNotFoundError(f"{module}: neither monitor/{module}.py nor a package monitor/{module}/ "
+                            "(MODULES in bench/mutation.py names a module that is gone)")
+
+
 def mutants(module: str) -> list[Mutant]:
-    source = (ROOT / "monitor" / f"{module}.py").read_text(encoding="utf-8")
+    """The module's mutants, numbered from 0 across its files (in ``module_files``' order)."""
+    found: list[Mutant] = []
+    for path in module_files(module):
+        found.extend(_file_mutants(module, path, first=len(found)))
+    return found
+
+
+def _file_mutants(module: str, path: Path, first: int) -> list[Mutant]:
+    source = path.read_text(encoding="utf-8")
+    file = path.relative_to(ROOT).as_posix()
     tree = ast.parse(source)
     skipped = _skipped_nodes(tree)
     # Statements at module or class level build constants and tables: removing one breaks the
@@ -139,7 +198,8 @@ def mutants(module: str) -> list[Mutant]:
 
     def add(kind: str, node: ast.AST, description: str, replacement: str) -> None:
         start, end = _position(node)
-        found.append(Mutant(module, len(found), kind, start[0], description, start, end, replacement))
+        found.append(Mutant(module, first + len(found), file, kind, start[0], description, start, end,
+                            replacement))
 
     for node in ast.walk(tree):
         if id(node) in skipped:
@@ -212,20 +272,20 @@ def run(modules: list[str], *, limit: int | None, seed: int, report: Path | None
     with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
         copy = _copy_repository(Path(scratch))
         for module in modules:
-            target = copy / "monitor" / f"{module}.py"
-            original = target.read_text(encoding="utf-8")
+            found = mutants(module)  # first: a module that is gone fails before its tests run
             status, baseline = _run_tests(copy, MODULES[module], timeout=900)
             if status != "survived":
                 print(f"{module}: the tests fail without any mutant; skipped", flush=True)
                 continue
             timeout = 3 * baseline + 15
-            found = mutants(module)
             # a sample of its own per module: the same mutants whichever modules are run
             chosen = _sample(found, limit, random.Random(f"{seed}:{module}"))
             print(f"{module}: {len(chosen)} of {len(found)} mutants, tests {baseline:.1f} s",
                   flush=True)
             rows = results.setdefault(module, [])
             for mutant in chosen:
+                target = copy / mutant.file
+                original = target.read_text(encoding="utf-8")
                 mutated = mutant.apply(original)
                 try:
                     compile(mutated, str(target), "exec")
@@ -236,39 +296,57 @@ def run(modules: list[str], *, limit: int | None, seed: int, report: Path | None
                     status, seconds = _run_tests(copy, MODULES[module], timeout)
                 finally:
                     target.write_text(original, encoding="utf-8")
-                rows.append({"module": module, "number": mutant.number, "kind": mutant.kind,
-                             "line": mutant.line, "change": mutant.description, "status": status,
-                             "seconds": round(seconds, 1)})
+                rows.append({"module": module, "number": mutant.number, "file": mutant.file,
+                             "kind": mutant.kind, "line": mutant.line, "change": mutant.description,
+                             "status": status, "seconds": round(seconds, 1)})
                 if status != "killed":
-                    print(f"  {status:8} #{mutant.number} line {mutant.line}: {mutant.kind} "
+                    print(f"  {status:8} #{mutant.number} {mutant.place}: {mutant.kind} "
                           f"{mutant.description}", flush=True)
     print()
-    print(f"{'module':10} {'mutants':>7} {'killed':>7} {'survived':>8} {'timeout':>7} {'noticed':>8}")
+    table: list[tuple[str, list[int]]] = []
     totals = [0, 0, 0, 0]
     for module, rows in results.items():
-        counts = [len(rows)] + [sum(r["status"] == s for r in rows)
-                                for s in ("killed", "survived", "timeout")]
+        counts = _counts(rows)
         totals = [a + b for a, b in zip(totals, counts, strict=True)]
-        print(_line(module, counts))
-    print(_line("all", totals))
+        table.append((module, counts))
+        files = sorted({str(r["file"]) for r in rows})
+        if any(_file_name(module, file) for file in files):  # a package: a row per file, indented
+            table += [(f"  {_file_name(module, file)}", _counts([r for r in rows if r["file"] == file]))
+                      for file in files]
+    table.append(("all", totals))
+    width = max(10, *(len(name) for name, _ in table))
+    print(f"{'module':{width}} {'mutants':>7} {'killed':>7} {'survived':>8} {'timeout':>7} {'noticed':>8}")
+    for name, counts in table:
+        print(_line(name, counts, width))
     if report:
         report.write_text(json.dumps([r for rows in results.values() for r in rows], indent=1))
     return 0
 
 
-def _line(name: str, counts: list[int]) -> str:
+def _counts(rows: list[dict[str, object]]) -> list[int]:
+    return [len(rows)] + [sum(r["status"] == s for r in rows) for s in ("killed", "survived", "timeout")]
+
+
+def _file_name(module: str, file: str) -> str:
+    """A file within its package (``render.py``); empty for the file of a one-file module."""
+    return "" if file == f"monitor/{module}.py" else file.removeprefix(f"monitor/{module}/")
+
+
+def _line(name: str, counts: list[int], width: int = 10) -> str:
     total, killed, survived, timeout = counts
     noticed = f"{100 * (killed + timeout) / total:.0f} %" if total else "-"
-    return f"{name:10} {total:7} {killed:7} {survived:8} {timeout:7} {noticed:>8}"
+    return f"{name:{width}} {total:7} {killed:7} {survived:8} {timeout:7} {noticed:>8}"
 
 
 def _show(module: str, number: int) -> Iterator[str]:
-    mutant = mutants(module)[number]
-    path = ROOT / "monitor" / f"{module}.py"
-    source = path.read_text(encoding="utf-8")
+    found = mutants(module)
+    if not 0 <= number < len(found):
+        raise SystemExit(f"{module}: no mutant #{number} (its mutants are #0 to #{len(found) - 1})")
+    mutant = found[number]
+    source = (ROOT / mutant.file).read_text(encoding="utf-8")
     return difflib.unified_diff(source.splitlines(keepends=True),
                                 mutant.apply(source).splitlines(keepends=True),
-                                f"a/monitor/{module}.py", f"b/monitor/{module}.py", n=1)
+                                f"a/{mutant.file}", f"b/{mutant.file}", n=1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -286,13 +364,18 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM ends the run as Ctrl-C does: the running tests are killed, the copy removed
     signal.signal(signal.SIGTERM, lambda _signal, _frame: sys.exit(143))
     modules = args.module or list(MODULES)
+    if args.show is not None or args.list:
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `--list | head`: end quietly, as head does
     if args.show is not None:
         sys.stdout.writelines(_show(modules[0], args.show))
         return 0
     if args.list:
         for module in modules:
-            for m in mutants(module):
-                print(f"{module:10} #{m.number:<4} line {m.line:<5} {m.kind:9} {m.description}")
+            found = mutants(module)
+            width = max(len(m.name) for m in found) if found else 0  # 0: a module of one file
+            for m in found:
+                where = f"{m.name:{width}} " if width else ""
+                print(f"{module:10} #{m.number:<4} {where}line {m.line:<5} {m.kind:9} {m.description}")
         return 0
     return run(modules, limit=args.per_module, seed=args.seed, report=args.json)
 
