@@ -407,7 +407,7 @@ def test_a_link_without_a_host_is_text_not_a_link(link):
     message = build_email(match_alert(link=link), sender="monitor@example.org", to=["desk@example.org"])
     page = message.get_body(("html",)).get_content()
     assert f'href="{link}"' not in page
-    assert link in page  # shown as text
+    assert f"({link})" in page  # shown as text, after the headline
 
 
 def test_a_feed_alert_without_a_url_says_none_of_none():

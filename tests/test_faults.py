@@ -131,16 +131,21 @@ def test_sigkill_at_random_moments_loses_nothing_and_sends_nothing_twice(tmp_pat
         try:
             for kind in kinds:
                 hook.slow_share = 0.6 if kind == "delivery" else 0.15
+                # the killed daemon's last requests finish first (the receivers keep serving
+                # them): a request in flight is then this daemon's, and a kill counted as
+                # mid-poll or mid-delivery is one
+                assert wait_until(lambda: hook.in_flight == 0 and feeds.in_flight == 0, timeout=5)
                 with kit.start() as daemon:
                     if kind == "poll":
-                        wait_until(lambda: feeds.in_flight > 0, timeout=10, interval=0.002)
+                        assert wait_until(lambda: feeds.in_flight > 0, timeout=10, interval=0.002)
                         time.sleep(rng.uniform(0.0, 0.1))
                     elif kind == "delivery":
                         # a slow request lasts 0.1 s at least: killed within SLOW_MARGIN of its
                         # start, the sender is still waiting for the answer, however busy the
                         # machine is in between (a kill at any point of a fast request did
                         # land mid-delivery too rarely on a loaded machine)
-                        wait_until(lambda: bool(hook.slow_senders()), timeout=10, interval=0.002)
+                        assert wait_until(lambda: bool(hook.slow_senders()), timeout=10,
+                                          interval=0.002)
                         time.sleep(rng.uniform(0.0, SLOW_MARGIN))
                     else:
                         time.sleep(rng.uniform(0.05, 2.5))

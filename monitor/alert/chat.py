@@ -19,7 +19,7 @@ from ..config import DEFAULT_USER_AGENT
 from ..errors import ConfigError, DeliveryRetryable
 from ..models import Alert
 from ..payload import FEED_DOWN, FEED_RECOVERED
-from .render import _kind, _text_part, subject_of
+from .render import alert_kind, subject_of, text_part
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,8 @@ class AppriseChannel:
 
     def deliver(self, alert: Alert) -> None:
         title = subject_of(alert)
-        body = _text_part(alert)
-        kind = _kind(alert)
+        body = text_part(alert)
+        kind = alert_kind(alert)
         notify_type = (self._apprise.NotifyType.FAILURE if kind == FEED_DOWN
                        else self._apprise.NotifyType.SUCCESS if kind == FEED_RECOVERED
                        else self._apprise.NotifyType.INFO)

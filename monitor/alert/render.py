@@ -2,11 +2,12 @@
 
 In: an ``Alert`` whose ``payload`` is final (a match, a story update, a digest, a feed down or
 recovered; the bodies of earlier releases too). Out: ``subject_of`` (a subject, a title),
-``_text_part`` (the text/plain body; Apprise's body too), ``_html_part`` (the HTML body: every
-value escaped, only http(s) links), ``console_line`` (the console's line); ``_one_line`` makes
-any value safe for a header or a terminal.
+``text_part`` (the text/plain body; Apprise's body too), ``html_part`` (the HTML body: every
+value escaped, only http(s) links), ``console_line`` (the console's line); ``one_line`` makes
+any value safe for a header or a terminal; ``alert_kind`` what an alert is (its payload's type,
+as the subject and Apprise's notice type read it).
 
-Pure: no I/O. The underscored helpers are shared by the channels of this package only.
+Pure: no I/O. The underscored helpers are this module's own.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..payload import DIGEST, FEED_DOWN, FEED_RECOVERED, STORY_UPDATED
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
-def _one_line(value: Any, limit: int | None = None) -> str:
+def one_line(value: Any, limit: int | None = None) -> str:
     """A string safe for a header or a terminal: control characters (CR, LF, ESC...) become spaces."""
     text = "" if value is None else str(value)
     text = _CONTROL.sub(" ", text).strip()
@@ -57,7 +58,7 @@ def _published(value: Any) -> str:
     try:
         when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
-        return _one_line(value)
+        return one_line(value)
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -68,7 +69,7 @@ def _score(value: Any) -> str:
     try:
         return f"{float(value):.1f}"
     except (TypeError, ValueError):
-        return _one_line(value)
+        return one_line(value)
 
 
 def _data(alert: Alert) -> dict[str, Any]:
@@ -76,7 +77,7 @@ def _data(alert: Alert) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _kind(alert: Alert) -> str:
+def alert_kind(alert: Alert) -> str:
     kind = alert.payload.get("type") if isinstance(alert.payload, dict) else None
     if isinstance(kind, str) and kind:
         return kind
@@ -108,9 +109,9 @@ def _reasons(data: Mapping[str, Any], alert: Alert) -> list[str]:
         if not words:
             words = [str(t.get("found")) for t in storyline.get("matched_terms") or ()
                      if isinstance(t, dict)]
-        unique = list(dict.fromkeys(_one_line(w) for w in words))
-        label = _one_line(storyline.get("id") or alert.storyline_id or "?")
-        who = _one_line(storyline.get("decided_by") or "rules")
+        unique = list(dict.fromkeys(one_line(w) for w in words))
+        label = one_line(storyline.get("id") or alert.storyline_id or "?")
+        who = one_line(storyline.get("decided_by") or "rules")
         reasons.append(f"{label}: {who}, score {_score(storyline.get('score'))}"
                        + (f": {', '.join(unique)}" if unique else ""))
     return reasons
@@ -120,12 +121,12 @@ def _storylines(data: Mapping[str, Any], alert: Alert, key: str = "name",
                 missing: str = "alert") -> str:
     """Every storyline the alert is for (``_listed``), by ``key`` (name or id), joined by " + "."""
     other = "id" if key == "name" else "name"
-    labels = [_one_line(s.get(key) or s.get(other) or "") for s in _listed(data)]
-    return " + ".join(label for label in labels if label) or _one_line(alert.storyline_id or missing)
+    labels = [one_line(s.get(key) or s.get(other) or "") for s in _listed(data)]
+    return " + ".join(label for label in labels if label) or one_line(alert.storyline_id or missing)
 
 
 def _update_line(data: Mapping[str, Any]) -> str:
-    return f"now reported by {_one_line(data.get('outlets'))} outlets"
+    return f"now reported by {one_line(data.get('outlets'))} outlets"
 
 
 def _other_sources(data: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -151,32 +152,32 @@ def _groups(data: Mapping[str, Any]) -> list[dict[str, Any]]:
 def _digest_lines(data: Mapping[str, Any]) -> list[str]:
     """A digest as readable text: per storyline, its stories newest first, each with its
     headline, outlets and link (email, Apprise, console)."""
-    lines = [f"{_one_line(data.get('count'))} stories since {_published(data.get('since'))}:"]
+    lines = [f"{one_line(data.get('count'))} stories since {_published(data.get('since'))}:"]
     for group in _groups(data):
         storyline = _dict(group.get("storyline"))
-        lines.extend(["", f"{_one_line(storyline.get('name') or storyline.get('id') or 'Other')}:"])
+        lines.extend(["", f"{one_line(storyline.get('name') or storyline.get('id') or 'Other')}:"])
         for story in group["stories"]:
             mark = " (update)" if story.get("update") else ""
-            lines.append(f"- {_one_line(story.get('headline')) or '(no title)'}{mark}")
-            outlets = ", ".join(_one_line(o) for o in story.get("outlets") or ())
+            lines.append(f"- {one_line(story.get('headline')) or '(no title)'}{mark}")
+            outlets = ", ".join(one_line(o) for o in story.get("outlets") or ())
             when = _published(story.get("published"))
             lines.append("  " + " — ".join(p for p in (outlets, when) if p))
             if story.get("link"):
-                lines.append(f"  {_one_line(story.get('link'))}")
+                lines.append(f"  {one_line(story.get('link'))}")
     notices = [f for f in data.get("feeds") or () if isinstance(f, dict)]
     if notices:
         lines.extend(["", "Feeds:"])
         for notice in notices:
             state = "down" if notice.get("type") == FEED_DOWN else "recovered"
-            error = f": {_one_line(notice.get('last_error'), 200)}" if notice.get("last_error") else ""
-            lines.append(f"- {_one_line(notice.get('name'))} {state} "
+            error = f": {one_line(notice.get('last_error'), 200)}" if notice.get("last_error") else ""
+            lines.append(f"- {one_line(notice.get('name'))} {state} "
                          f"({_published(notice.get('at'))}){error}")
     return lines
 
 
 def _digest_html(data: Mapping[str, Any]) -> list[str]:
     e = html.escape
-    rows = [f"<p>{e(_one_line(data.get('count')))} stories since "
+    rows = [f"<p>{e(one_line(data.get('count')))} stories since "
             f"{e(_published(data.get('since')))}</p>"]
     for group in _groups(data):
         storyline = _dict(group.get("storyline"))
@@ -202,27 +203,27 @@ def _digest_html(data: Mapping[str, Any]) -> list[str]:
 def subject_of(alert: Alert) -> str:
     """``[<storyline name>] <headline>``, ``[feed down] <feed name>`` or ``[feed recovered] <name>``."""
     data = _data(alert)
-    kind = _kind(alert)
+    kind = alert_kind(alert)
     if kind == DIGEST:
-        names = [_one_line(_dict(g.get("storyline")).get("name")) for g in _groups(data)]
+        names = [one_line(_dict(g.get("storyline")).get("name")) for g in _groups(data)]
         feeds = len(data.get("feeds") or ())
         notices = f"; {feeds} feed notice(s)" if feeds else ""
-        return _one_line(f"[digest] {_one_line(data.get('count'))} stories{notices}: "
+        return one_line(f"[digest] {one_line(data.get('count'))} stories{notices}: "
                          f"{', '.join(n for n in names if n)}", 250)
     if kind in (FEED_DOWN, FEED_RECOVERED):
         feed = _dict(data.get("feed"))
         label = "feed down" if kind == FEED_DOWN else "feed recovered"
-        return _one_line(f"[{label}] {feed.get('name') or feed.get('url') or '?'}", 250)
+        return one_line(f"[{label}] {feed.get('name') or feed.get('url') or '?'}", 250)
     item = _dict(data.get("item"))
-    title = _one_line(item.get("title")) or "(no title)"
+    title = one_line(item.get("title")) or "(no title)"
     if kind == STORY_UPDATED:
-        return _one_line(f"[{_storylines(data, alert)}] {_update_line(data)}: {title}", 250)
-    return _one_line(f"[{_storylines(data, alert)}] {title}", 250)
+        return one_line(f"[{_storylines(data, alert)}] {_update_line(data)}: {title}", 250)
+    return one_line(f"[{_storylines(data, alert)}] {title}", 250)
 
 
-def _text_part(alert: Alert) -> str:
+def text_part(alert: Alert) -> str:
     data = _data(alert)
-    kind = _kind(alert)
+    kind = alert_kind(alert)
     lines: list[str] = []
     if kind == DIGEST:
         lines.extend(_digest_lines(data))
@@ -275,9 +276,9 @@ def _a(url: Any, text: Any) -> str:
     return label
 
 
-def _html_part(alert: Alert) -> str:
+def html_part(alert: Alert) -> str:
     data = _data(alert)
-    kind = _kind(alert)
+    kind = alert_kind(alert)
     e = html.escape
     rows: list[str] = []
     if kind == DIGEST:
@@ -324,29 +325,29 @@ def console_line(alert: Alert) -> str:
     https://... (score 96: cairo~Cairo, truce~truce)``. Control characters are removed.
     """
     data = _data(alert)
-    kind = _kind(alert)
+    kind = alert_kind(alert)
     if kind == DIGEST:  # several lines: a digest is a list of stories
         lines = _digest_lines(data)
-        return f"DIGEST {_one_line(alert.channel)}: " + "\n  ".join(lines)
+        return f"DIGEST {one_line(alert.channel)}: " + "\n  ".join(lines)
     if kind in (FEED_DOWN, FEED_RECOVERED):
         feed = _dict(data.get("feed"))
         if kind == FEED_DOWN:
-            line = (f"FEED DOWN [{_one_line(feed.get('name'))}] {_one_line(feed.get('url'))} "
-                    f"— {_one_line(data.get('consecutive_errors'))} consecutive errors")
+            line = (f"FEED DOWN [{one_line(feed.get('name'))}] {one_line(feed.get('url'))} "
+                    f"— {one_line(data.get('consecutive_errors'))} consecutive errors")
             if data.get("last_error"):
-                line += f": {_one_line(data.get('last_error'), 200)}"
+                line += f": {one_line(data.get('last_error'), 200)}"
             return line
-        return f"FEED RECOVERED [{_one_line(feed.get('name'))}] {_one_line(feed.get('url'))}"
+        return f"FEED RECOVERED [{one_line(feed.get('name'))}] {one_line(feed.get('url'))}"
     item = _dict(data.get("item"))
     label = _storylines(data, alert, key="id", missing="?")
     if kind == STORY_UPDATED:
-        return (f"UPDATE [{label}] story {_one_line(data.get('story_id'))} {_update_line(data)}: "
-                f"{_one_line(item.get('title')) or '(no title)'}")
-    parts = [f"ALERT [{label}] {_one_line(item.get('title')) or '(no title)'}"]
-    where = " ".join(p for p in (_one_line(item.get("source")), _published(item.get("published"))) if p)
+        return (f"UPDATE [{label}] story {one_line(data.get('story_id'))} {_update_line(data)}: "
+                f"{one_line(item.get('title')) or '(no title)'}")
+    parts = [f"ALERT [{label}] {one_line(item.get('title')) or '(no title)'}"]
+    where = " ".join(p for p in (one_line(item.get("source")), _published(item.get("published"))) if p)
     if where:
         parts.append(f"— {where}")
     if item.get("link"):
-        parts.append(_one_line(item.get("link")))
+        parts.append(one_line(item.get("link")))
     parts.append(f"({'; '.join(_reasons(data, alert))})")
     return " ".join(parts)

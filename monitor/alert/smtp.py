@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from ..config import DEFAULT_USER_AGENT
 from ..errors import DeliveryPermanent, DeliveryRetryable
 from ..models import Alert
-from .render import _html_part, _one_line, _text_part, subject_of
+from .render import html_part, one_line, subject_of, text_part
 
 if TYPE_CHECKING:  # smtplib and email are imported by the email channel when it sends
     import smtplib
@@ -60,15 +60,15 @@ def build_email(alert: Alert, *, sender: str, to: Sequence[str],
 
     message = EmailMessage()
     message["Subject"] = subject_of(alert)
-    message["From"] = _one_line(sender)
-    message["To"] = ", ".join(_one_line(address) for address in to)
+    message["From"] = one_line(sender)
+    message["To"] = ", ".join(one_line(address) for address in to)
     message["Date"] = format_datetime(_created(alert).astimezone(UTC))
     message["Message-ID"] = _message_id(alert.uid, sender)
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
-    message["X-Mailer"] = _one_line(user_agent, 200)
-    message["X-Ceasefire-Alert"] = _one_line(alert.uid, 200)
-    message.set_content(_text_part(alert))
-    message.add_alternative(_html_part(alert), subtype="html")
+    message["X-Mailer"] = one_line(user_agent, 200)
+    message["X-Ceasefire-Alert"] = one_line(alert.uid, 200)
+    message.set_content(text_part(alert))
+    message.add_alternative(html_part(alert), subtype="html")
     return message
 
 
@@ -89,8 +89,8 @@ class EmailChannel:
         self.name = name
         self.host = host
         self.port = port
-        self.sender = _one_line(sender)
-        self.to = tuple(_one_line(address) for address in to)
+        self.sender = one_line(sender)
+        self.to = tuple(one_line(address) for address in to)
         self.starttls = starttls
         self.ssl = ssl
         self.username = username
@@ -112,7 +112,7 @@ class EmailChannel:
     def _scrub(self, text: str) -> str:
         if self._password:
             text = text.replace(self._password, "***")
-        return _one_line(text, 300)
+        return one_line(text, 300)
 
     def deliver(self, alert: Alert) -> None:
         import smtplib

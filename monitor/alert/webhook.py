@@ -27,7 +27,7 @@ from ..config import DEFAULT_USER_AGENT
 from ..errors import ChannelGone, ConfigError, DeliveryPermanent, DeliveryRetryable
 from ..fetch import parse_retry_after  # one parser of Retry-After for feeds and receivers
 from ..models import Alert
-from .render import _one_line
+from .render import one_line
 
 log = logging.getLogger(__name__)
 
@@ -160,13 +160,13 @@ def _read_snippet(response: httpx.Response) -> str:
     except httpx.HTTPError:
         pass
     text = b"".join(chunks).decode("utf-8", "replace")
-    return _one_line(text, _RESPONSE_SNIPPET)
+    return one_line(text, _RESPONSE_SNIPPET)
 
 
 def _transport_reason(error: httpx.TransportError) -> str:
     cause: BaseException | None = error
     while cause is not None:  # the OS error says most: "Connection refused", "Name or service not known"
         if isinstance(cause, OSError) and (cause.strerror or cause.args):
-            return f"{type(error).__name__}: {_one_line(cause.strerror or cause.args[-1], 200)}"
+            return f"{type(error).__name__}: {one_line(cause.strerror or cause.args[-1], 200)}"
         cause = cause.__cause__ or cause.__context__
-    return f"{type(error).__name__}: {_one_line(error, 200) or 'connection failed'}"
+    return f"{type(error).__name__}: {one_line(error, 200) or 'connection failed'}"

@@ -12,7 +12,7 @@ One module per job:
   ``split_listen`` and the helpers on a ``database`` value.
 * ``load`` — ``find_config`` (``--config``, ``$MONITOR_CONFIG``, ``./config/monitor.toml``
   or the packaged default) and ``load_config`` (read, parse, validate, ``--db``).
-* ``reader`` — the validation: ``_Reader`` walks the parsed TOML key by key, expands
+* ``reader`` — the validation: ``Reader`` walks the parsed TOML key by key, expands
   ``${VAR}`` and turns each mistake into its message.
 * ``packaged`` — where the packaged default config and model files are
   (``monitor/default_config/``, package data of ``monitor``).

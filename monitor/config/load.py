@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .packaged import packaged_default_path
-from .reader import _Reader
+from .reader import Reader
 from .values import MonitorConfig
 
 
@@ -53,7 +53,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None,
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    config = _Reader(str(path), environ, deliver=deliver).monitor_config(data)
+    config = Reader(str(path), environ, deliver=deliver).monitor_config(data)
     database = database or environ.get("MONITOR_DB")
     if database:
         config = _replace(config, database=database)

@@ -3,7 +3,7 @@
 In: the tables ``tomllib`` made of the file, the file's name (for the messages and for model
 files relative to it) and the environment (for ``${VAR}``). Out: a ``MonitorConfig``, or the
 first mistake as one ``ConfigError``: the file, the key (``feeds[2].url``), what was expected
-and what was found. Unknown keys are errors. ``_Reader`` is used by ``load`` only.
+and what was found. Unknown keys are errors. ``Reader`` is used by ``load`` only.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _STORYLINE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
-class _Reader:
+class Reader:
     """Walks the parsed TOML, checking each key; errors name the file and the key path."""
 
     def __init__(self, source: str, environ: Mapping[str, str], *, deliver: bool = True) -> None:
