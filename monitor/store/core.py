@@ -385,7 +385,12 @@ class Store(ReadModels, Examples, Claims, Outbox):
                     "SELECT 1 FROM alerts WHERE story_id = ? AND channel = ? AND kind = ? LIMIT 1",
                     [story_id, channel.name, MATCH]).fetchone():
                 continue  # the story alerted on this channel: this item is one more source
-            batch.flush()  # the sources of the story are read from the items table
+            if new_story:  # its one source is this item: nothing to read back
+                sources = [{"source": item.source, "title": item.title, "link": item.url,
+                            "published": iso(item.published)}]
+            else:
+                batch.flush()  # the sources of the story are read from the items table
+                sources = self._sources(story_id)
             body = match_payload(
                 timestamp=now, item=item_fields, story_id=story_id,
                 storylines=[{"id": m.storyline_id,
@@ -393,7 +398,7 @@ class Store(ReadModels, Examples, Claims, Outbox):
                              "score": m.score, "hits": found_by[m.storyline_id],
                              "decided_by": m.decided_by, "evidence": list(m.evidence)}
                             for m in wanted],
-                sources=self._sources(story_id),
+                sources=sources,
             )
             counts["new_alerts"] += self._insert_alert(
                 channel.name, MATCH, f"{MATCH}:{story_id}", body, now,
