@@ -9,6 +9,7 @@ stories an item may join.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -195,6 +196,14 @@ class PollBatch:
     def flush(self) -> None:
         conn = self.conn
         self.flushed = True
+        # PostgreSQL: the inserts go out together, one round trip (SQLite writes in-process)
+        with getattr(conn, "pipeline", nullcontext)():
+            self._insert_pending()
+        self.stories, self.keys, self.items, self.entries, self.matches = [], [], [], [], []
+        self.pending_keys.clear()
+
+    def _insert_pending(self) -> None:
+        conn = self.conn
         if self.stories:
             conn.executemany("INSERT INTO stories (id, first_item_id, published, shingles) "
                              "VALUES (?, ?, ?, ?)", self.stories)
@@ -218,8 +227,6 @@ class PollBatch:
                              [(self.profiles[i].to_json(), i) for i in sorted(self.changed)])
             self.written |= self.changed
             self.changed.clear()
-        self.stories, self.keys, self.items, self.entries, self.matches = [], [], [], [], []
-        self.pending_keys.clear()
 
     def keep_profiles(self) -> None:
         """At the end of the poll: the profiles it wrote are the store's (the store forgets them

@@ -30,6 +30,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import psycopg
@@ -91,6 +92,11 @@ class PgTx:
         if rows:
             with self.conn.cursor() as cursor:
                 cursor.executemany(to_psycopg(sql), rows)
+
+    def pipeline(self) -> AbstractContextManager[Any]:
+        """Statements sent without waiting for each answer, one round trip at the end (the
+        poll's inserts: ``PollBatch.flush``); an error is raised there."""
+        return self.conn.pipeline()
 
 
 class PostgresStore(Store):
