@@ -22,6 +22,27 @@ def _secret_forms() -> list[str]:
     return [TEST_SECRET, raw, base64.b64decode(raw).hex(), SMTP_PASSWORD]
 
 
+def test_a_chat_services_token_is_never_in_the_log_of_a_run_under_vv(tmp_path):
+    """An Apprise URL holds the service's token (often in the path of the request it makes):
+    -vv logs the HTTP libraries' debug lines, and none of them may carry it."""
+    token = "tok-9fQ2xZ7kLw4PbN8s"
+    with FeedServer() as server, WebhookReceiver(secret=None) as chat:
+        server.set_feed("/a.xml", rss([headline(random.Random(3), n) for n in range(2)]))
+        kit = Kit(tmp_path, {})
+        kit.write(feeds=[("a", server.url("/a.xml"))],
+                  channels=f"""
+[[alerts]]
+type = "apprise"
+name = "chat"
+urls = ["json://127.0.0.1:{chat.port}/hooks/{token}"]
+""")
+        result = kit.cli("-vv", "run", "--once")
+        assert result.returncode == 0, result.stderr
+        assert chat.received and all(r["path"].endswith(token) for r in chat.received)
+    assert "alert(s) sent" in result.stderr and "DEBUG" in result.stderr  # -vv did log
+    assert token not in result.stderr + result.stdout
+
+
 def test_secrets_never_in_logs_json_or_errors_of_a_run_with_failures(tmp_path):
     wrong = WebhookReceiver(secret=TEST_SECRET)
     with FeedServer() as server, wrong as hook, SMTPReceiver(credentials=("desk", "other")) as smtp:

@@ -60,8 +60,11 @@ def setup_logging(verbosity: int, default: int = logging.WARNING) -> logging.Han
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING if verbosity < 2 else logging.DEBUG)
-    # Apprise logs whole service URLs, tokens included, at DEBUG: never let it.
+    # Apprise logs whole service URLs, tokens included, at DEBUG: never let it. Nor urllib3
+    # (under Apprise), whose DEBUG request line is the service URL's path, where chat services
+    # keep their tokens ("POST /bot<token>/sendMessage", "/services/T.../B.../<token>").
     logging.getLogger("apprise").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
     # A delivery job still busy with a slow receiver is skipped by design, every second.
     logging.getLogger("apscheduler.scheduler").addFilter(
         lambda record: "maximum number of running instances" not in record.getMessage())
