@@ -55,6 +55,15 @@ def setup(tmp_path):
         yield Setup(tmp_path, server)
 
 
+def test_v_shows_what_any_command_does(setup):
+    for path in ("/quiet.xml", "/told.xml"):
+        setup.server.set_feed(path, items(path.strip("/.xml")))
+    assert "fetched" not in setup.run("feeds", "add", setup.server.url("/quiet.xml"))
+    url = setup.server.url("/told.xml")
+    out = setup.run("-v", "feeds", "add", url)  # the fetch of the new feed, as run -v logs it
+    assert f"DEBUG   fetched {url}: HTTP 200" in out
+
+
 def test_an_added_feed_is_polled_by_run_once_on_top_of_the_config(setup):
     setup.server.set_feed("/extra.xml", items("extra", 3))
     out = setup.run("feeds", "add", setup.server.url("/extra.xml"), "--interval", "2m")

@@ -72,10 +72,12 @@ def setup_logging(verbosity: int, default: int = logging.WARNING) -> logging.Han
 
 
 class Context:
-    def __init__(self, config_path: str | None, db: str | None, verbose: int) -> None:
+    def __init__(self, config_path: str | None, db: str | None, verbose: int,
+                 log_handler: logging.Handler | None = None) -> None:
         self.config_path = config_path
         self.db = db
         self.verbose = verbose
+        self.log_handler = log_handler  # -v on any command (``run`` and ``web`` set up their own)
         self._config: MonitorConfig | None = None
 
     @property
@@ -83,12 +85,19 @@ class Context:
         """The config as the commands that deliver nothing read it: a channel's ${VAR} that is not
         set does not stop them (``run`` reads ``delivery_config``)."""
         if self._config is None:
-            self._config = load_config(find_config(self.config_path), database=self.db, deliver=False)
+            self._config = self._redacting(
+                load_config(find_config(self.config_path), database=self.db, deliver=False))
         return self._config
 
     def delivery_config(self) -> MonitorConfig:
         """The config with every channel's ${VAR} resolved: what ``run`` delivers with."""
-        return load_config(find_config(self.config_path), database=self.db)
+        return self._redacting(load_config(find_config(self.config_path), database=self.db))
+
+    def _redacting(self, config: MonitorConfig) -> MonitorConfig:
+        """The config, its secrets kept out of what -v logs from now on."""
+        if self.log_handler is not None:
+            self.log_handler.addFilter(RedactSecrets(config.secrets))
+        return config
 
     def store(self, *, create: bool = False) -> Store:
         """The database; a missing one is an error unless ``create`` (``run``, ``learn``)."""
@@ -130,7 +139,8 @@ def cli(ctx: click.Context, config_path: str | None, db: str | None, verbose: in
 
     Example: monitor run --once
     """
-    ctx.obj = Context(config_path, db, verbose)
+    # -v: the library's debug lines on any command (``run`` and ``web`` log INFO without it)
+    ctx.obj = Context(config_path, db, verbose, setup_logging(verbose) if verbose else None)
 
 
 def since_datetime(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
