@@ -386,8 +386,7 @@ class Store(ReadModels, Examples, Claims, Outbox):
                     [story_id, channel.name, MATCH]).fetchone():
                 continue  # the story alerted on this channel: this item is one more source
             if new_story:  # its one source is this item: nothing to read back
-                sources = [{"source": item.source, "title": item.title, "link": item.url,
-                            "published": iso(item.published)}]
+                sources = [source_row(item.source, item.title, item.url, iso(item.published))]
             else:
                 batch.flush()  # the sources of the story are read from the items table
                 sources = self._sources(story_id)
@@ -482,4 +481,9 @@ def story_sources(tx: Tx, story_id: int) -> list[dict[str, Any]]:
         "ROW_NUMBER() OVER (PARTITION BY i.feed_url ORDER BY i.published, i.id) AS n, "
         "MIN(i.id) OVER (PARTITION BY i.feed_url) AS first_id FROM items i WHERE i.story_id = ?) "
         "AS s WHERE n = 1 ORDER BY first_id", [story_id]).fetchall()
-    return [{"source": r[0], "title": r[1], "link": r[2], "published": r[3]} for r in rows]
+    return [source_row(*row) for row in rows]
+
+
+def source_row(source: str, title: str, link: str | None, published: str) -> dict[str, Any]:
+    """One outlet of a story, as an alert's ``sources`` lists it."""
+    return {"source": source, "title": title, "link": link, "published": published}
