@@ -31,13 +31,14 @@ SLOW_MARGIN = 0.08  # seconds after a slow webhook request starts (it lasts 0.1-
 
 class SlowHook(WebhookReceiver):
     """A webhook receiver that sometimes takes its time (so kills land mid-delivery) and
-    counts the requests in flight, and the slow ones by who sent them (``_who``)."""
+    counts the requests in flight, all and the slow ones, by who sent them (``_who``)."""
 
     def __init__(self, rng: random.Random) -> None:
         super().__init__()
         self.rng = rng
         self.in_flight = 0
         self.slow_share = 0.0
+        self.busy_by: Counter[object] = Counter()
         self.slow_by: Counter[object] = Counter()
 
     def _who(self, handler: BaseHTTPRequestHandler) -> object:
@@ -47,6 +48,7 @@ class SlowHook(WebhookReceiver):
         who = self._who(handler)
         with self._lock:
             self.in_flight += 1
+            self.busy_by[who] += 1
             delay = self.rng.uniform(0.1, 0.4) if self.rng.random() < self.slow_share else 0.0
             self.slow_by[who] += delay > 0
         try:
@@ -55,7 +57,13 @@ class SlowHook(WebhookReceiver):
         finally:
             with self._lock:
                 self.in_flight -= 1
+                self.busy_by[who] -= 1
                 self.slow_by[who] -= delay > 0
+
+    def busy(self) -> list[object]:
+        """Who has a request in flight."""
+        with self._lock:
+            return [who for who, n in self.busy_by.items() if n > 0]
 
     def slow_senders(self) -> list[object]:
         """Who has a slow request in flight: it stays in flight for at least another

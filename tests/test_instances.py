@@ -190,28 +190,10 @@ class LoggedFeeds(GrowingFeeds):
 
 
 class AttributedHook(SlowHook):
-    """SlowHook that also knows which instances are delivering right now."""
-
-    def __init__(self, rng: random.Random) -> None:
-        super().__init__(rng)
-        self.delivering: Counter[int] = Counter()
+    """SlowHook that tells the instances apart (``busy``, ``slow_senders``: which runs)."""
 
     def _who(self, handler: BaseHTTPRequestHandler) -> object:
         return _run_of(handler)
-
-    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        run = _run_of(handler)
-        with self._lock:
-            self.delivering[run] += 1
-        try:
-            super()._handle(handler)
-        finally:
-            with self._lock:
-                self.delivering[run] -= 1
-
-    def busy(self) -> list[int]:
-        with self._lock:
-            return [run for run, n in self.delivering.items() if n > 0]
 
 
 # --------------------------------------------------------------------------- the test
